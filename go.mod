@@ -1,0 +1,3 @@
+module github.com/gitstate/gitstate
+
+go 1.26.8
