@@ -1,0 +1,616 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/gitstate/gitstate"
+)
+
+// groupState is the committer's working state while it applies a group of
+// write requests: every ref the group touches, and the objects it creates.
+// Nothing in it is visible to readers until the group is durable.
+type groupState struct {
+	r     *Repo
+	now   time.Time
+	refs  map[string]refState
+	orig  map[string]Hash
+	objs  []*Object
+	seen  map[Hash]bool
+	trees map[Hash]*Tree
+	blobs map[Hash][]byte
+	// main's working revision and the commits the group adds to it.
+	mainRev     int64
+	mainCommits []*mainCommit
+}
+
+type refState struct {
+	commit Hash
+	tree   Hash
+}
+
+type mainCommit struct {
+	rev      int64
+	hash     Hash
+	commit   *Commit
+	changes  []Change
+	trailers []Trailer
+}
+
+func (g *groupState) readTree(h Hash) (*Tree, error) {
+	if t, ok := g.trees[h]; ok {
+		return t, nil
+	}
+	return g.r.readTree(h)
+}
+
+// emit records a new object, unless it is already stored.
+func (g *groupState) emit(o *Object, t *Tree) {
+	if g.seen[o.Hash] {
+		return
+	}
+	if t != nil {
+		if _, ok := g.r.trees.Peek(o.Hash); ok {
+			return // trees enter the cache only once they are stored
+		}
+	}
+	if g.r.be.HasObject(o.Hash) {
+		if t != nil {
+			g.r.trees.Add(o.Hash, t)
+		}
+		return
+	}
+	g.seen[o.Hash] = true
+	g.objs = append(g.objs, o)
+	if t != nil {
+		g.trees[o.Hash] = t
+	}
+	if o.Type == BlobObject {
+		g.blobs[o.Hash] = o.Data
+	}
+}
+
+func (g *groupState) ref(name string) (refState, error) {
+	if st, ok := g.refs[name]; ok {
+		return st, nil
+	}
+	h := g.r.be.Ref(name)
+	tree, err := g.r.commitTree(h)
+	if err != nil {
+		return refState{}, err
+	}
+	st := refState{commit: h, tree: tree}
+	g.refs[name] = st
+	g.orig[name] = h
+	return st, nil
+}
+
+// commitGroup applies a group of requests, each atomically, makes the
+// successful ones durable with one Backend.Commit, publishes them, and
+// answers every request.
+func (r *Repo) commitGroup(reqs []*writeReq) {
+	start := time.Now()
+	head := r.Head()
+	g := &groupState{
+		r:       r,
+		now:     time.Now(),
+		refs:    map[string]refState{},
+		orig:    map[string]Hash{},
+		seen:    map[Hash]bool{},
+		trees:   map[Hash]*Tree{},
+		blobs:   map[Hash][]byte{},
+		mainRev: head.Revision,
+	}
+	var ok []*writeReq
+	for _, req := range reqs {
+		// Take a checkpoint, so that a failing request leaves no trace.
+		refs, orig := maps.Clone(g.refs), maps.Clone(g.orig)
+		nobj, nmain, rev := len(g.objs), len(g.mainCommits), g.mainRev
+		res, err := r.applyRequest(g, req.batches)
+		if err != nil {
+			for _, o := range g.objs[nobj:] {
+				delete(g.seen, o.Hash)
+				delete(g.trees, o.Hash)
+				delete(g.blobs, o.Hash)
+			}
+			g.objs, g.mainCommits, g.mainRev = g.objs[:nobj], g.mainCommits[:nmain], rev
+			g.refs, g.orig = refs, orig
+			req.err = err
+			close(req.done)
+			continue
+		}
+		req.res = res
+		ok = append(ok, req)
+	}
+	if len(ok) == 0 {
+		return
+	}
+	var updates []RefUpdate
+	for name, st := range g.refs {
+		if st.commit != g.orig[name] {
+			updates = append(updates, RefUpdate{Name: name, Old: g.orig[name], New: st.commit})
+		}
+	}
+	slices.SortFunc(updates, func(a, b RefUpdate) int {
+		if a.Name < b.Name {
+			return -1
+		} else if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	if len(updates) > 0 || len(g.objs) > 0 {
+		if err := r.be.Commit(g.objs, updates); err != nil {
+			r.log.Error("commit failed", "err", err)
+			err = gitstate.Errorf(gitstate.KindInternal, "commit_failed", "commit: %w", err)
+			for _, req := range ok {
+				req.res, req.err = nil, err
+				close(req.done)
+			}
+			return
+		}
+		for h, t := range g.trees {
+			r.trees.Add(h, t)
+		}
+		r.publish(g, len(updates) > 0)
+	}
+	if r.mx != nil {
+		r.mx.observeGroup(len(ok), time.Since(start))
+	}
+	for _, req := range ok {
+		close(req.done)
+	}
+}
+
+// applyRequest applies the batches of one request to the group's state.
+func (r *Repo) applyRequest(g *groupState, batches []*Batch) ([]*Result, error) {
+	out := make([]*Result, 0, len(batches))
+	for _, b := range batches {
+		res, err := r.applyBatch(g, b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
+	ref := b.Ref
+	if ref == "" {
+		ref = mainRef
+	}
+	isMain := ref == mainRef
+	st, err := g.ref(ref)
+	if err != nil {
+		return nil, err
+	}
+	if b.ExpectRef != nil && st.commit != *b.ExpectRef {
+		return nil, gitstate.Errorf(gitstate.KindConflict, "ref_changed", "%s moved", ref)
+	}
+	if b.ResetTo != nil {
+		tree, err := r.commitTree(*b.ResetTo)
+		if err != nil {
+			return nil, err
+		}
+		st = refState{commit: *b.ResetTo, tree: tree}
+		g.refs[ref] = st
+		res := &Result{Changed: true, Commit: st.commit}
+		if isMain {
+			return nil, errors.New("storage: ResetTo on main is not supported")
+		}
+		return res, nil
+	}
+	ed, err := newTreeEditor(g.readTree, st.tree)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkPreconditions(ed, b.Preconditions); err != nil {
+		return nil, err
+	}
+	if b.BaseRevision > 0 && isMain {
+		if err := r.checkBase(g, ed, b); err != nil {
+			return nil, err
+		}
+	}
+	var trailers []Trailer
+	if b.Merge != nil {
+		if err := r.applyMerge(g, ed, b.Merge); err != nil {
+			return nil, err
+		}
+	}
+	for _, op := range b.Ops {
+		t, err := r.applyOp(g, ed, op)
+		if err != nil {
+			return nil, err
+		}
+		trailers = append(trailers, t...)
+	}
+	newTree := ed.write(g.emit)
+	if newTree == st.tree && !b.AllowEmpty && !(st.commit.IsZero() && b.Merge != nil) {
+		res := &Result{Changed: false, Commit: st.commit}
+		if isMain {
+			res.Revision = g.mainRev
+		}
+		return res, nil
+	}
+	parents := []Hash{}
+	if !st.commit.IsZero() {
+		parents = append(parents, st.commit)
+	}
+	if b.Merge != nil {
+		parents = append(parents, b.Merge.Source)
+	}
+	msg := b.Message
+	if msg == "" {
+		msg = defaultMessage(b)
+	}
+	trailers = append(slices.Clone(b.Trailers), trailers...)
+	c := &Commit{
+		Tree:      newTree,
+		Parents:   parents,
+		Author:    nowSig(b.Author, g.now),
+		Committer: Signature{Name: "gitstate", Email: "gitstate@localhost", When: g.now},
+		Message:   withTrailers(msg, trailers),
+	}
+	co := NewObject(CommitObject, c.Encode())
+	g.emit(co, nil)
+	var changes []Change
+	if err := diffTrees(g.readTree, st.tree, newTree, "", func(ch Change) bool {
+		changes = append(changes, ch)
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	g.refs[ref] = refState{commit: co.Hash, tree: newTree}
+	res := &Result{Changed: true, Commit: co.Hash, Changes: changes}
+	if isMain {
+		g.mainRev++
+		res.Revision = g.mainRev
+		g.mainCommits = append(g.mainCommits, &mainCommit{rev: g.mainRev, hash: co.Hash, commit: c, changes: changes, trailers: Trailers(c.Message)})
+	}
+	return res, nil
+}
+
+func checkPreconditions(ed *treeEditor, ps []Precondition) error {
+	var failed []string
+	for _, p := range ps {
+		ent, ok, err := ed.get(p.Key)
+		if err != nil {
+			return err
+		}
+		if ok && ent.IsDir() {
+			ok = false
+		}
+		switch {
+		case p.Absent && ok,
+			p.Exists && !ok,
+			!p.ETag.IsZero() && (!ok || ent.Hash != p.ETag):
+			failed = append(failed, p.Key)
+		}
+	}
+	if len(failed) > 0 {
+		return gitstate.Errorf(gitstate.KindPrecondition, "precondition_failed",
+			"precondition failed for %d key(s)", len(failed)).WithKeys(failed...)
+	}
+	return nil
+}
+
+// checkBase fails when a key the batch's ops touch differs from what it was
+// at the batch's base revision.
+func (r *Repo) checkBase(g *groupState, ed *treeEditor, b *Batch) error {
+	if b.BaseRevision > g.mainRev {
+		return gitstate.Errorf(gitstate.KindNotFound, "revision_not_found", "base revision %d does not exist", b.BaseRevision)
+	}
+	baseCommit, err := r.commitOf(b.BaseRevision)
+	if err != nil {
+		return err
+	}
+	baseTree, err := r.commitTree(baseCommit)
+	if err != nil {
+		return err
+	}
+	var changed []string
+	check := func(key string) error {
+		then, okThen, err := lookupPath(g.readTree, baseTree, key)
+		if err != nil {
+			return err
+		}
+		now, okNow, err := ed.get(key)
+		if err != nil {
+			return err
+		}
+		if okThen != okNow || then.Hash != now.Hash || (okNow && now.IsDir()) {
+			if !(okNow && now.IsDir() && okThen && then.IsDir()) || then.Hash != now.Hash {
+				changed = append(changed, key)
+			}
+		}
+		return nil
+	}
+	for _, op := range b.Ops {
+		keys := []string{op.Key}
+		if op.Kind == OpMove {
+			keys = append(keys, op.From)
+		}
+		for _, k := range keys {
+			if k == "" {
+				continue
+			}
+			if err := check(k); err != nil {
+				return err
+			}
+		}
+	}
+	if len(changed) > 0 {
+		return gitstate.Errorf(gitstate.KindConflict, "changed_since_base",
+			"%d key(s) changed after revision %d", len(changed), b.BaseRevision).WithKeys(changed...)
+	}
+	return nil
+}
+
+// applyMerge applies the changes between m.Base and m.Source to ed, key by
+// key, failing on keys that ed's ref changed differently since m.Base.
+func (r *Repo) applyMerge(g *groupState, ed *treeEditor, m *Merge) error {
+	baseTree, err := r.commitTree(m.Base)
+	if err != nil {
+		return err
+	}
+	srcTree, err := r.commitTree(m.Source)
+	if err != nil {
+		return err
+	}
+	var changes []Change
+	if err := diffTrees(g.readTree, baseTree, srcTree, "", func(c Change) bool {
+		changes = append(changes, c)
+		return true
+	}); err != nil {
+		return err
+	}
+	var conflicts []string
+	for _, c := range changes {
+		cur, ok, err := ed.get(c.Key)
+		if err != nil {
+			return err
+		}
+		var curHash Hash
+		if ok {
+			curHash = cur.Hash
+		}
+		if curHash != c.From.Hash && curHash != c.To.Hash {
+			conflicts = append(conflicts, c.Key)
+		}
+	}
+	if len(conflicts) > 0 {
+		return gitstate.Errorf(gitstate.KindConflict, "merge_conflict",
+			"%d key(s) changed on both sides with different values", len(conflicts)).WithKeys(conflicts...)
+	}
+	for _, c := range changes {
+		if c.Op == Deleted {
+			if _, err := ed.delete(c.Key); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := ed.put(c.Key, c.To.Hash, c.To.Mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyOp applies one op and returns the trailers that record it.
+func (r *Repo) applyOp(g *groupState, ed *treeEditor, op Op) ([]Trailer, error) {
+	switch op.Kind {
+	case OpPut:
+		h := op.Blob
+		if op.Value != nil {
+			o := NewObject(BlobObject, op.Value)
+			g.emit(o, nil)
+			h = o.Hash
+		} else if !g.seen[h] && !r.be.HasObject(h) {
+			return nil, gitstate.Errorf(gitstate.KindInvalid, "invalid_request", "blob %s does not exist", h)
+		}
+		_, err := ed.put(op.Key, h, op.Mode)
+		return nil, err
+	case OpDelete:
+		found, err := ed.delete(op.Key)
+		if err == nil && !found && op.MustExist {
+			err = keyNotFound(op.Key)
+		}
+		return nil, err
+	case OpDeletePrefix:
+		found, err := ed.deleteDir(op.Key)
+		if err == nil && !found && op.MustExist {
+			err = gitstate.Errorf(gitstate.KindNotFound, "key_not_found", "no keys under %q", op.Key+"/").WithKeys(op.Key)
+		}
+		return nil, err
+	case OpMove:
+		ent, ok, err := ed.get(op.From)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || ent.IsDir() {
+			return nil, keyNotFound(op.From)
+		}
+		if _, exists, err := ed.get(op.Key); err != nil {
+			return nil, err
+		} else if exists {
+			return nil, gitstate.Errorf(gitstate.KindConflict, "key_exists", "cannot move %q to %q: it exists", op.From, op.Key).WithKeys(op.Key)
+		}
+		if _, err := ed.delete(op.From); err != nil {
+			return nil, err
+		}
+		if _, err := ed.put(op.Key, ent.Hash, ent.Mode); err != nil {
+			return nil, err
+		}
+		return []Trailer{{Key: TrailerMoveFrom, Value: op.From}, {Key: TrailerMoveTo, Value: op.Key}}, nil
+	case OpRestoreDir:
+		return nil, ed.setDir(op.Key, op.Blob)
+	}
+	return nil, gitstate.Errorf(gitstate.KindInvalid, "unknown_op", "unknown op %d", op.Kind)
+}
+
+func keyNotFound(key string) error {
+	return gitstate.Errorf(gitstate.KindNotFound, "key_not_found", "key %q does not exist", key).WithKeys(key)
+}
+
+// publish moves the index and the in-memory head to the group's new state
+// and wakes the watchers.
+func (r *Repo) publish(g *groupState, refsMoved bool) {
+	if len(g.mainCommits) > 0 {
+		ib := r.ix.newBatch(r.name)
+		err := r.indexCommits(ib, g.mainCommits, func(h Hash) ([]byte, error) {
+			if d, ok := g.blobs[h]; ok {
+				return d, nil
+			}
+			o, err := r.be.ReadObject(h)
+			if err != nil {
+				return nil, err
+			}
+			return o.Data, nil
+		})
+		last := g.mainCommits[len(g.mainCommits)-1]
+		r.viewMu.Lock()
+		if err == nil {
+			err = ib.commit()
+		} else {
+			ib.b.Close()
+		}
+		if err != nil && !r.indexStale {
+			r.log.Error("index update failed; serving head from Git until restart", "err", err)
+			r.indexStale = true
+		}
+		for _, mc := range g.mainCommits {
+			r.commits.Add(mc.hash, mc.commit)
+			r.revs = append(r.revs, mc.hash)
+			r.revOf[mc.hash] = mc.rev
+		}
+		r.head = Head{Revision: last.rev, Commit: last.hash, Tree: last.commit.Tree}
+		r.viewMu.Unlock()
+		if r.mx != nil {
+			r.mx.headRevision.WithLabelValues(r.name).Set(float64(last.rev))
+		}
+	}
+	if refsMoved {
+		r.notifyMu.Lock()
+		close(r.notify)
+		r.notify = make(chan struct{})
+		r.notifyMu.Unlock()
+	}
+}
+
+// indexCommits adds main commits (in order) to an index batch: their
+// revision records and the entries of the keys they changed.
+func (r *Repo) indexCommits(ib *indexBatch, mcs []*mainCommit, blob func(Hash) ([]byte, error)) error {
+	for _, mc := range mcs {
+		for _, c := range mc.changes {
+			if c.Op == Deleted {
+				if err := ib.deleteEntry(c.Key); err != nil {
+					return err
+				}
+				continue
+			}
+			e, err := r.newEntry(c.To, mc.rev, blob)
+			if err != nil {
+				return err
+			}
+			if err := ib.setEntry(c.Key, e); err != nil {
+				return err
+			}
+		}
+		ri := revisionInfo(mc.rev, mc.hash, mc.commit, mc.changes, mc.trailers)
+		if err := ib.addRevision(ri, mc.hash); err != nil {
+			return err
+		}
+	}
+	last := mcs[len(mcs)-1]
+	return ib.setHead(last.rev, last.hash)
+}
+
+func (r *Repo) newEntry(te TreeEntry, rev int64, blob func(Hash) ([]byte, error)) (*IndexEntry, error) {
+	e := &IndexEntry{Blob: te.Hash, Mode: te.Mode, ModRev: rev}
+	if te.Mode == ModeSubmodule {
+		return e, nil // a commit of another repository: no blob here
+	}
+	data, err := blob(te.Hash)
+	if err != nil {
+		return nil, fmt.Errorf("blob %s: %w", te.Hash, err)
+	}
+	e.Size = int64(len(data))
+	if len(data) <= r.opts.InlineValueMax {
+		e.Inline, e.Value = true, data
+	}
+	return e, nil
+}
+
+// revisionInfo describes a main commit, with its changes as a reconciler
+// reads them: moves (from the commit's trailers) as moves.
+func revisionInfo(rev int64, h Hash, c *Commit, changes []Change, trailers []Trailer) *RevisionInfo {
+	ri := &RevisionInfo{
+		Revision: rev,
+		Commit:   h.String(),
+		Parents:  make([]string, len(c.Parents)),
+		Author:   c.Author.Name,
+		Email:    c.Author.Email,
+		Time:     c.Author.When.Unix(),
+		Message:  c.Message,
+		Changes:  keyChanges(changes, trailers),
+	}
+	for i, p := range c.Parents {
+		ri.Parents[i] = p.String()
+	}
+	return ri
+}
+
+// keyChanges turns tree changes into key changes, pairing the deletes and
+// adds that the trailers record as moves.
+func keyChanges(changes []Change, trailers []Trailer) []KeyChange {
+	moveTo := map[string]string{} // to -> from
+	var from string
+	for _, t := range trailers {
+		switch t.Key {
+		case TrailerMoveFrom:
+			from = t.Value
+		case TrailerMoveTo:
+			if from != "" {
+				moveTo[t.Value] = from
+			}
+			from = ""
+		}
+	}
+	deleted := map[string]bool{}
+	added := map[string]bool{}
+	for _, c := range changes {
+		switch c.Op {
+		case Deleted:
+			deleted[c.Key] = true
+		case Added:
+			added[c.Key] = true
+		}
+	}
+	movedFrom := map[string]bool{}
+	for to, from := range moveTo {
+		if added[to] && deleted[from] {
+			movedFrom[from] = true
+		} else {
+			delete(moveTo, to)
+		}
+	}
+	out := make([]KeyChange, 0, len(changes))
+	for _, c := range changes {
+		switch {
+		case c.Op == Deleted && movedFrom[c.Key]:
+			continue
+		case c.Op == Deleted:
+			out = append(out, KeyChange{Key: c.Key, Op: "delete"})
+		case moveTo[c.Key] != "":
+			out = append(out, KeyChange{Key: c.Key, Op: "move", From: moveTo[c.Key], ETag: c.To.Hash.String()})
+		default:
+			out = append(out, KeyChange{Key: c.Key, Op: "put", ETag: c.To.Hash.String()})
+		}
+	}
+	return out
+}

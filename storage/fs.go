@@ -1,0 +1,697 @@
+package storage
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// FSBackend is a Backend over a bare Git repository on local disk.
+//
+// Writes go first to a journal (see journal.go), which is synced once per
+// call to Commit; that is when a write is durable. A background flusher then
+// writes the new objects as one pack and the refs as loose ref files (both
+// synced), which is what Git sees, and checkpoints the journal. The Git files
+// lag the API by at most FlushDelay under load, and by about a millisecond
+// when writes pause; Flush waits for them to catch up. At open, the groups the
+// journal holds after its last checkpoint are applied to the Git files, so
+// after a crash the repository is whole before anything reads it.
+//
+// Small packs are merged in the background, so their number stays bounded.
+type FSBackend struct {
+	dir     string // the bare repository
+	objDir  string
+	packDir string
+	log     *slog.Logger
+	opts    FSOptions
+	jnl     *journal
+
+	mu sync.RWMutex // guards the fields below; lock order: FSBackend.mu, then journal.mu
+	// mem holds objects that are in the journal but not yet in a pack.
+	mem   map[Hash]*Object
+	packs []*pack // newest first
+	refs  map[string]Hash
+	// pending is what the flusher has yet to write, in journal order.
+	pending      []pendingGroup
+	pendingBytes int
+	lastScan     time.Time
+
+	commitMu  sync.Mutex // serializes Commit
+	flushMu   sync.Mutex // serializes flushes
+	wake      chan struct{}
+	flushed   chan struct{} // closed and replaced after each flush
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type pendingGroup struct {
+	end  journalPos
+	objs []*Object
+	refs []RefUpdate
+	at   time.Time
+}
+
+// FSOptions tunes an FSBackend. Zero values give the defaults.
+type FSOptions struct {
+	// FlushDelay bounds how long objects may wait in the journal before
+	// they are written to Git's files while writes keep coming (default
+	// 100ms). When writes pause for IdleFlush (default 1ms), they are written
+	// at once.
+	FlushDelay time.Duration
+	IdleFlush  time.Duration
+	// FlushBytes starts a flush when this many bytes wait (default 16 MiB).
+	FlushBytes int
+	// MaxPacks is the number of packs written by gitstate above which they
+	// are merged (default 16).
+	MaxPacks int
+	Logger   *slog.Logger
+
+	syncHist, flushHist prometheus.Observer
+}
+
+var _ Backend = (*FSBackend)(nil)
+
+// OpenFS opens (creating it if needed) the bare repository at dir, applies
+// what its journal holds after the last checkpoint, and starts the flusher.
+func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
+	if opts.FlushDelay <= 0 {
+		opts.FlushDelay = 100 * time.Millisecond
+	}
+	if opts.IdleFlush <= 0 {
+		opts.IdleFlush = time.Millisecond
+	}
+	if opts.FlushBytes <= 0 {
+		opts.FlushBytes = 16 << 20
+	}
+	if opts.MaxPacks <= 0 {
+		opts.MaxPacks = 16
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "HEAD")); errors.Is(err, os.ErrNotExist) {
+		if err := initBareRepo(dir); err != nil {
+			return nil, fmt.Errorf("init %s: %w", dir, err)
+		}
+	}
+	b := &FSBackend{
+		dir:     dir,
+		objDir:  filepath.Join(dir, "objects"),
+		packDir: filepath.Join(dir, "objects", "pack"),
+		log:     opts.Logger,
+		opts:    opts,
+		mem:     map[Hash]*Object{},
+		wake:    make(chan struct{}, 1),
+		flushed: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := os.MkdirAll(b.packDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := b.scanPacks(); err != nil {
+		return nil, err
+	}
+	refs, err := readRefs(dir)
+	if err != nil {
+		b.closePacks()
+		return nil, err
+	}
+	b.refs = refs
+	jnl, groups, err := openJournal(filepath.Join(dir, "gitstate", "journal"))
+	if err != nil {
+		b.closePacks()
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	b.jnl = jnl
+	if len(groups) > 0 {
+		// Apply what the journal holds beyond the Git files, then write it
+		// out before anyone reads.
+		n := 0
+		for _, g := range groups {
+			for _, o := range g.objects {
+				b.mem[o.Hash] = o
+			}
+			for _, u := range g.refs {
+				if u.New.IsZero() {
+					delete(b.refs, u.Name)
+				} else {
+					b.refs[u.Name] = u.New
+				}
+			}
+			b.pending = append(b.pending, pendingGroup{end: journalPos{jnl.seg, jnl.size}, objs: g.objects, refs: g.refs})
+			n += len(g.objects)
+		}
+		b.log.Info("replaying journal", "repo", dir, "groups", len(groups), "objects", n)
+		if err := b.Flush(); err != nil {
+			b.jnl.close()
+			b.closePacks()
+			return nil, fmt.Errorf("replay journal: %w", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	go b.flushLoop(ctx)
+	return b, nil
+}
+
+// Dir returns the path of the bare repository.
+func (b *FSBackend) Dir() string { return b.dir }
+
+// scanPacks opens the packs in objects/pack that are not yet open.
+func (b *FSBackend) scanPacks() error {
+	ents, err := os.ReadDir(b.packDir)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	known := map[string]bool{}
+	for _, p := range b.packs {
+		known[p.path] = true
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, "pack-") || !strings.HasSuffix(name, ".idx") {
+			continue
+		}
+		idx := filepath.Join(b.packDir, name)
+		if known[strings.TrimSuffix(idx, ".idx")+".pack"] {
+			continue
+		}
+		p, err := openPack(idx)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // removed meanwhile (a repack by git)
+			}
+			return err
+		}
+		b.packs = append(b.packs, p)
+	}
+	b.lastScan = time.Now()
+	return nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func (b *FSBackend) closePacks() {
+	for _, p := range b.packs {
+		p.close()
+	}
+}
+
+// ReadObject implements ObjectReader.
+func (b *FSBackend) ReadObject(h Hash) (*Object, error) {
+	o, err := b.readObject(h)
+	if errors.Is(err, ErrObjectNotFound) {
+		// Git may have added a pack (a repack, a fetch into the repository
+		// by hand); look again, at most every 100ms.
+		b.mu.RLock()
+		stale := time.Since(b.lastScan) > 100*time.Millisecond
+		b.mu.RUnlock()
+		if stale {
+			if err := b.scanPacks(); err != nil {
+				return nil, err
+			}
+			o, err = b.readObject(h)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("object %s: %w", h, err)
+	}
+	return o, nil
+}
+
+func (b *FSBackend) readObject(h Hash) (*Object, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if o, ok := b.mem[h]; ok {
+		return o, nil
+	}
+	for _, p := range b.packs {
+		if p.has(h) {
+			return p.read(h, b.readBaseLocked)
+		}
+	}
+	return readLoose(b.objDir, h)
+}
+
+// readBaseLocked resolves a ref-delta base; b.mu is held for reading.
+func (b *FSBackend) readBaseLocked(h Hash) (*Object, error) {
+	for _, p := range b.packs {
+		if p.has(h) {
+			return p.read(h, b.readBaseLocked)
+		}
+	}
+	return readLoose(b.objDir, h)
+}
+
+// HasObject implements Backend.
+func (b *FSBackend) HasObject(h Hash) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.hasLocked(h)
+}
+
+func (b *FSBackend) hasLocked(h Hash) bool {
+	if _, ok := b.mem[h]; ok {
+		return true
+	}
+	for _, p := range b.packs {
+		if p.has(h) {
+			return true
+		}
+	}
+	s := h.String()
+	return fileExists(filepath.Join(b.objDir, s[:2], s[2:]))
+}
+
+// Ref implements Backend.
+func (b *FSBackend) Ref(name string) Hash {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.refs[name]
+}
+
+// Refs implements Backend.
+func (b *FSBackend) Refs(prefix string) map[string]Hash {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := map[string]Hash{}
+	for n, h := range b.refs {
+		if strings.HasPrefix(n, prefix) {
+			out[n] = h
+		}
+	}
+	return out
+}
+
+// Commit implements Backend: one journal record and one sync for the lot.
+func (b *FSBackend) Commit(objs []*Object, updates []RefUpdate) error {
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
+	b.mu.RLock()
+	for _, u := range updates {
+		if b.refs[u.Name] != u.Old {
+			b.mu.RUnlock()
+			return fmt.Errorf("%s: %w", u.Name, ErrRefChanged)
+		}
+	}
+	b.mu.RUnlock()
+	g := &group{objects: objs, refs: updates}
+	end, err := b.jnl.appendGroup(g)
+	if err != nil {
+		return err
+	}
+	syncStart := time.Now()
+	if err := b.jnl.sync(); err != nil {
+		return err
+	}
+	if b.opts.syncHist != nil {
+		b.opts.syncHist.Observe(time.Since(syncStart).Seconds())
+	}
+	size := 0
+	b.mu.Lock()
+	for _, o := range objs {
+		b.mem[o.Hash] = o
+		size += len(o.Data)
+	}
+	for _, u := range updates {
+		if u.New.IsZero() {
+			delete(b.refs, u.Name)
+		} else {
+			b.refs[u.Name] = u.New
+		}
+	}
+	b.pending = append(b.pending, pendingGroup{end: end, objs: objs, refs: updates, at: time.Now()})
+	b.pendingBytes += size
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// flushLoop writes pending groups to Git's files: at once when writes pause,
+// at least every FlushDelay while they do not.
+func (b *FSBackend) flushLoop(ctx context.Context) {
+	defer close(b.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		}
+		idle := time.NewTimer(b.opts.IdleFlush)
+	wait:
+		for {
+			b.mu.RLock()
+			var age time.Duration
+			if len(b.pending) > 0 {
+				age = time.Since(b.pending[0].at)
+			}
+			big := b.pendingBytes >= b.opts.FlushBytes
+			b.mu.RUnlock()
+			if big || age >= b.opts.FlushDelay {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				idle.Stop()
+				return
+			case <-b.wake:
+				// More writes: wait for a pause, but not past FlushDelay.
+				idle.Reset(b.opts.IdleFlush)
+			case <-idle.C:
+				break wait
+			}
+		}
+		idle.Stop()
+		if err := b.Flush(); err != nil {
+			b.log.Error("flush to git failed; will retry", "repo", b.dir, "err", err)
+			time.Sleep(100 * time.Millisecond)
+			select {
+			case b.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Flush writes every group committed so far to Git's files (a pack and the
+// loose refs, synced) and checkpoints the journal. It returns when the Git
+// files reflect every Commit that returned before it was called.
+func (b *FSBackend) Flush() error {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
+	b.mu.Lock()
+	pend := b.pending
+	b.pending = nil
+	b.pendingBytes = 0
+	b.mu.Unlock()
+	if len(pend) == 0 {
+		return nil
+	}
+	if b.opts.flushHist != nil {
+		defer func(start time.Time) { b.opts.flushHist.Observe(time.Since(start).Seconds()) }(time.Now())
+	}
+	restore := func() {
+		b.mu.Lock()
+		b.pending = append(pend, b.pending...)
+		for _, g := range pend {
+			for _, o := range g.objs {
+				b.pendingBytes += len(o.Data)
+			}
+		}
+		b.mu.Unlock()
+	}
+	// Objects: one pack, without the ones a pack already holds.
+	var objs []*Object
+	seen := map[Hash]bool{}
+	b.mu.RLock()
+	for _, g := range pend {
+		for _, o := range g.objs {
+			if seen[o.Hash] {
+				continue
+			}
+			seen[o.Hash] = true
+			inPack := false
+			for _, p := range b.packs {
+				if p.has(o.Hash) {
+					inPack = true
+					break
+				}
+			}
+			if !inPack {
+				objs = append(objs, o)
+			}
+		}
+	}
+	b.mu.RUnlock()
+	var np *pack
+	if len(objs) > 0 {
+		var err error
+		if np, err = b.writePack(objs); err != nil {
+			restore()
+			return err
+		}
+	}
+	// Refs: the last value of each.
+	final := map[string]Hash{}
+	for _, g := range pend {
+		for _, u := range g.refs {
+			final[u.Name] = u.New
+		}
+	}
+	dirs := map[string]bool{}
+	for name, h := range final {
+		var dir string
+		var err error
+		if h.IsZero() {
+			dir, err = deleteRef(b.dir, name)
+		} else {
+			dir, err = writeLooseRef(b.dir, name, h)
+		}
+		if err != nil {
+			restore()
+			return err
+		}
+		dirs[dir] = true
+	}
+	for d := range dirs {
+		if err := syncDir(d); err != nil {
+			restore()
+			return err
+		}
+	}
+	b.mu.Lock()
+	if np != nil {
+		b.packs = append([]*pack{np}, b.packs...)
+	}
+	for _, g := range pend {
+		for _, o := range g.objs {
+			delete(b.mem, o.Hash)
+		}
+	}
+	// Objects committed again by a later, still pending group stay.
+	for _, g := range b.pending {
+		for _, o := range g.objs {
+			b.mem[o.Hash] = o
+		}
+	}
+	close(b.flushed)
+	b.flushed = make(chan struct{})
+	small := 0
+	for _, p := range b.packs {
+		if p.size < smallPack {
+			small++
+		}
+	}
+	b.mu.Unlock()
+	if err := b.jnl.checkpoint(pend[len(pend)-1].end); err != nil {
+		return err
+	}
+	if small > b.opts.MaxPacks {
+		if err := b.compact(); err != nil {
+			b.log.Warn("pack compaction failed", "repo", b.dir, "err", err)
+		}
+	}
+	return nil
+}
+
+// writePack writes objs as a new pack, durably, and opens it.
+func (b *FSBackend) writePack(objs []*Object) (*pack, error) {
+	w, err := newPackWriter(b.packDir, len(objs))
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range objs {
+		if err := w.add(o); err != nil {
+			w.abort()
+			return nil, err
+		}
+	}
+	return b.finishPack(w)
+}
+
+func (b *FSBackend) finishPack(w *packWriter) (*pack, error) {
+	idx, err := w.finish()
+	if err != nil {
+		return nil, fmt.Errorf("write pack: %w", err)
+	}
+	if err := syncDir(b.packDir); err != nil {
+		return nil, err
+	}
+	return openPack(idx)
+}
+
+// smallPack is the size under which packs are merged by compaction.
+const smallPack = 64 << 20
+
+// compact merges the small packs, except the largest of them, into one (the
+// largest too when the others add up to half its size, so that merges stay
+// rare as the repo grows). Entries that are whole objects, as in every pack
+// gitstate writes, are copied as they are; deltas (in packs Git wrote) are
+// resolved and written whole.
+func (b *FSBackend) compact() error {
+	b.mu.RLock()
+	var small []*pack
+	for _, p := range b.packs {
+		if p.size < smallPack {
+			small = append(small, p)
+		}
+	}
+	b.mu.RUnlock()
+	slices.SortFunc(small, func(x, y *pack) int { return cmp.Compare(y.size, x.size) })
+	if len(small) < 2 {
+		return nil
+	}
+	largest := small[0]
+	small = small[1:]
+	if total := sumSizes(small); total > largest.size/2 {
+		// Geometric: when the rest is as large as half the largest, merge
+		// the largest too, so that merges stay rare as the repo grows.
+		small = append(small, largest)
+	}
+	start := time.Now()
+	type entry struct {
+		h   Hash
+		p   *pack
+		off int64
+		end int64
+	}
+	var ents []entry
+	seen := map[Hash]bool{}
+	for _, p := range small {
+		it, err := p.idx.EntriesByOffset()
+		if err != nil {
+			return err
+		}
+		var pe []entry
+		for {
+			e, err := it.Next()
+			if err != nil {
+				break
+			}
+			pe = append(pe, entry{h: e.Hash, p: p, off: int64(e.Offset)})
+		}
+		it.Close()
+		for i := range pe {
+			if i+1 < len(pe) {
+				pe[i].end = pe[i+1].off
+			} else {
+				pe[i].end = p.size - 20
+			}
+			if !seen[pe[i].h] {
+				seen[pe[i].h] = true
+				ents = append(ents, pe[i])
+			}
+		}
+	}
+	w, err := newPackWriter(b.packDir, len(ents))
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 0, 64<<10)
+	for _, e := range ents {
+		n := int(e.end - e.off)
+		if cap(buf) < n {
+			buf = make([]byte, n)
+		}
+		raw := buf[:n]
+		if _, err := e.p.f.ReadAt(raw, e.off); err != nil {
+			w.abort()
+			return err
+		}
+		if t := (raw[0] >> 4) & 7; t == objOfsDelta || t == objRefDelta {
+			b.mu.RLock()
+			o, err := e.p.read(e.h, b.readBaseLocked)
+			b.mu.RUnlock()
+			if err == nil {
+				err = w.add(o)
+			}
+			if err != nil {
+				w.abort()
+				return err
+			}
+			continue
+		}
+		if err := w.addRaw(e.h, raw); err != nil {
+			w.abort()
+			return err
+		}
+	}
+	np, err := b.finishPack(w)
+	if err != nil {
+		return err
+	}
+	drop := map[*pack]bool{}
+	for _, p := range small {
+		drop[p] = true
+	}
+	b.mu.Lock()
+	kept := []*pack{np}
+	for _, p := range b.packs {
+		if !drop[p] {
+			kept = append(kept, p)
+		}
+	}
+	b.packs = kept
+	b.mu.Unlock()
+	// Readers hold b.mu while they read, so no one is inside a dropped
+	// pack now.
+	for _, p := range small {
+		p.close()
+		base := strings.TrimSuffix(p.path, ".pack")
+		// The index goes first, so Git never sees an index without its pack.
+		for _, ext := range []string{".idx", ".pack", ".rev", ".bitmap"} {
+			if err := os.Remove(base + ext); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	b.log.Debug("merged packs", "repo", b.dir, "packs", len(small), "objects", len(ents), "took", time.Since(start))
+	return syncDir(b.packDir)
+}
+
+func sumSizes(ps []*pack) int64 {
+	var n int64
+	for _, p := range ps {
+		n += p.size
+	}
+	return n
+}
+
+// Close stops the flusher, writes what is pending to Git's files, and
+// closes the journal and the packs.
+func (b *FSBackend) Close() error {
+	b.closeOnce.Do(func() {
+		b.cancel()
+		<-b.done
+		err := b.Flush()
+		if cerr := b.jnl.close(); err == nil {
+			err = cerr
+		}
+		b.mu.Lock()
+		b.closePacks()
+		b.packs = nil
+		b.mu.Unlock()
+		b.closeErr = err
+	})
+	return b.closeErr
+}

@@ -1,0 +1,394 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The index maps each repo's keys at head to their blob ids, sizes and
+// modification revisions (and small values inline), and keeps a record of
+// every revision on main (its commit and the keys it changed). It is a cache
+// of what Git holds: it can be deleted at any time and is rebuilt from Git at
+// the next start. Writes to it are not synced; an index that lags Git after
+// a crash is caught up at start from its recorded head.
+//
+// Layout (one pebble database for all repos; repo names never hold a NUL):
+//
+//	'e' repo 0 key            -> entry: blob, mode, size, mod revision, [value]
+//	'r' repo 0 rev(BE64)      -> RevisionInfo as JSON
+//	'c' repo 0 commit(20)     -> rev(BE64)
+//	'h' repo 0 key 0 rev(BE64) -> "" (the revisions that changed key)
+//	'm' repo                  -> meta: format, head revision, head commit
+type Index struct {
+	db  *pebble.DB
+	log *slog.Logger
+}
+
+const indexFormat = 1
+
+// IndexEntry is what the index knows of a key at head.
+type IndexEntry struct {
+	Blob   Hash
+	Mode   uint32
+	Size   int64
+	ModRev int64
+	// Value is the value when it is small enough to be kept inline, else nil.
+	Value  []byte
+	Inline bool
+}
+
+// RevisionInfo describes one revision of main.
+type RevisionInfo struct {
+	Revision int64       `json:"revision"`
+	Commit   string      `json:"commit"`
+	Parents  []string    `json:"parents"`
+	Author   string      `json:"author"`
+	Email    string      `json:"email"`
+	Time     int64       `json:"time"`
+	Message  string      `json:"message"`
+	Changes  []KeyChange `json:"changes"`
+}
+
+// KeyChange is one key changed by a revision. Op is "put", "delete" or
+// "move" (then From is the key it moved from). ETag is the new blob id (empty
+// for a delete).
+type KeyChange struct {
+	Key  string `json:"key"`
+	Op   string `json:"op"`
+	From string `json:"from,omitempty"`
+	ETag string `json:"etag,omitempty"`
+}
+
+// indexMeta is the index's record of a repo.
+type indexMeta struct {
+	Format   int    `json:"format"`
+	Revision int64  `json:"revision"`
+	Commit   string `json:"commit"`
+}
+
+// OpenIndex opens (creating it if needed) the index in dir.
+func OpenIndex(dir string, cacheBytes int64, log *slog.Logger) (*Index, error) {
+	if cacheBytes <= 0 {
+		cacheBytes = 64 << 20
+	}
+	cache := pebble.NewCache(cacheBytes)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:  cache,
+		Logger: pebbleLogger{log},
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w", dir, err)
+	}
+	return &Index{db: db, log: log}, nil
+}
+
+// Close flushes and closes the index.
+func (ix *Index) Close() error {
+	return ix.db.Close()
+}
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "index")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "index")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "index")
+	panic(fmt.Sprintf(format, args...))
+}
+
+func repoKey(tag byte, repo string) []byte {
+	b := make([]byte, 0, 2+len(repo)+64)
+	b = append(b, tag)
+	b = append(b, repo...)
+	return append(b, 0)
+}
+
+func entryKey(repo, key string) []byte { return append(repoKey('e', repo), key...) }
+
+func revKey(repo string, rev int64) []byte {
+	return binary.BigEndian.AppendUint64(repoKey('r', repo), uint64(rev))
+}
+
+func commitKey(repo string, h Hash) []byte { return append(repoKey('c', repo), h[:]...) }
+
+func historyKey(repo, key string, rev int64) []byte {
+	b := append(repoKey('h', repo), key...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint64(b, uint64(rev))
+}
+
+func metaKey(repo string) []byte { return []byte("m" + repo) }
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func encodeEntry(e *IndexEntry) []byte {
+	b := make([]byte, 0, 40+len(e.Value))
+	b = append(b, e.Blob[:]...)
+	b = binary.AppendUvarint(b, uint64(e.Mode))
+	b = binary.AppendUvarint(b, uint64(e.Size))
+	b = binary.AppendUvarint(b, uint64(e.ModRev))
+	if e.Inline {
+		b = append(b, 1)
+		b = append(b, e.Value...)
+	} else {
+		b = append(b, 0)
+	}
+	return b
+}
+
+var errBadEntry = errors.New("index: malformed entry")
+
+// decodeEntry decodes an entry; the value aliases b.
+func decodeEntry(b []byte) (IndexEntry, error) {
+	var e IndexEntry
+	if len(b) < 21 {
+		return e, errBadEntry
+	}
+	copy(e.Blob[:], b)
+	b = b[20:]
+	var vals [3]uint64
+	for i := range vals {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return e, errBadEntry
+		}
+		vals[i] = v
+		b = b[n:]
+	}
+	e.Mode, e.Size, e.ModRev = uint32(vals[0]), int64(vals[1]), int64(vals[2])
+	if len(b) < 1 {
+		return e, errBadEntry
+	}
+	if b[0] == 1 {
+		e.Inline = true
+		e.Value = b[1:]
+	}
+	return e, nil
+}
+
+// indexReader reads the index: the database itself or a snapshot of it.
+type indexReader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+	NewIter(o *pebble.IterOptions) (*pebble.Iterator, error)
+}
+
+func getValue(r indexReader, key []byte) ([]byte, bool, error) {
+	v, c, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	out := bytes.Clone(v)
+	c.Close()
+	return out, true, nil
+}
+
+func (ix *Index) meta(repo string) (indexMeta, bool, error) {
+	v, ok, err := getValue(ix.db, metaKey(repo))
+	if err != nil || !ok {
+		return indexMeta{}, ok, err
+	}
+	var m indexMeta
+	if err := json.Unmarshal(v, &m); err != nil {
+		return indexMeta{}, false, fmt.Errorf("index meta: %w", err)
+	}
+	return m, true, nil
+}
+
+func getEntry(r indexReader, repo, key string) (IndexEntry, bool, error) {
+	v, ok, err := getValue(r, entryKey(repo, key))
+	if err != nil || !ok {
+		return IndexEntry{}, ok, err
+	}
+	e, err := decodeEntry(v)
+	return e, err == nil, err
+}
+
+// scanEntries calls fn for each entry of repo whose key starts with prefix
+// and sorts after after, in key order, until fn returns false.
+func scanEntries(r indexReader, repo, prefix, after string, fn func(key string, e IndexEntry) bool) error {
+	base := repoKey('e', repo)
+	lower := append(bytes.Clone(base), prefix...)
+	upper := prefixEnd(lower)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var ok bool
+	if after != "" {
+		seek := append(bytes.Clone(base), after...)
+		seek = append(seek, 0) // the first key after "after"
+		ok = it.SeekGE(seek)
+	} else {
+		ok = it.First()
+	}
+	for ; ok; ok = it.Next() {
+		e, err := decodeEntry(it.Value())
+		if err != nil {
+			return err
+		}
+		if !fn(string(it.Key()[len(base):]), e) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+func getRevision(r indexReader, repo string, rev int64) (*RevisionInfo, bool, error) {
+	v, ok, err := getValue(r, revKey(repo, rev))
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	var ri RevisionInfo
+	if err := json.Unmarshal(v, &ri); err != nil {
+		return nil, false, fmt.Errorf("index revision %d: %w", rev, err)
+	}
+	return &ri, true, nil
+}
+
+// indexBatch collects the index changes of a group of commits.
+type indexBatch struct {
+	repo string
+	b    *pebble.Batch
+}
+
+func (ix *Index) newBatch(repo string) *indexBatch {
+	return &indexBatch{repo: repo, b: ix.db.NewBatch()}
+}
+
+func (ib *indexBatch) setEntry(key string, e *IndexEntry) error {
+	return ib.b.Set(entryKey(ib.repo, key), encodeEntry(e), nil)
+}
+
+func (ib *indexBatch) deleteEntry(key string) error {
+	return ib.b.Delete(entryKey(ib.repo, key), nil)
+}
+
+func (ib *indexBatch) addRevision(ri *RevisionInfo, commit Hash) error {
+	v, err := json.Marshal(ri)
+	if err != nil {
+		return err
+	}
+	if err := ib.b.Set(revKey(ib.repo, ri.Revision), v, nil); err != nil {
+		return err
+	}
+	if err := ib.b.Set(commitKey(ib.repo, commit), binary.BigEndian.AppendUint64(nil, uint64(ri.Revision)), nil); err != nil {
+		return err
+	}
+	for _, c := range ri.Changes {
+		if err := ib.b.Set(historyKey(ib.repo, c.Key, ri.Revision), nil, nil); err != nil {
+			return err
+		}
+		if c.From != "" {
+			if err := ib.b.Set(historyKey(ib.repo, c.From, ri.Revision), nil, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (ib *indexBatch) setHead(rev int64, commit Hash) error {
+	v, _ := json.Marshal(indexMeta{Format: indexFormat, Revision: rev, Commit: commit.String()})
+	return ib.b.Set(metaKey(ib.repo), v, nil)
+}
+
+// commit applies the batch without syncing.
+func (ib *indexBatch) commit() error {
+	defer ib.b.Close()
+	return ib.b.Commit(pebble.NoSync)
+}
+
+// dropRepo removes everything the index holds for repo.
+func (ix *Index) dropRepo(repo string) error {
+	for _, tag := range []byte{'e', 'r', 'c', 'h'} {
+		k := repoKey(tag, repo)
+		if err := ix.db.DeleteRange(k, prefixEnd(k), pebble.NoSync); err != nil {
+			return err
+		}
+	}
+	return ix.db.Delete(metaKey(repo), pebble.NoSync)
+}
+
+// revisions returns the commit of every revision of repo, from 1, as the
+// index records them.
+func (ix *Index) revisions(repo string, head int64) ([]Hash, error) {
+	revs := make([]Hash, head+1)
+	lower := repoKey('c', repo)
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		k, v := it.Key(), it.Value()
+		if len(k) != len(lower)+20 || len(v) != 8 {
+			return nil, errors.New("index: malformed commit record")
+		}
+		rev := int64(binary.BigEndian.Uint64(v))
+		if rev < 1 || rev > head {
+			continue // beyond the recorded head: from an interrupted write
+		}
+		copy(revs[rev][:], k[len(lower):])
+	}
+	for i := int64(1); i <= head; i++ {
+		if revs[i].IsZero() {
+			return nil, fmt.Errorf("index: revision %d has no commit", i)
+		}
+	}
+	return revs, it.Error()
+}
+
+// keyHistory calls fn with the revisions that changed key, newest first,
+// below before (0 = no bound), until fn returns false.
+func (ix *Index) keyHistory(repo, key string, before int64, fn func(rev int64) bool) error {
+	lower := append(repoKey('h', repo), key...)
+	lower = append(lower, 0)
+	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var ok bool
+	if before > 0 {
+		ok = it.SeekLT(binary.BigEndian.AppendUint64(bytes.Clone(lower), uint64(before)))
+	} else {
+		ok = it.Last()
+	}
+	for ; ok; ok = it.Prev() {
+		k := it.Key()
+		if len(k) != len(lower)+8 {
+			continue
+		}
+		if !fn(int64(binary.BigEndian.Uint64(k[len(lower):]))) {
+			break
+		}
+	}
+	return it.Error()
+}

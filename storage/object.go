@@ -1,0 +1,382 @@
+package storage
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// Hash is a Git object id (SHA-1).
+type Hash = plumbing.Hash
+
+// ZeroHash is the zero object id; as a ref's value it means "no ref".
+var ZeroHash = plumbing.ZeroHash
+
+// ObjectType is a Git object type.
+type ObjectType = plumbing.ObjectType
+
+// The object types gitstate writes.
+const (
+	CommitObject = plumbing.CommitObject
+	TreeObject   = plumbing.TreeObject
+	BlobObject   = plumbing.BlobObject
+)
+
+// Git file modes as they appear in trees.
+const (
+	ModeFile       uint32 = 0o100644
+	ModeExecutable uint32 = 0o100755
+	ModeSymlink    uint32 = 0o120000
+	ModeDir        uint32 = 0o040000
+	ModeSubmodule  uint32 = 0o160000
+)
+
+// ErrObjectNotFound is returned by object readers for an unknown id.
+var ErrObjectNotFound = errors.New("object not found")
+
+// Object is a Git object in its canonical (uncompressed) form. Data must not
+// be modified once the object has been handed to a store: objects are shared
+// between caches and readers.
+type Object struct {
+	Type ObjectType
+	Hash Hash
+	Data []byte
+}
+
+// NewObject returns the object of type t holding data, with its id computed.
+func NewObject(t ObjectType, data []byte) *Object {
+	return &Object{Type: t, Hash: HashObject(t, data), Data: data}
+}
+
+// HashObject returns the Git object id of an object of type t holding data.
+func HashObject(t ObjectType, data []byte) Hash {
+	h := sha1.New()
+	var hdr [32]byte
+	b := append(hdr[:0], t.Bytes()...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(len(data)), 10)
+	b = append(b, 0)
+	h.Write(b)
+	h.Write(data)
+	var out Hash
+	h.Sum(out[:0])
+	return out
+}
+
+// EmptyTreeHash is the id of the empty tree.
+var EmptyTreeHash = HashObject(TreeObject, nil)
+
+// TreeEntry is one entry of a Git tree.
+type TreeEntry struct {
+	Name string
+	Mode uint32
+	Hash Hash
+}
+
+// IsDir reports whether the entry is a subtree.
+func (e TreeEntry) IsDir() bool { return e.Mode == ModeDir }
+
+// Tree is a decoded Git tree. Entries are in Git order (see treeLess). A
+// Tree handed out by a cache is shared and must not be modified.
+type Tree struct {
+	Entries []TreeEntry
+}
+
+// Find returns the index of the entry named name, or -1.
+func (t *Tree) Find(name string) int {
+	// Entries are sorted in Git order, which differs from name order only for
+	// directories (compared as name+"/"); search for both forms.
+	n := len(t.Entries)
+	i := sort.Search(n, func(i int) bool { return !treeNameLess(t.Entries[i].Name, t.Entries[i].IsDir(), name, false) })
+	if i < n && t.Entries[i].Name == name {
+		return i
+	}
+	j := sort.Search(n, func(i int) bool { return !treeNameLess(t.Entries[i].Name, t.Entries[i].IsDir(), name, true) })
+	if j < n && t.Entries[j].Name == name {
+		return j
+	}
+	return -1
+}
+
+// treeNameLess orders tree entries the way Git does: by name, where a
+// directory's name is compared as if it ended with '/'.
+func treeNameLess(a string, aDir bool, b string, bDir bool) bool {
+	n := min(len(a), len(b))
+	if c := strings.Compare(a[:n], b[:n]); c != 0 {
+		return c < 0
+	}
+	ca, cb := byte(0), byte(0)
+	if len(a) > n {
+		ca = a[n]
+	} else if aDir {
+		ca = '/'
+	}
+	if len(b) > n {
+		cb = b[n]
+	} else if bDir {
+		cb = '/'
+	}
+	return ca < cb
+}
+
+// sortTree puts entries in Git order.
+func sortTree(es []TreeEntry) {
+	sort.Slice(es, func(i, j int) bool {
+		return treeNameLess(es[i].Name, es[i].IsDir(), es[j].Name, es[j].IsDir())
+	})
+}
+
+// Encode returns the canonical Git encoding of the tree.
+func (t *Tree) Encode() []byte {
+	size := 0
+	for _, e := range t.Entries {
+		size += 7 + len(e.Name) + 1 + 20
+	}
+	b := make([]byte, 0, size)
+	for _, e := range t.Entries {
+		b = strconv.AppendUint(b, uint64(e.Mode), 8)
+		b = append(b, ' ')
+		b = append(b, e.Name...)
+		b = append(b, 0)
+		b = append(b, e.Hash[:]...)
+	}
+	return b
+}
+
+// DecodeTree parses a Git tree object's data.
+func DecodeTree(data []byte) (*Tree, error) {
+	t := &Tree{Entries: make([]TreeEntry, 0, bytes.Count(data, []byte{0}))}
+	for len(data) > 0 {
+		sp := bytes.IndexByte(data, ' ')
+		if sp < 0 {
+			return nil, errors.New("tree: missing mode")
+		}
+		mode, err := strconv.ParseUint(string(data[:sp]), 8, 32)
+		if err != nil {
+			return nil, fmt.Errorf("tree: bad mode %q", data[:sp])
+		}
+		data = data[sp+1:]
+		nul := bytes.IndexByte(data, 0)
+		if nul < 0 || len(data) < nul+1+20 {
+			return nil, errors.New("tree: truncated entry")
+		}
+		e := TreeEntry{Name: string(data[:nul]), Mode: uint32(mode)}
+		copy(e.Hash[:], data[nul+1:nul+21])
+		t.Entries = append(t.Entries, e)
+		data = data[nul+21:]
+	}
+	return t, nil
+}
+
+// Signature is the author or committer of a commit.
+type Signature struct {
+	Name  string
+	Email string
+	When  time.Time
+}
+
+// sanitizeIdent removes what Git forbids in a name or email (angle brackets
+// and newlines) and trims spaces.
+func sanitizeIdent(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch r {
+		case '<', '>', '\n', '\r', 0:
+			return -1
+		}
+		return r
+	}, s)
+	return strings.TrimSpace(s)
+}
+
+func (s Signature) encode(b []byte) []byte {
+	name := sanitizeIdent(s.Name)
+	if name == "" {
+		name = "unknown"
+	}
+	b = append(b, name...)
+	b = append(b, " <"...)
+	b = append(b, sanitizeIdent(s.Email)...)
+	b = append(b, "> "...)
+	b = strconv.AppendInt(b, s.When.Unix(), 10)
+	_, off := s.When.Zone()
+	sign := byte('+')
+	if off < 0 {
+		sign = '-'
+		off = -off
+	}
+	b = append(b, ' ', sign)
+	b = append(b, fmt.Sprintf("%02d%02d", off/3600, (off%3600)/60)...)
+	return b
+}
+
+func parseSignature(s string) Signature {
+	var sig Signature
+	lt := strings.IndexByte(s, '<')
+	gt := strings.LastIndexByte(s, '>')
+	if lt < 0 || gt < lt {
+		sig.Name = s
+		return sig
+	}
+	sig.Name = strings.TrimSpace(s[:lt])
+	sig.Email = s[lt+1 : gt]
+	fields := strings.Fields(s[gt+1:])
+	if len(fields) >= 1 {
+		sec, _ := strconv.ParseInt(fields[0], 10, 64)
+		loc := time.UTC
+		if len(fields) >= 2 && len(fields[1]) == 5 {
+			hh, _ := strconv.Atoi(fields[1][1:3])
+			mm, _ := strconv.Atoi(fields[1][3:5])
+			off := hh*3600 + mm*60
+			if fields[1][0] == '-' {
+				off = -off
+			}
+			if off != 0 {
+				loc = time.FixedZone("", off)
+			}
+		}
+		sig.When = time.Unix(sec, 0).In(loc)
+	}
+	return sig
+}
+
+// Commit is a decoded Git commit.
+type Commit struct {
+	Tree      Hash
+	Parents   []Hash
+	Author    Signature
+	Committer Signature
+	Message   string
+}
+
+// Encode returns the canonical Git encoding of the commit.
+func (c *Commit) Encode() []byte {
+	b := make([]byte, 0, 256+len(c.Message))
+	b = append(b, "tree "...)
+	b = append(b, c.Tree.String()...)
+	b = append(b, '\n')
+	for _, p := range c.Parents {
+		b = append(b, "parent "...)
+		b = append(b, p.String()...)
+		b = append(b, '\n')
+	}
+	b = append(b, "author "...)
+	b = c.Author.encode(b)
+	b = append(b, "\ncommitter "...)
+	b = c.Committer.encode(b)
+	b = append(b, "\n\n"...)
+	b = append(b, c.Message...)
+	return b
+}
+
+// DecodeCommit parses a Git commit object's data. Headers it does not know
+// (gpgsig, encoding, mergetag) are skipped.
+func DecodeCommit(data []byte) (*Commit, error) {
+	c := &Commit{}
+	s := string(data)
+	hdrEnd := strings.Index(s, "\n\n")
+	var hdr string
+	if hdrEnd < 0 {
+		hdr = s
+	} else {
+		hdr, c.Message = s[:hdrEnd], s[hdrEnd+2:]
+	}
+	sawTree := false
+	for line := range strings.SplitSeq(hdr, "\n") {
+		if strings.HasPrefix(line, " ") {
+			continue // continuation of a multi-line header
+		}
+		k, v, _ := strings.Cut(line, " ")
+		switch k {
+		case "tree":
+			h, ok := parseHash(v)
+			if !ok {
+				return nil, fmt.Errorf("commit: bad tree %q", v)
+			}
+			c.Tree, sawTree = h, true
+		case "parent":
+			h, ok := parseHash(v)
+			if !ok {
+				return nil, fmt.Errorf("commit: bad parent %q", v)
+			}
+			c.Parents = append(c.Parents, h)
+		case "author":
+			c.Author = parseSignature(v)
+		case "committer":
+			c.Committer = parseSignature(v)
+		}
+	}
+	if !sawTree {
+		return nil, errors.New("commit: no tree")
+	}
+	return c, nil
+}
+
+// parseHash parses a full 40-digit hex object id.
+func parseHash(s string) (Hash, bool) {
+	if len(s) != 40 {
+		return ZeroHash, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return ZeroHash, false
+		}
+	}
+	return plumbing.NewHash(s), true
+}
+
+// Trailer is a "Key: value" line at the end of a commit message.
+type Trailer struct {
+	Key   string
+	Value string
+}
+
+// Trailers returns the trailers of a commit message: the "Key: value" lines
+// of its last paragraph, when every line of that paragraph is one.
+func Trailers(msg string) []Trailer {
+	msg = strings.TrimRight(msg, "\n")
+	i := strings.LastIndex(msg, "\n\n")
+	if i < 0 {
+		return nil
+	}
+	var out []Trailer
+	for line := range strings.SplitSeq(msg[i+2:], "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok || k == "" || strings.ContainsAny(k, " \t") {
+			return nil
+		}
+		out = append(out, Trailer{Key: k, Value: v})
+	}
+	return out
+}
+
+// withTrailers appends trailers to a message as its last paragraph.
+func withTrailers(msg string, ts []Trailer) string {
+	msg = strings.TrimRight(msg, "\n")
+	if len(ts) == 0 {
+		return msg + "\n"
+	}
+	var b strings.Builder
+	b.WriteString(msg)
+	b.WriteString("\n\n")
+	for _, t := range ts {
+		b.WriteString(t.Key)
+		b.WriteString(": ")
+		b.WriteString(t.Value)
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// Subject returns the first line of a commit message.
+func Subject(msg string) string {
+	line, _, _ := strings.Cut(msg, "\n")
+	return line
+}

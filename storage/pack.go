@@ -1,0 +1,422 @@
+package storage
+
+import (
+	"bufio"
+	"bytes"
+	"compress/zlib"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+)
+
+// Packs are the only form in which gitstate writes objects to a repository:
+// one pack per flush of the journal, without deltas, compressed at zlib's
+// fastest level (valid Git; a later repack may recompress). Packs written by
+// Git itself (imports, git gc) may hold deltas; the reader resolves them.
+
+const (
+	objOfsDelta = 6
+	objRefDelta = 7
+)
+
+var zlibWriters = sync.Pool{New: func() any {
+	w, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
+	return w
+}}
+
+// packWriter writes a pack and its index to temporary files in dir.
+type packWriter struct {
+	dir    string
+	f      *os.File
+	bw     *bufio.Writer
+	sum    hash.Hash
+	crc    hash.Hash32
+	off    int64
+	idx    idxfile.Writer
+	count  uint32
+	header []byte
+	zbuf   bytes.Buffer
+}
+
+func newPackWriter(dir string, count int) (*packWriter, error) {
+	f, err := os.CreateTemp(dir, "tmp_pack_")
+	if err != nil {
+		return nil, fmt.Errorf("create pack: %w", err)
+	}
+	w := &packWriter{dir: dir, f: f, sum: sha1.New(), crc: crc32.NewIEEE()}
+	w.bw = bufio.NewWriterSize(io.MultiWriter(f, w.sum), 256<<10)
+	var hdr [12]byte
+	copy(hdr[:], "PACK")
+	binary.BigEndian.PutUint32(hdr[4:], 2)
+	binary.BigEndian.PutUint32(hdr[8:], uint32(count))
+	if _, err := w.bw.Write(hdr[:]); err != nil {
+		w.abort()
+		return nil, err
+	}
+	w.off = 12
+	return w, nil
+}
+
+// add appends one object. Objects must be added exactly as many times as the
+// count given to newPackWriter, each id once.
+func (w *packWriter) add(o *Object) error {
+	w.zbuf.Reset()
+	zw := zlibWriters.Get().(*zlib.Writer)
+	zw.Reset(&w.zbuf)
+	if _, err := zw.Write(o.Data); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	zlibWriters.Put(zw)
+	return w.addCompressed(o.Hash, o.Type, int64(len(o.Data)), w.zbuf.Bytes())
+}
+
+func (w *packWriter) addCompressed(h Hash, t ObjectType, size int64, z []byte) error {
+	w.header = appendPackHeader(w.header[:0], t, size)
+	w.crc.Reset()
+	w.crc.Write(w.header)
+	w.crc.Write(z)
+	if _, err := w.bw.Write(w.header); err != nil {
+		return err
+	}
+	if _, err := w.bw.Write(z); err != nil {
+		return err
+	}
+	w.idx.Add(h, uint64(w.off), w.crc.Sum32())
+	w.off += int64(len(w.header) + len(z))
+	w.count++
+	return nil
+}
+
+func appendPackHeader(b []byte, t ObjectType, size int64) []byte {
+	c := byte(t)<<4 | byte(size&0x0f)
+	size >>= 4
+	for size != 0 {
+		b = append(b, c|0x80)
+		c = byte(size & 0x7f)
+		size >>= 7
+	}
+	return append(b, c)
+}
+
+// finish writes the trailer and the index, makes both durable and renames
+// them into place (the pack before its index, as Git expects). It returns
+// the path of the index.
+func (w *packWriter) finish() (string, error) {
+	if err := w.bw.Flush(); err != nil {
+		w.abort()
+		return "", err
+	}
+	var sum Hash
+	w.sum.Sum(sum[:0])
+	if _, err := w.f.Write(sum[:]); err != nil {
+		w.abort()
+		return "", err
+	}
+	if err := w.f.Chmod(0o444); err != nil {
+		w.abort()
+		return "", err
+	}
+	if err := w.f.Sync(); err != nil {
+		w.abort()
+		return "", fmt.Errorf("sync pack: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		os.Remove(w.f.Name())
+		return "", err
+	}
+	w.idx.OnFooter(sum)
+	mi, err := w.idx.Index()
+	if err != nil {
+		os.Remove(w.f.Name())
+		return "", err
+	}
+	var ib bytes.Buffer
+	if _, err := idxfile.NewEncoder(&ib).Encode(mi); err != nil {
+		os.Remove(w.f.Name())
+		return "", err
+	}
+	base := filepath.Join(w.dir, "pack-"+sum.String())
+	if err := os.Rename(w.f.Name(), base+".pack"); err != nil {
+		os.Remove(w.f.Name())
+		return "", err
+	}
+	if err := writeFileSync(base+".idx", ib.Bytes(), 0o444); err != nil {
+		return "", err
+	}
+	return base + ".idx", nil
+}
+
+func (w *packWriter) abort() {
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+// writeFileSync writes data to a temporary file in path's directory, syncs
+// it and renames it to path. The directory itself is not synced.
+func writeFileSync(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}
+
+// syncDir makes a directory's entries (creations, renames) durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// pack is an open pack file with its index. It is safe for concurrent use.
+type pack struct {
+	path  string // of the .pack
+	f     *os.File
+	size  int64
+	idx   *idxfile.MemoryIndex
+	count int64
+}
+
+func openPack(idxPath string) (*pack, error) {
+	ib, err := os.ReadFile(idxPath)
+	if err != nil {
+		return nil, err
+	}
+	mi := idxfile.NewMemoryIndex()
+	if err := idxfile.NewDecoder(bytes.NewReader(ib)).Decode(mi); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", idxPath, err)
+	}
+	packPath := idxPath[:len(idxPath)-len(".idx")] + ".pack"
+	f, err := os.Open(packPath)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	n, _ := mi.Count()
+	return &pack{path: packPath, f: f, size: st.Size(), idx: mi, count: n}, nil
+}
+
+func (p *pack) close() error { return p.f.Close() }
+
+func (p *pack) has(h Hash) bool {
+	ok, _ := p.idx.Contains(h)
+	return ok
+}
+
+// read returns the object h, or ErrObjectNotFound. base resolves the base of
+// a ref-delta that lives elsewhere.
+func (p *pack) read(h Hash, base func(Hash) (*Object, error)) (*Object, error) {
+	off, err := p.idx.FindOffset(h)
+	if err != nil {
+		return nil, ErrObjectNotFound
+	}
+	t, data, err := p.readAt(off, base, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read %s from %s: %w", h, filepath.Base(p.path), err)
+	}
+	return &Object{Type: t, Hash: h, Data: data}, nil
+}
+
+const maxDeltaDepth = 10000
+
+func (p *pack) readAt(off int64, base func(Hash) (*Object, error), depth int) (ObjectType, []byte, error) {
+	if depth > maxDeltaDepth {
+		return 0, nil, errors.New("delta chain too deep")
+	}
+	if off < 12 || off >= p.size-20 {
+		return 0, nil, fmt.Errorf("offset %d out of range", off)
+	}
+	br := bufio.NewReaderSize(io.NewSectionReader(p.f, off, p.size-20-off), 4096)
+	c, err := br.ReadByte()
+	if err != nil {
+		return 0, nil, err
+	}
+	t := ObjectType((c >> 4) & 7)
+	size := int64(c & 0x0f)
+	shift := uint(4)
+	for c&0x80 != 0 {
+		if c, err = br.ReadByte(); err != nil {
+			return 0, nil, err
+		}
+		size |= int64(c&0x7f) << shift
+		shift += 7
+		if shift > 63 {
+			return 0, nil, errors.New("bad object size")
+		}
+	}
+	switch t {
+	case CommitObject, TreeObject, BlobObject, plumbing.TagObject:
+		data, err := inflate(br, size)
+		return t, data, err
+	case objOfsDelta:
+		c, err := br.ReadByte()
+		if err != nil {
+			return 0, nil, err
+		}
+		rel := int64(c & 0x7f)
+		for c&0x80 != 0 {
+			if c, err = br.ReadByte(); err != nil {
+				return 0, nil, err
+			}
+			rel = ((rel + 1) << 7) | int64(c&0x7f)
+		}
+		delta, err := inflate(br, size)
+		if err != nil {
+			return 0, nil, err
+		}
+		bt, bdata, err := p.readAt(off-rel, base, depth+1)
+		if err != nil {
+			return 0, nil, err
+		}
+		data, err := packfile.PatchDelta(bdata, delta)
+		return bt, data, err
+	case objRefDelta:
+		var bh Hash
+		if _, err := io.ReadFull(br, bh[:]); err != nil {
+			return 0, nil, err
+		}
+		delta, err := inflate(br, size)
+		if err != nil {
+			return 0, nil, err
+		}
+		var bo *Object
+		if boff, err := p.idx.FindOffset(bh); err == nil {
+			bt, bdata, err := p.readAt(boff, base, depth+1)
+			if err != nil {
+				return 0, nil, err
+			}
+			bo = &Object{Type: bt, Data: bdata}
+		} else if bo, err = base(bh); err != nil {
+			return 0, nil, fmt.Errorf("delta base %s: %w", bh, err)
+		}
+		data, err := packfile.PatchDelta(bo.Data, delta)
+		return bo.Type, data, err
+	default:
+		return 0, nil, fmt.Errorf("unknown object type %d", t)
+	}
+}
+
+var zlibReaders sync.Pool
+
+func inflate(r io.Reader, size int64) ([]byte, error) {
+	var zr io.ReadCloser
+	if v := zlibReaders.Get(); v != nil {
+		zr = v.(io.ReadCloser)
+		if err := zr.(zlib.Resetter).Reset(r, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(r); err != nil {
+			return nil, err
+		}
+	}
+	defer zlibReaders.Put(zr)
+	data := make([]byte, size)
+	if _, err := io.ReadFull(zr, data); err != nil {
+		return nil, fmt.Errorf("inflate: %w", err)
+	}
+	return data, nil
+}
+
+// readLoose reads a loose object from objects/xx/yyyy...
+func readLoose(objectsDir string, h Hash) (*Object, error) {
+	s := h.String()
+	f, err := os.Open(filepath.Join(objectsDir, s[:2], s[2:]))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrObjectNotFound
+		}
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := zlib.NewReader(bufio.NewReader(f))
+	if err != nil {
+		return nil, fmt.Errorf("loose %s: %w", s, err)
+	}
+	defer zr.Close()
+	br := bufio.NewReader(zr)
+	hdr, err := br.ReadString(0)
+	if err != nil {
+		return nil, fmt.Errorf("loose %s: header: %w", s, err)
+	}
+	typ, sz, ok := bytes.Cut([]byte(hdr[:len(hdr)-1]), []byte(" "))
+	if !ok {
+		return nil, fmt.Errorf("loose %s: bad header", s)
+	}
+	t, err := plumbing.ParseObjectType(string(typ))
+	if err != nil {
+		return nil, fmt.Errorf("loose %s: %w", s, err)
+	}
+	size, err := strconv.ParseInt(string(sz), 10, 64)
+	if err != nil || size < 0 {
+		return nil, fmt.Errorf("loose %s: bad size", s)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(br, data); err != nil {
+		return nil, fmt.Errorf("loose %s: %w", s, err)
+	}
+	return &Object{Type: t, Hash: h, Data: data}, nil
+}
+
+// addRaw appends an entry copied from another pack: its header and
+// compressed data, which must not be a delta.
+func (w *packWriter) addRaw(h Hash, raw []byte) error {
+	w.crc.Reset()
+	w.crc.Write(raw)
+	if _, err := w.bw.Write(raw); err != nil {
+		return err
+	}
+	w.idx.Add(h, uint64(w.off), w.crc.Sum32())
+	w.off += int64(len(raw))
+	w.count++
+	return nil
+}

@@ -1,0 +1,186 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// syncIndex brings the index up to date with the repo's main branch: it
+// loads the revision list when the index's recorded head is Git's head,
+// replays the revisions after the recorded head when that is an ancestor on
+// the first-parent line, and otherwise rebuilds the repo's index from
+// revision 1. It runs before the repo accepts writes.
+func (r *Repo) syncIndex(ctx context.Context) error {
+	gitHead := r.be.Ref(mainRef)
+	meta, ok, err := r.ix.meta(r.name)
+	if err != nil {
+		return err
+	}
+	if ok && meta.Format == indexFormat && meta.Commit == gitHead.String() {
+		revs, err := r.ix.revisions(r.name, meta.Revision)
+		if err == nil {
+			return r.setRevisions(revs)
+		}
+		r.log.Warn("index revision list is damaged; rebuilding", "err", err)
+		ok = false
+	}
+	// The first-parent line of main, oldest first.
+	var line []Hash
+	for h := gitHead; !h.IsZero(); {
+		line = append(line, h)
+		c, err := r.ReadCommit(h)
+		if err != nil {
+			return fmt.Errorf("walk %s: %w", MainBranch, err)
+		}
+		if len(c.Parents) == 0 {
+			break
+		}
+		h = c.Parents[0]
+		if len(line)%100000 == 0 {
+			r.log.Info("reading history", "commits", len(line))
+		}
+	}
+	revs := make([]Hash, len(line)+1)
+	for i, h := range line {
+		revs[len(line)-i] = h
+	}
+	start := int64(1)
+	if ok && meta.Format == indexFormat && meta.Revision > 0 && meta.Revision < int64(len(revs)) && revs[meta.Revision].String() == meta.Commit {
+		start = meta.Revision + 1
+		r.log.Info("catching the index up with git", "from", meta.Revision, "to", len(revs)-1)
+	} else {
+		if ok || len(revs) > 1 {
+			r.log.Info("rebuilding the index from git", "revisions", len(revs)-1)
+		}
+		if err := r.ix.dropRepo(r.name); err != nil {
+			return err
+		}
+	}
+	if err := r.replay(ctx, revs, start); err != nil {
+		return err
+	}
+	return r.setRevisions(revs)
+}
+
+func (r *Repo) setRevisions(revs []Hash) error {
+	r.viewMu.Lock()
+	defer r.viewMu.Unlock()
+	r.revs = revs
+	r.revOf = make(map[Hash]int64, len(revs))
+	for i, h := range revs[1:] {
+		r.revOf[h] = int64(i + 1)
+	}
+	head := Head{Revision: int64(len(revs) - 1)}
+	if head.Revision > 0 {
+		head.Commit = revs[head.Revision]
+		c, err := r.ReadCommit(head.Commit)
+		if err != nil {
+			return err
+		}
+		head.Tree = c.Tree
+	}
+	r.head = head
+	if r.mx != nil {
+		r.mx.headRevision.WithLabelValues(r.name).Set(float64(head.Revision))
+	}
+	return nil
+}
+
+// replay indexes revisions start..len(revs)-1. Entries are collected in
+// memory and written once at the end (with their values), so a key changed
+// by many revisions is read once; revision records are written in batches,
+// with progress in the log.
+func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
+	last := int64(len(revs) - 1)
+	if start > last {
+		return nil
+	}
+	began := time.Now()
+	type latest struct {
+		te      TreeEntry
+		rev     int64
+		deleted bool
+	}
+	entries := map[string]*latest{}
+	ib := r.ix.newBatch(r.name)
+	pending := 0
+	lastLog := time.Now()
+	var prevTree Hash
+	if start > 1 {
+		var err error
+		if prevTree, err = r.commitTree(revs[start-1]); err != nil {
+			return err
+		}
+	}
+	for rev := start; rev <= last; rev++ {
+		if err := ctx.Err(); err != nil {
+			ib.b.Close()
+			return err
+		}
+		h := revs[rev]
+		c, err := r.ReadCommit(h)
+		if err != nil {
+			ib.b.Close()
+			return err
+		}
+		var changes []Change
+		if err := diffTrees(r.readTree, prevTree, c.Tree, "", func(ch Change) bool {
+			changes = append(changes, ch)
+			return true
+		}); err != nil {
+			ib.b.Close()
+			return fmt.Errorf("revision %d: %w", rev, err)
+		}
+		for _, ch := range changes {
+			entries[ch.Key] = &latest{te: ch.To, rev: rev, deleted: ch.Op == Deleted}
+		}
+		if err := ib.addRevision(revisionInfo(rev, h, c, changes, Trailers(c.Message)), h); err != nil {
+			ib.b.Close()
+			return err
+		}
+		prevTree = c.Tree
+		if pending++; pending == 2000 {
+			if err := ib.commit(); err != nil {
+				return err
+			}
+			ib, pending = r.ix.newBatch(r.name), 0
+		}
+		if time.Since(lastLog) > 2*time.Second {
+			r.log.Info("indexing revisions", "revision", rev, "of", last, "keys", len(entries))
+			lastLog = time.Now()
+		}
+	}
+	n := 0
+	for key, l := range entries {
+		var err error
+		if l.deleted {
+			err = ib.deleteEntry(key)
+		} else {
+			var e *IndexEntry
+			if e, err = r.newEntry(l.te, l.rev, r.readBlob); err == nil {
+				err = ib.setEntry(key, e)
+			}
+		}
+		if err != nil {
+			ib.b.Close()
+			return fmt.Errorf("index %q: %w", key, err)
+		}
+		if n++; n%20000 == 0 {
+			if err := ib.commit(); err != nil {
+				return err
+			}
+			ib = r.ix.newBatch(r.name)
+			r.log.Info("writing index entries", "done", n, "of", len(entries))
+		}
+	}
+	if err := ib.setHead(last, revs[last]); err != nil {
+		ib.b.Close()
+		return err
+	}
+	if err := ib.commit(); err != nil {
+		return err
+	}
+	r.log.Info("index up to date", "revisions", last-start+1, "keys", len(entries), "took", time.Since(began).Round(time.Millisecond))
+	return nil
+}

@@ -1,0 +1,243 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/gitstate/gitstate"
+)
+
+// Head is a repo's main branch at one revision.
+type Head struct {
+	Revision int64
+	Commit   Hash
+	Tree     Hash
+}
+
+// Repo is one repository: a Backend, its slice of the Index, and the
+// committer that serializes its writes. All methods are safe for concurrent
+// use.
+type Repo struct {
+	name string
+	be   Backend
+	ix   *Index
+	log  *slog.Logger
+	opts *Options
+	mx   *Metrics
+
+	trees   *lru.Cache[Hash, *Tree]
+	commits *lru.Cache[Hash, *Commit]
+
+	// viewMu is held for writing while the index and the head move together
+	// (so that a reader sees the index at exactly the head it reports).
+	// Lock order: viewMu, then notifyMu.
+	viewMu     sync.RWMutex
+	head       Head
+	revs       []Hash // revs[i] is the commit of revision i; revs[0] is zero
+	revOf      map[Hash]int64
+	indexStale bool // an index write failed: serve head from Git until restart
+
+	notifyMu sync.Mutex
+	notify   chan struct{}
+
+	reqs   chan *writeReq
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type writeReq struct {
+	batches []*Batch
+	res     []*Result
+	err     error
+	done    chan struct{}
+}
+
+func newRepo(name string, be Backend, ix *Index, opts *Options, mx *Metrics) (*Repo, error) {
+	trees, err := lru.New[Hash, *Tree](opts.TreeCacheEntries)
+	if err != nil {
+		return nil, err
+	}
+	commits, err := lru.New[Hash, *Commit](opts.TreeCacheEntries / 4)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Repo{
+		name:    name,
+		be:      be,
+		ix:      ix,
+		log:     opts.Logger.With("repo", name),
+		opts:    opts,
+		mx:      mx,
+		trees:   trees,
+		commits: commits,
+		revOf:   map[Hash]int64{},
+		notify:  make(chan struct{}),
+		reqs:    make(chan *writeReq, 1024),
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+	return r, nil
+}
+
+// start starts the committer.
+func (r *Repo) start() {
+	r.wg.Add(1)
+	go r.commitLoop()
+}
+
+// close stops the committer after the writes already queued, then closes
+// the backend.
+func (r *Repo) close() error {
+	r.cancel()
+	r.wg.Wait()
+	return r.be.Close()
+}
+
+// Name returns the repo's name.
+func (r *Repo) Name() string { return r.name }
+
+// Backend returns the repo's backend.
+func (r *Repo) Backend() Backend { return r.be }
+
+// Head returns main's current head.
+func (r *Repo) Head() Head {
+	r.viewMu.RLock()
+	defer r.viewMu.RUnlock()
+	return r.head
+}
+
+// Changed returns a channel that is closed when main gets a new revision.
+// Take it before reading the head to never miss one.
+func (r *Repo) Changed() <-chan struct{} {
+	r.notifyMu.Lock()
+	defer r.notifyMu.Unlock()
+	return r.notify
+}
+
+// readTree returns the decoded tree h, from the cache or the backend.
+func (r *Repo) readTree(h Hash) (*Tree, error) {
+	if t, ok := r.trees.Get(h); ok {
+		return t, nil
+	}
+	o, err := r.be.ReadObject(h)
+	if err != nil {
+		return nil, err
+	}
+	if o.Type != TreeObject {
+		return nil, fmt.Errorf("object %s is a %s, not a tree", h, o.Type)
+	}
+	t, err := DecodeTree(o.Data)
+	if err != nil {
+		return nil, fmt.Errorf("tree %s: %w", h, err)
+	}
+	r.trees.Add(h, t)
+	return t, nil
+}
+
+// ReadCommit returns the decoded commit h.
+func (r *Repo) ReadCommit(h Hash) (*Commit, error) {
+	if c, ok := r.commits.Get(h); ok {
+		return c, nil
+	}
+	o, err := r.be.ReadObject(h)
+	if err != nil {
+		return nil, err
+	}
+	if o.Type != CommitObject {
+		return nil, fmt.Errorf("object %s is a %s, not a commit", h, o.Type)
+	}
+	c, err := DecodeCommit(o.Data)
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", h, err)
+	}
+	r.commits.Add(h, c)
+	return c, nil
+}
+
+func (r *Repo) commitTree(h Hash) (Hash, error) {
+	if h.IsZero() {
+		return ZeroHash, nil
+	}
+	c, err := r.ReadCommit(h)
+	if err != nil {
+		return ZeroHash, err
+	}
+	return c.Tree, nil
+}
+
+// Write applies the batches atomically (all or none) and durably: when it
+// returns without error, every commit it made is in the journal, synced. It
+// blocks until then or until ctx is done (the batches may still be applied
+// after that).
+func (r *Repo) Write(ctx context.Context, batches ...*Batch) ([]*Result, error) {
+	for _, b := range batches {
+		for _, op := range b.Ops {
+			if op.Kind == OpPut && op.Value != nil && int64(len(op.Value)) > r.opts.MaxValueSize {
+				return nil, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large",
+					"value of %q is %d bytes; the limit is %d", op.Key, len(op.Value), r.opts.MaxValueSize).WithKeys(op.Key)
+			}
+		}
+	}
+	req := &writeReq{batches: batches, done: make(chan struct{})}
+	select {
+	case r.reqs <- req:
+	case <-r.ctx.Done():
+		return nil, gitstate.Errorf(gitstate.KindUnavailable, "unavailable", "repo %s is closing", r.name)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return req.res, req.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// WriteOne is Write for a single batch.
+func (r *Repo) WriteOne(ctx context.Context, b *Batch) (*Result, error) {
+	res, err := r.Write(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return res[0], nil
+}
+
+const maxGroup = 512
+
+func (r *Repo) commitLoop() {
+	defer r.wg.Done()
+	for {
+		var first *writeReq
+		select {
+		case first = <-r.reqs:
+		case <-r.ctx.Done():
+			// Finish what was queued before the close.
+			for {
+				select {
+				case req := <-r.reqs:
+					r.commitGroup([]*writeReq{req})
+				default:
+					return
+				}
+			}
+		}
+		group := []*writeReq{first}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case req := <-r.reqs:
+				group = append(group, req)
+			default:
+				break drain
+			}
+		}
+		r.commitGroup(group)
+	}
+}

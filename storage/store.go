@@ -1,0 +1,229 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gitstate/gitstate"
+)
+
+// DefaultRepo is the repo that exists from the first start.
+const DefaultRepo = "default"
+
+// Store is every repo under one data directory, with their shared index.
+//
+// On disk:
+//
+//	<dir>/repos/<name>.git   a bare Git repository per repo
+//	<dir>/repos/<name>.git/gitstate/journal   its write-ahead journal
+//	<dir>/index              the index (pebble); deletable
+//
+// A Store is safe for concurrent use.
+type Store struct {
+	dir  string
+	opts Options
+	ix   *Index
+	mx   *Metrics
+	log  *slog.Logger
+
+	mu    sync.RWMutex // guards repos
+	repos map[string]*Repo
+}
+
+// Open opens the store in dir, creating it (with the default repo) on first
+// use. Each repo's journal is replayed and its index caught up with Git
+// before Open returns.
+func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
+	opts.setDefaults()
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, repos: map[string]*Repo{}}
+	s.mx = newMetrics(opts.Registerer)
+	s.opts.FS.syncHist = s.mx.syncDuration
+	s.opts.FS.flushHist = s.mx.flushDuration
+	if err := os.MkdirAll(filepath.Join(dir, "repos"), 0o755); err != nil {
+		return nil, err
+	}
+	ix, err := OpenIndex(filepath.Join(dir, "index"), opts.IndexCacheBytes, opts.Logger)
+	if err != nil {
+		// The index is only a cache: set a broken one aside and rebuild.
+		aside := filepath.Join(dir, fmt.Sprintf("index.broken-%d", time.Now().Unix()))
+		s.log.Error("cannot open the index; rebuilding it from Git", "err", err, "moved_to", aside)
+		if rerr := os.Rename(filepath.Join(dir, "index"), aside); rerr != nil {
+			return nil, err
+		}
+		if ix, err = OpenIndex(filepath.Join(dir, "index"), opts.IndexCacheBytes, opts.Logger); err != nil {
+			return nil, err
+		}
+	}
+	s.ix = ix
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gitstate_index_disk_bytes",
+			Help: "Disk space used by the index.",
+		}, func() float64 { return float64(ix.db.Metrics().DiskSpaceUsage()) }))
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "repos"))
+	if err != nil {
+		ix.Close()
+		return nil, err
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".git")
+		if !ok || !e.IsDir() || ValidateRepoName(name) != nil {
+			continue
+		}
+		if _, err := s.openRepo(ctx, name); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open repo %s: %w", name, err)
+		}
+	}
+	if _, ok := s.repos[DefaultRepo]; !ok {
+		if _, err := s.CreateRepo(ctx, DefaultRepo); err != nil && !errors.Is(err, gitstate.ErrRepoExists) {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func (s *Store) repoDir(name string) string {
+	return filepath.Join(s.dir, "repos", name+".git")
+}
+
+func (s *Store) openRepo(ctx context.Context, name string) (*Repo, error) {
+	fo := s.opts.FS
+	fo.Logger = s.log.With("repo", name)
+	be, err := OpenFS(s.repoDir(name), fo)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRepo(name, be, s.ix, &s.opts, s.mx)
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	if err := r.syncIndex(ctx); err != nil {
+		be.Close()
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	r.start()
+	s.mu.Lock()
+	s.repos[name] = r
+	s.mu.Unlock()
+	return r, nil
+}
+
+// Repo returns the repo called name, or an error matching
+// gitstate.ErrRepoNotFound.
+func (s *Store) Repo(name string) (*Repo, error) {
+	s.mu.RLock()
+	r, ok := s.repos[name]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, gitstate.Errorf(gitstate.KindNotFound, "repo_not_found", "repo %q does not exist", name)
+	}
+	return r, nil
+}
+
+// CreateRepo creates an empty repo, or fails with gitstate.ErrRepoExists.
+func (s *Store) CreateRepo(ctx context.Context, name string) (*Repo, error) {
+	if err := ValidateRepoName(name); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if _, ok := s.repos[name]; ok {
+		s.mu.Unlock()
+		return nil, gitstate.Errorf(gitstate.KindConflict, "repo_exists", "repo %q exists", name)
+	}
+	// Hold a place so that a concurrent create of the same name fails.
+	s.repos[name] = nil
+	s.mu.Unlock()
+	dir := s.repoDir(name)
+	if _, err := os.Stat(dir); err == nil {
+		s.forget(name)
+		return nil, gitstate.Errorf(gitstate.KindConflict, "repo_exists", "repo %q exists on disk", name)
+	}
+	if err := s.ix.dropRepo(name); err != nil {
+		s.forget(name)
+		return nil, err
+	}
+	r, err := s.openRepo(ctx, name)
+	if err != nil {
+		s.forget(name)
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.log.Info("created repo", "repo", name)
+	return r, nil
+}
+
+func (s *Store) forget(name string) {
+	s.mu.Lock()
+	if s.repos[name] == nil {
+		delete(s.repos, name)
+	}
+	s.mu.Unlock()
+}
+
+// Repos returns the names of all repos, sorted.
+func (s *Store) Repos() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]string, 0, len(s.repos))
+	for n, r := range s.repos {
+		if r != nil {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Flush writes everything committed so far to Git's own files in every
+// repo (see FSBackend.Flush).
+func (s *Store) Flush() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, r := range s.repos {
+		if r == nil {
+			continue
+		}
+		if fb, ok := r.be.(*FSBackend); ok {
+			if err := fb.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close finishes the writes in flight, then closes every repo and the
+// index.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	repos := s.repos
+	s.repos = map[string]*Repo{}
+	s.mu.Unlock()
+	var errs []error
+	for _, r := range repos {
+		if r != nil {
+			errs = append(errs, r.close())
+		}
+	}
+	if s.ix != nil {
+		errs = append(errs, s.ix.Close())
+	}
+	return errors.Join(errs...)
+}
