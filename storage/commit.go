@@ -211,7 +211,7 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 	if err := checkPreconditions(ed, b.Preconditions); err != nil {
 		return nil, err
 	}
-	if b.BaseRevision > 0 && isMain {
+	if b.CheckBase && isMain {
 		if err := r.checkBase(g, ed, b); err != nil {
 			return nil, err
 		}
@@ -302,7 +302,7 @@ func checkPreconditions(ed *treeEditor, ps []Precondition) error {
 // checkBase fails when a key the batch's ops touch differs from what it was
 // at the batch's base revision.
 func (r *Repo) checkBase(g *groupState, ed *treeEditor, b *Batch) error {
-	if b.BaseRevision > g.mainRev {
+	if b.BaseRevision > g.mainRev || b.BaseRevision < 0 {
 		return gitstate.Errorf(gitstate.KindNotFound, "revision_not_found", "base revision %d does not exist", b.BaseRevision)
 	}
 	baseCommit, err := r.commitOf(b.BaseRevision)

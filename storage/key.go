@@ -21,8 +21,10 @@ const (
 // ValidateKey reports whether key is a valid key: 1 to MaxKeyLen bytes of
 // UTF-8, '/'-separated non-empty segments, none of them "." or "..", no
 // control characters or backslash, no leading or trailing '/'. A segment
-// named ".git" (in any case) is refused too, because Git itself refuses such
-// a path in a tree. The error is a *gitstate.Error with code invalid_key.
+// that Git takes for ".git" is refused too, because git fsck refuses such a
+// path in a tree (and git checkout refuses to write it): ".git" in any case,
+// and the names NTFS and HFS+ read as ".git" (see isDotGit). The error is a
+// *gitstate.Error with code invalid_key.
 func ValidateKey(key string) error {
 	if key == "" {
 		return invalidKey(key, "key is empty")
@@ -50,27 +52,72 @@ func ValidateKey(key string) error {
 			return invalidKey(key, "key has an empty segment")
 		case seg == "." || seg == "..":
 			return invalidKey(key, "key has a '.' or '..' segment")
-		case strings.EqualFold(seg, ".git"):
+		case isDotGit(seg):
 			return invalidKey(key, "key has a '.git' segment, which Git refuses")
 		}
 	}
 	return nil
 }
 
+// isDotGit reports whether Git (fsck's hasDotgit check) takes the tree entry
+// name seg for ".git": ".git" in any case once the code points HFS+ ignores
+// are removed, or ".git" or "git~1" (NTFS's short name) in any case followed
+// only by dots and spaces, which NTFS drops, or by ':' (an NTFS stream).
+func isDotGit(seg string) bool {
+	if strings.EqualFold(strings.Map(dropHFSIgnorable, seg), ".git") {
+		return true
+	}
+	var rest string
+	switch {
+	case len(seg) >= 4 && strings.EqualFold(seg[:4], ".git"):
+		rest = seg[4:]
+	case len(seg) >= 5 && strings.EqualFold(seg[:5], "git~1"):
+		rest = seg[5:]
+	default:
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		switch rest[i] {
+		case '.', ' ':
+		case ':':
+			return true
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// dropHFSIgnorable drops the code points HFS+ ignores in file names (Git's
+// list in utf8.c, next_hfs_char).
+func dropHFSIgnorable(r rune) rune {
+	switch {
+	case r >= 0x200c && r <= 0x200f, r >= 0x202a && r <= 0x202e, r >= 0x206a && r <= 0x206f, r == 0xfeff:
+		return -1
+	}
+	return r
+}
+
 // ValidatePrefix reports whether prefix can be a key prefix: empty, or a
-// string that could begin a valid key (it may end with '/').
+// string that could begin a valid key. It may end with '/'; otherwise its
+// last segment may be the start of a longer one (".git" begins ".github",
+// "." begins ".env").
 func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return nil
 	}
-	k := strings.TrimSuffix(prefix, "/")
-	if k == "" {
-		return invalidKey(prefix, "prefix is only '/'")
+	if k, dir := strings.CutSuffix(prefix, "/"); dir {
+		if k == "" {
+			return invalidKey(prefix, "prefix is only '/'")
+		}
+		return ValidateKey(k)
 	}
-	if err := ValidateKey(k); err != nil {
-		return err
+	err := ValidateKey(prefix)
+	if err != nil && ValidateKey(prefix+"x") == nil {
+		// A valid key continues it; "x" never completes a refused segment.
+		return nil
 	}
-	return nil
+	return err
 }
 
 // IsReserved reports whether key lies under ReservedPrefix.

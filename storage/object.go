@@ -318,6 +318,9 @@ func DecodeCommit(data []byte) (*Commit, error) {
 	return c, nil
 }
 
+// ParseHash parses a full 40-digit lower-case hex object id.
+func ParseHash(s string) (Hash, bool) { return parseHash(s) }
+
 // parseHash parses a full 40-digit hex object id.
 func parseHash(s string) (Hash, bool) {
 	if len(s) != 40 {

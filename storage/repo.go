@@ -178,6 +178,19 @@ func (r *Repo) commitTree(h Hash) (Hash, error) {
 func (r *Repo) Write(ctx context.Context, batches ...*Batch) ([]*Result, error) {
 	for _, b := range batches {
 		for _, op := range b.Ops {
+			// A key Git refuses ("a//b", "../x", ".git/config") would make a
+			// tree that breaks git fsck and checkout: refuse it here, whoever
+			// the caller is. OpRestoreDir's "" is the root.
+			if op.Kind != OpRestoreDir || op.Key != "" {
+				if err := ValidateKey(op.Key); err != nil {
+					return nil, err
+				}
+			}
+			if op.Kind == OpMove {
+				if err := ValidateKey(op.From); err != nil {
+					return nil, err
+				}
+			}
 			if op.Kind == OpPut && op.Value != nil && int64(len(op.Value)) > r.opts.MaxValueSize {
 				return nil, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large",
 					"value of %q is %d bytes; the limit is %d", op.Key, len(op.Value), r.opts.MaxValueSize).WithKeys(op.Key)

@@ -64,8 +64,9 @@ func (r *Repo) Revert(ctx context.Context, rev int64, force bool, tmpl Batch) (*
 
 // Rollback makes a commit on main that sets every key under prefix back to
 // what it was at revision to (keys added since are deleted). Keys outside the
-// prefix keep their current values.
-func (r *Repo) Rollback(ctx context.Context, to int64, prefix string, tmpl Batch) (*Result, error) {
+// prefix, and keys for which keep (when not nil) returns false, keep their
+// current values.
+func (r *Repo) Rollback(ctx context.Context, to int64, prefix string, keep func(key string) bool, tmpl Batch) (*Result, error) {
 	target, err := r.commitOf(to)
 	if err != nil {
 		return nil, err
@@ -86,6 +87,9 @@ func (r *Repo) Rollback(ctx context.Context, to int64, prefix string, tmpl Batch
 		}
 		b.Ops, b.Preconditions = nil, nil
 		for _, ch := range changes {
+			if keep != nil && !keep(ch.Key) {
+				continue
+			}
 			if ch.Op == Deleted {
 				b.Ops = append(b.Ops, Op{Kind: OpDelete, Key: ch.Key})
 				b.Preconditions = append(b.Preconditions, Precondition{Key: ch.Key, ETag: ch.From.Hash})

@@ -313,11 +313,11 @@ func TestBatchOps(t *testing.T) {
 		t.Errorf("after delete x/: %+v", l.Items)
 	}
 	// Base revision: z/1 changed after revision 3.
-	_, err = r.WriteOne(ctx, &Batch{BaseRevision: 3, Ops: []Op{{Kind: OpPut, Key: "z/1", Value: []byte("n")}}})
+	_, err = r.WriteOne(ctx, &Batch{BaseRevision: 3, CheckBase: true, Ops: []Op{{Kind: OpPut, Key: "z/1", Value: []byte("n")}}})
 	if !errors.Is(err, gitstate.ErrChangedSinceBase) {
 		t.Errorf("base revision: %v", err)
 	}
-	if _, err = r.WriteOne(ctx, &Batch{BaseRevision: 4, Ops: []Op{{Kind: OpPut, Key: "z/1", Value: []byte("n")}}}); err != nil {
+	if _, err = r.WriteOne(ctx, &Batch{BaseRevision: 4, CheckBase: true, Ops: []Op{{Kind: OpPut, Key: "z/1", Value: []byte("n")}}}); err != nil {
 		t.Errorf("base revision 4: %v", err)
 	}
 }
@@ -342,7 +342,7 @@ func TestRevertRollback(t *testing.T) {
 	}
 	_ = res
 	put(t, r, "other", "o")
-	if _, err := r.Rollback(ctx, 1, "app/", Batch{}); err != nil {
+	if _, err := r.Rollback(ctx, 1, "app/", nil, Batch{}); err != nil {
 		t.Fatal(err)
 	}
 	if get(t, r, "app/config", 0) != "v1" {

@@ -74,9 +74,11 @@ type Batch struct {
 
 	Ops           []Op
 	Preconditions []Precondition
-	// BaseRevision, on main, fails the batch with changed_since_base when a
-	// key its ops touch differs from what it was at that revision.
+	// With CheckBase, on main, the batch fails with changed_since_base when
+	// a key its ops touch differs from what it was at BaseRevision (0 is
+	// the empty state before the first commit).
 	BaseRevision int64
+	CheckBase    bool
 	Merge        *Merge
 
 	Message  string

@@ -1,0 +1,358 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/storage"
+)
+
+// opValue returns the value of a put op: value (UTF-8) or value_base64,
+// exactly one of them.
+func opValue(op wire.Op, i int) ([]byte, error) {
+	switch {
+	case op.Value != nil && op.ValueBase64 != nil:
+		return nil, badRequest("ops[%d]: give value or value_base64, not both", i)
+	case op.Value != nil:
+		return []byte(*op.Value), nil
+	case op.ValueBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*op.ValueBase64)
+		if err != nil {
+			return nil, badRequest("ops[%d]: value_base64 is not valid base64", i)
+		}
+		return b, nil
+	}
+	return nil, badRequest("ops[%d]: a put needs value or value_base64", i)
+}
+
+// storageOps validates a batch's ops and turns them into storage ops,
+// returning the keys they touch.
+func (s *Server) storageOps(r *http.Request, ops []wire.Op) ([]storage.Op, []string, error) {
+	if len(ops) == 0 {
+		return nil, nil, badRequest("ops must not be empty")
+	}
+	out := make([]storage.Op, 0, len(ops))
+	var keys []string
+	for i, op := range ops {
+		switch op.Op {
+		case "put":
+			if err := storage.ValidateKey(op.Key); err != nil {
+				return nil, nil, err
+			}
+			v, err := opValue(op, i)
+			if err != nil {
+				return nil, nil, err
+			}
+			if int64(len(v)) > s.opts.MaxValueSize {
+				return nil, nil, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large",
+					"ops[%d]: value of %q is %d bytes; the limit is %d", i, op.Key, len(v), s.opts.MaxValueSize).WithKeys(op.Key)
+			}
+			out = append(out, storage.Op{Kind: storage.OpPut, Key: op.Key, Value: v})
+			keys = append(keys, op.Key)
+		case "delete":
+			if err := storage.ValidateKey(op.Key); err != nil {
+				return nil, nil, err
+			}
+			out = append(out, storage.Op{Kind: storage.OpDelete, Key: op.Key})
+			keys = append(keys, op.Key)
+		case "move":
+			to := op.To
+			if to == "" {
+				to = op.Key
+			}
+			for _, k := range []string{op.From, to} {
+				if err := storage.ValidateKey(k); err != nil {
+					return nil, nil, err
+				}
+			}
+			out = append(out, storage.Op{Kind: storage.OpMove, From: op.From, Key: to})
+			keys = append(keys, op.From, to)
+		default:
+			return nil, nil, gitstate.Errorf(gitstate.KindInvalid, "unknown_op", "ops[%d]: unknown op %q", i, op.Op)
+		}
+	}
+	return out, keys, nil
+}
+
+func storagePreconditions(ps []wire.Precondition) ([]storage.Precondition, []string, error) {
+	out := make([]storage.Precondition, 0, len(ps))
+	var keys []string
+	for i, p := range ps {
+		if err := storage.ValidateKey(p.Key); err != nil {
+			return nil, nil, err
+		}
+		sp := storage.Precondition{Key: p.Key, Absent: p.Absent}
+		switch {
+		case p.Absent && p.ETag != "":
+			return nil, nil, badRequest("preconditions[%d]: give etag or absent, not both", i)
+		case p.ETag != "":
+			h, ok := parseETag(p.ETag)
+			if !ok {
+				return nil, nil, badRequest("preconditions[%d]: etag must be a 40-digit blob id", i)
+			}
+			sp.ETag = h
+		case !p.Absent:
+			return nil, nil, badRequest("preconditions[%d]: give etag or absent", i)
+		}
+		out = append(out, sp)
+		keys = append(keys, p.Key)
+	}
+	return out, keys, nil
+}
+
+func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
+	var req wire.CommitRequest
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ops, keys, err := s.storageOps(r, req.Ops)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pre, pkeys, err := storagePreconditions(req.Preconditions)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	repo, err := s.repoOf(r, ScopeWrite, append(keys, pkeys...)...)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkReserved(r, keys...); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b := s.batchFor(r, req.Message)
+	b.Ops, b.Preconditions = ops, pre
+	if req.BaseRevision != "" {
+		if b.BaseRevision, err = repo.ResolveRevision(string(req.BaseRevision)); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		b.CheckBase = true
+	}
+	res, err := repo.WriteOne(r.Context(), &b)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	infoOf(r).revision = res.Revision
+	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
+}
+
+// commitInfo converts a revision record for the wire, keeping only the
+// changes p may see. It returns false when p may see none of them.
+func commitInfo(ri *storage.RevisionInfo, p *Principal) (wire.CommitInfo, bool) {
+	ci := wire.CommitInfo{
+		Revision:    ri.Revision,
+		Commit:      ri.Commit,
+		Parents:     ri.Parents,
+		Author:      ri.Author,
+		AuthorEmail: ri.Email,
+		Time:        time.Unix(ri.Time, 0).UTC(),
+		Message:     ri.Message,
+		Changes:     make([]wire.Change, 0, len(ri.Changes)),
+	}
+	if ci.Parents == nil {
+		ci.Parents = []string{}
+	}
+	for _, c := range ri.Changes {
+		if p != nil && !p.CanKey(c.Key) && (c.From == "" || !p.CanKey(c.From)) {
+			continue
+		}
+		ci.Changes = append(ci.Changes, wire.Change{Key: c.Key, Op: c.Op, From: c.From, ETag: c.ETag})
+	}
+	if p != nil && !p.Unrestricted() && len(ci.Changes) == 0 && len(ri.Changes) > 0 {
+		return ci, false
+	}
+	return ci, true
+}
+
+func (s *Server) listCommits(w http.ResponseWriter, r *http.Request) {
+	repo, err := s.repoOf(r, ScopeRead)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	limit, err := intParam(r, "limit", 100, 1, maxCommitLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key, prefix := q.Get("key"), q.Get("prefix")
+	if key != "" {
+		if err := storage.ValidateKey(key); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	if err := storage.ValidatePrefix(prefix); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var after int64
+	if q.Get("after") != "" {
+		if after, err = repo.ResolveRevision(q.Get("after")); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	p := PrincipalOf(r)
+	opts := storage.LogOptions{Limit: int(limit), Key: key, Prefix: prefix}
+	if q.Get("after") != "" {
+		opts.Before = after
+	}
+	head := repo.Head().Revision
+	out := wire.CommitList{Commits: []wire.CommitInfo{}, Revision: head}
+	for {
+		ris, next, err := repo.Log(r.Context(), opts)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		for _, ri := range ris {
+			if ci, ok := commitInfo(ri, p); ok && len(out.Commits) < int(limit) {
+				out.Commits = append(out.Commits, ci)
+				out.Next = ri.Revision
+			}
+		}
+		// A prefix-limited token may have had commits filtered out: fill
+		// the page from older ones.
+		if next == 0 || len(out.Commits) >= int(limit) {
+			if next == 0 && len(out.Commits) < int(limit) {
+				out.Next = 0
+			}
+			break
+		}
+		opts.Before = next
+	}
+	if len(out.Commits) < int(limit) {
+		out.Next = 0
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getCommit(w http.ResponseWriter, r *http.Request) {
+	repo, err := s.repoOf(r, ScopeRead)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rev, err := repo.ResolveRevision(mux.Vars(r)["rev"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ri, err := repo.Revision(rev)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ci, ok := commitInfo(ri, PrincipalOf(r))
+	if !ok {
+		s.writeError(w, r, forbidden("prefix", "revision %d changes no key this token may read", rev))
+		return
+	}
+	writeJSON(w, http.StatusOK, ci)
+}
+
+func (s *Server) revert(w http.ResponseWriter, r *http.Request) {
+	var req wire.RevertRequest
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	repo, err := s.repoOf(r, ScopeWrite)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Revision == "" {
+		s.writeError(w, r, badRequest("revision is required"))
+		return
+	}
+	rev, err := repo.ResolveRevision(string(req.Revision))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ri, err := repo.Revision(rev)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var keys []string
+	for _, c := range ri.Changes {
+		keys = append(keys, c.Key)
+		if c.From != "" {
+			keys = append(keys, c.From)
+		}
+	}
+	if err := authorize(r, ScopeWrite, repo.Name(), keys...); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkReserved(r, keys...); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := repo.Revert(r.Context(), rev, req.Force, s.batchFor(r, req.Message))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	infoOf(r).revision = res.Revision
+	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
+}
+
+func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
+	var req wire.RollbackRequest
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	repo, err := s.repoOf(r, ScopeWrite)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.To == "" {
+		s.writeError(w, r, badRequest("to is required"))
+		return
+	}
+	if err := storage.ValidatePrefix(req.Prefix); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	to, err := repo.ResolveRevision(string(req.To))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := PrincipalOf(r)
+	if info := infoOf(r); info != nil && req.Prefix != "" {
+		info.keys = []string{req.Prefix}
+	}
+	// Keys the caller may not write are left as they are: a prefix-limited
+	// token rolls back its own keys, and only an administrator rolls back
+	// the server's configuration.
+	keep := func(key string) bool {
+		return p.CanKey(key) && (!storage.IsReserved(key) || p.HasScope(ScopeAdmin))
+	}
+	res, err := repo.Rollback(r.Context(), to, req.Prefix, keep, s.batchFor(r, req.Message))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	infoOf(r).revision = res.Revision
+	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
+}

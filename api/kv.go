@@ -1,0 +1,351 @@
+package api
+
+import (
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gorilla/mux"
+
+	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/storage"
+)
+
+// Query parameter limits.
+const (
+	maxListLimit   = 10000
+	maxCommitLimit = 1000
+)
+
+// keyOf returns the key in the path, unescaped and validated.
+func keyOf(r *http.Request) (string, error) {
+	raw := mux.Vars(r)["key"]
+	key, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", gitstate.Errorf(gitstate.KindInvalid, "invalid_key", "key is not a valid escaped path: %q", raw)
+	}
+	if err := storage.ValidateKey(key); err != nil {
+		return "", err
+	}
+	if info := infoOf(r); info != nil {
+		info.keys = []string{key}
+	}
+	return key, nil
+}
+
+// revisionOf resolves the ?rev= parameter (empty: head).
+func revisionOf(repo *storage.Repo, r *http.Request, param string) (int64, error) {
+	return repo.ResolveRevision(r.URL.Query().Get(param))
+}
+
+func etag(h storage.Hash) string { return `"` + h.String() + `"` }
+
+// parseETag parses one entity tag ("<hex>", W/ prefix tolerated).
+func parseETag(v string) (storage.Hash, bool) {
+	v = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "W/"))
+	v = strings.ToLower(strings.Trim(v, `"`))
+	return storage.ParseHash(v)
+}
+
+// preconditionsOf turns If-Match / If-None-Match into storage preconditions.
+func preconditionsOf(r *http.Request, key string) ([]storage.Precondition, error) {
+	var out []storage.Precondition
+	if im := r.Header.Get("If-Match"); im != "" {
+		if strings.Contains(im, ",") {
+			return nil, badRequest("If-Match with several entity tags is not supported")
+		}
+		if strings.TrimSpace(im) == "*" {
+			out = append(out, storage.Precondition{Key: key, Exists: true})
+		} else if h, ok := parseETag(im); ok {
+			out = append(out, storage.Precondition{Key: key, ETag: h})
+		} else {
+			// No value can have a malformed entity tag: the precondition
+			// cannot hold.
+			return nil, gitstate.Errorf(gitstate.KindPrecondition, "precondition_failed", "If-Match %q matches no value", im).WithKeys(key)
+		}
+	}
+	if inm := r.Header.Get("If-None-Match"); inm != "" {
+		if strings.TrimSpace(inm) != "*" {
+			return nil, badRequest("If-None-Match on a write must be *")
+		}
+		out = append(out, storage.Precondition{Key: key, Absent: true})
+	}
+	return out, nil
+}
+
+// author returns the commit author for the request's principal.
+func (s *Server) author(r *http.Request) storage.Signature {
+	name := "anonymous"
+	if p := PrincipalOf(r); p != nil && p.Name != "" {
+		name = p.Name
+	}
+	email := s.opts.CommitEmail(name)
+	if p := PrincipalOf(r); p != nil && p.Email != "" {
+		email = p.Email
+	}
+	return storage.Signature{Name: name, Email: email}
+}
+
+// batchFor returns a batch with the request's author, message and trailers.
+func (s *Server) batchFor(r *http.Request, message string) storage.Batch {
+	return storage.Batch{
+		Author:   s.author(r),
+		Message:  message,
+		Trailers: []storage.Trailer{{Key: storage.TrailerRequestID, Value: requestID(r)}},
+	}
+}
+
+// checkReserved refuses writes under .gitstate/ to anyone but an
+// administrator.
+func checkReserved(r *http.Request, keys ...string) error {
+	for _, k := range keys {
+		if storage.IsReserved(k) && !PrincipalOf(r).HasScope(ScopeAdmin) {
+			return gitstate.Errorf(gitstate.KindForbidden, "reserved_key",
+				"keys under %s are the server's configuration; only an administrator may change them", storage.ReservedPrefix).WithKeys(k)
+		}
+	}
+	return nil
+}
+
+func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
+	key, err := keyOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	repo, err := s.repoOf(r, ScopeRead, key)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rev := int64(0)
+	if r.URL.Query().Has("rev") {
+		if rev, err = revisionOf(repo, r, "rev"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	v, err := repo.Get(r.Context(), key, rev)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeValue(w, r, v)
+}
+
+// writeValue answers a read of a value, with its headers and 304 when the
+// client has it.
+func writeValue(w http.ResponseWriter, r *http.Request, v *storage.Value) {
+	h := w.Header()
+	h.Set("ETag", etag(v.Blob))
+	if v.Revision > 0 || !v.Commit.IsZero() {
+		h.Set(wire.HeaderRevision, strconv.FormatInt(v.Revision, 10))
+		h.Set(wire.HeaderCommit, v.Commit.String())
+	}
+	if v.ModRevision > 0 {
+		h.Set(wire.HeaderModRevision, strconv.FormatInt(v.ModRevision, 10))
+	}
+	if v.Mode != storage.ModeFile {
+		h.Set("X-Gitstate-Mode", strconv.FormatUint(uint64(v.Mode), 8))
+	}
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, v.Blob) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Content-Length", strconv.Itoa(len(v.Data)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(v.Data)
+	}
+}
+
+func etagMatches(header string, h storage.Hash) bool {
+	for _, part := range strings.Split(header, ",") {
+		if strings.TrimSpace(part) == "*" {
+			return true
+		}
+		if t, ok := parseETag(part); ok && t == h {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
+	key, err := keyOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	repo, err := s.repoOf(r, ScopeWrite, key)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkReserved(r, key); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pre, err := preconditionsOf(r, key)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(r, s.opts.MaxValueSize)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b := s.batchFor(r, r.URL.Query().Get("message"))
+	b.Ops = []storage.Op{{Kind: storage.OpPut, Key: key, Value: body}}
+	b.Preconditions = pre
+	res, err := repo.WriteOne(r.Context(), &b)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	infoOf(r).revision = res.Revision
+	writeJSON(w, http.StatusOK, wire.WriteResult{
+		Revision: res.Revision,
+		Commit:   res.Commit.String(),
+		ETag:     storage.HashObject(storage.BlobObject, body).String(),
+		Changed:  res.Changed,
+	})
+}
+
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
+	key, err := keyOf(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	prefix := false
+	if v := r.URL.Query().Get("prefix"); v != "" {
+		if prefix, err = strconv.ParseBool(v); err != nil {
+			s.writeError(w, r, badRequest("prefix must be true or false"))
+			return
+		}
+	}
+	repo, err := s.repoOf(r, ScopeWrite, key)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if prefix && !PrincipalOf(r).CoversPrefix(key+"/") {
+		s.writeError(w, r, forbidden("prefix:"+key+"/", "token may not delete every key under %q", key+"/"))
+		return
+	}
+	if err := checkReserved(r, key); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pre, err := preconditionsOf(r, key)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	b := s.batchFor(r, r.URL.Query().Get("message"))
+	b.Preconditions = pre
+	if prefix {
+		b.Ops = []storage.Op{{Kind: storage.OpDeletePrefix, Key: key, MustExist: true}}
+	} else {
+		b.Ops = []storage.Op{{Kind: storage.OpDelete, Key: key, MustExist: true}}
+	}
+	res, err := repo.WriteOne(r.Context(), &b)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	infoOf(r).revision = res.Revision
+	writeJSON(w, http.StatusOK, wire.DeleteResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
+}
+
+// intParam parses an optional integer query parameter within [lo, hi].
+func intParam(r *http.Request, name string, def, lo, hi int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, badRequest("%s must be an integer from %d to %d", name, lo, hi)
+	}
+	return n, nil
+}
+
+func boolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest("%s must be true or false", name)
+	}
+	return b, nil
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	repo, err := s.repoOf(r, ScopeRead)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	prefix, after := q.Get("prefix"), q.Get("after")
+	if err := storage.ValidatePrefix(prefix); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := intParam(r, "limit", storage.DefaultListLimit, 1, maxListLimit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	values, err := boolParam(r, "values")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	rev := int64(0)
+	if q.Has("rev") {
+		if rev, err = revisionOf(repo, r, "rev"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	p := PrincipalOf(r)
+	opts := storage.ListOptions{Prefix: prefix, After: after, Limit: int(limit), Values: values, Revision: rev}
+	// A token limited to one prefix asking for a wider one lists its own.
+	if len(p.Prefixes) == 1 && strings.HasPrefix(p.Prefixes[0], prefix) {
+		opts.Prefix = p.Prefixes[0]
+	}
+	res, err := repo.List(r.Context(), opts)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := wire.ListResponse{Revision: res.Revision, Items: make([]wire.ListItem, 0, len(res.Items)), Next: res.Next}
+	for _, it := range res.Items {
+		if !p.CanKey(it.Key) {
+			continue
+		}
+		li := wire.ListItem{Key: it.Key, ETag: it.Blob.String(), Size: it.Size, ModRevision: it.ModRevision}
+		if values {
+			if utf8.Valid(it.Value) {
+				v := string(it.Value)
+				li.Value = &v
+			} else {
+				v := base64.StdEncoding.EncodeToString(it.Value)
+				li.ValueBase64 = &v
+			}
+		}
+		out.Items = append(out.Items, li)
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,87 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/storage"
+)
+
+// repoOf returns the repo named in the path, after checking that the
+// caller holds scope on it.
+func (s *Server) repoOf(r *http.Request, scope Scope, keys ...string) (*storage.Repo, error) {
+	name := mux.Vars(r)["repo"]
+	if info := infoOf(r); info != nil {
+		info.repo = name
+	}
+	if err := storage.ValidateRepoName(name); err != nil {
+		return nil, err
+	}
+	if err := authorize(r, scope, name, keys...); err != nil {
+		return nil, err
+	}
+	return s.store.Repo(name)
+}
+
+func repoInfo(r *storage.Repo) wire.Repo {
+	h := r.Head()
+	out := wire.Repo{Name: r.Name(), Revision: h.Revision}
+	if !h.Commit.IsZero() {
+		out.Commit = h.Commit.String()
+	}
+	return out
+}
+
+func (s *Server) listRepos(w http.ResponseWriter, r *http.Request) {
+	if err := authorize(r, ScopeRead, ""); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p := PrincipalOf(r)
+	out := wire.RepoList{Repos: []wire.Repo{}}
+	for _, name := range s.store.Repos() {
+		if !p.CanRepo(name) {
+			continue
+		}
+		if repo, err := s.store.Repo(name); err == nil {
+			out.Repos = append(out.Repos, repoInfo(repo))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getRepo(w http.ResponseWriter, r *http.Request) {
+	repo, err := s.repoOf(r, ScopeRead)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, repoInfo(repo))
+}
+
+func (s *Server) createRepo(w http.ResponseWriter, r *http.Request) {
+	var req wire.CreateRepoRequest
+	if err := decodeJSON(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if info := infoOf(r); info != nil {
+		info.repo = req.Name
+	}
+	if err := authorize(r, ScopeAdmin, req.Name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.ImportFrom != "" {
+		s.writeError(w, r, badRequest("import_from is not supported by this server"))
+		return
+	}
+	repo, err := s.store.CreateRepo(r.Context(), req.Name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, repoInfo(repo))
+}

@@ -1,0 +1,155 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/api/wire"
+)
+
+// statusOf maps an error kind to its HTTP status: the one place where
+// errors meet the wire.
+func statusOf(k gitstate.Kind) int {
+	switch k {
+	case gitstate.KindInvalid:
+		return http.StatusBadRequest
+	case gitstate.KindUnauthorized:
+		return http.StatusUnauthorized
+	case gitstate.KindForbidden:
+		return http.StatusForbidden
+	case gitstate.KindNotFound:
+		return http.StatusNotFound
+	case gitstate.KindConflict:
+		return http.StatusConflict
+	case gitstate.KindPrecondition:
+		return http.StatusPreconditionFailed
+	case gitstate.KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case gitstate.KindUnprocessable:
+		return http.StatusUnprocessableEntity
+	case gitstate.KindTooManyRequests:
+		return http.StatusTooManyRequests
+	case gitstate.KindUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// KindOfStatus maps an HTTP status back to an error kind (for clients).
+func KindOfStatus(status int) gitstate.Kind {
+	for k := gitstate.KindInvalid; k <= gitstate.KindUnavailable; k++ {
+		if statusOf(k) == status {
+			return k
+		}
+	}
+	return gitstate.KindInternal
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+// writeError writes err as a JSON error. Internal errors are logged and
+// sent without their details.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ge *gitstate.Error
+	if !errors.As(err, &ge) {
+		if errors.Is(err, r.Context().Err()) && r.Context().Err() != nil {
+			ge = gitstate.Errorf(gitstate.KindUnavailable, "canceled", "request canceled")
+		} else {
+			ge = &gitstate.Error{Kind: gitstate.KindInternal, Code: "internal", Message: "internal error", Err: err}
+		}
+	}
+	status := statusOf(ge.Kind)
+	if status >= 500 {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
+	}
+	info := infoOf(r)
+	if info != nil && len(ge.Keys) > 0 && len(info.keys) == 0 {
+		info.keys = ge.Keys
+	}
+	msg := ge.Message
+	if ge.Kind == gitstate.KindInternal {
+		msg = "internal error (request " + requestID(r) + ")"
+	}
+	if ge.Kind == gitstate.KindTooManyRequests {
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "1")
+		}
+	}
+	writeJSON(w, status, wire.ErrorResponse{Error: wire.Error{Code: ge.Code, Message: msg, Keys: ge.Keys, Missing: missingOf(ge)}})
+}
+
+// missingOf returns what a 403 says the caller lacks.
+func missingOf(e *gitstate.Error) string {
+	var m *missingErr
+	if errors.As(e, &m) {
+		return m.what
+	}
+	return ""
+}
+
+type missingErr struct{ what string }
+
+func (m *missingErr) Error() string { return "missing " + m.what }
+
+func badRequest(format string, args ...any) error {
+	return gitstate.Errorf(gitstate.KindInvalid, "invalid_request", format, args...)
+}
+
+// decodeJSON reads a JSON body into v, refusing unknown fields, trailing
+// data and bodies over the limit.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return gitstate.Errorf(gitstate.KindTooLarge, "body_too_large", "request body is over %d bytes", mbe.Limit)
+		}
+		if errors.Is(err, io.EOF) {
+			return badRequest("request body is empty; JSON expected")
+		}
+		return badRequest("malformed JSON: %s", jsonErrText(err))
+	}
+	if dec.More() {
+		return badRequest("malformed JSON: data after the object")
+	}
+	return nil
+}
+
+func jsonErrText(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
+	}
+	return err.Error()
+}
+
+// readBody reads a raw body of at most limit bytes.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large", "value is over %d bytes", limit)
+		}
+		return nil, badRequest("read body: %v", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large", "value is over %d bytes", limit)
+	}
+	return b, nil
+}
+

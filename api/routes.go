@@ -1,0 +1,31 @@
+package api
+
+import "net/http"
+
+// routeTable is every route of the API, in one place. openapi.yaml must
+// specify exactly these (a test checks it), and the access-control test
+// must know each of them.
+func (s *Server) routeTable() []Route {
+	return []Route{
+		{Method: http.MethodGet, Path: "/healthz", Action: "health", Open: true, handler: s.health},
+		{Method: http.MethodGet, Path: "/readyz", Action: "ready", Open: true, handler: s.ready},
+		{Method: http.MethodGet, Path: "/metrics", Action: "metrics", Open: true, handler: s.metricsHandler()},
+
+		{Method: http.MethodGet, Path: "/v1/repos", Action: "repo.list", handler: s.listRepos},
+		{Method: http.MethodPost, Path: "/v1/repos", Action: "repo.create", handler: s.createRepo},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}", Action: "repo.get", handler: s.getRepo},
+
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/kv", Action: "kv.list", handler: s.listKeys},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/kv/{key}", Action: "kv.get", handler: s.getKey},
+		{Method: http.MethodHead, Path: "/v1/repos/{repo}/kv/{key}", Action: "kv.head", handler: s.getKey},
+		{Method: http.MethodPut, Path: "/v1/repos/{repo}/kv/{key}", Action: "kv.put", handler: s.putKey},
+		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/kv/{key}", Action: "kv.delete", handler: s.deleteKey},
+
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/commits", Action: "commit.create", handler: s.createCommit},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/commits", Action: "commit.list", handler: s.listCommits},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/commits/{rev}", Action: "commit.get", handler: s.getCommit},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/diff", Action: "diff", handler: s.diff},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/revert", Action: "revert", handler: s.revert},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/rollback", Action: "rollback", handler: s.rollback},
+	}
+}

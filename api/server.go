@@ -1,0 +1,284 @@
+// Package api serves gitstate's HTTP API: the handlers, their routes and
+// middleware (request ids, authentication, audit, metrics). Wire types live
+// in api/wire; openapi.yaml at the repository root specifies every route, and
+// a test keeps the two in step.
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/storage"
+)
+
+// Options configures a Server.
+type Options struct {
+	Store *storage.Store
+	// Auth identifies callers. Nil lets every request in as an
+	// unrestricted administrator named "anonymous" (for embedding and tests).
+	Auth Authenticator
+	// Auditor, if set, records mutating, denied and secret-reading
+	// requests before they are answered.
+	Auditor Auditor
+	Logger  *slog.Logger
+	// Registry serves /metrics and receives the API's metrics.
+	Registry *prometheus.Registry
+	// MetricsAuth requires a token with scope read for /metrics.
+	MetricsAuth bool
+	// MaxBodyBytes bounds JSON request bodies (default 32 MiB).
+	MaxBodyBytes int64
+	// MaxValueSize bounds values (default 1 MiB; keep it equal to the
+	// store's).
+	MaxValueSize int64
+	// Ready reports whether the server is ready (default: always).
+	Ready func() error
+	// CommitEmail builds the author email from a principal's name (default
+	// "<name>@gitstate.local").
+	CommitEmail func(name string) string
+}
+
+// Server is the HTTP API. It is an http.Handler.
+type Server struct {
+	opts   Options
+	store  *storage.Store
+	log    *slog.Logger
+	router *mux.Router
+	routes []Route
+
+	reqDuration *prometheus.HistogramVec
+}
+
+// Route describes one route of the API.
+type Route struct {
+	Method string
+	// Path is the route's template as in openapi.yaml ({key} for keys).
+	Path string
+	// Action names the route in logs, metrics and the audit log.
+	Action string
+	// Open routes need no authentication.
+	Open    bool
+	handler http.HandlerFunc
+}
+
+// New returns a Server.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 32 << 20
+	}
+	if opts.MaxValueSize <= 0 {
+		opts.MaxValueSize = 1 << 20
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.CommitEmail == nil {
+		opts.CommitEmail = func(name string) string { return name + "@gitstate.local" }
+	}
+	s := &Server{opts: opts, store: opts.Store, log: opts.Logger}
+	s.reqDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "gitstate_http_request_duration_seconds",
+		Help:    "HTTP request latency by route and status.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
+	}, []string{"route", "method", "status"})
+	opts.Registry.MustRegister(s.reqDuration)
+	s.router = mux.NewRouter()
+	// Keys are validated by the handlers: no path cleaning or redirects.
+	s.router.SkipClean(true)
+	s.router.UseEncodedPath()
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.router.Methods(rt.Method).Path(muxPath(rt.Path)).Handler(s.wrap(rt))
+	}
+	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, gitstate.Errorf(gitstate.KindNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
+	})
+	s.router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusMethodNotAllowed, errBody("method_not_allowed", r.Method+" is not allowed on "+r.URL.Path))
+	})
+	return s
+}
+
+func errBody(code, msg string) any {
+	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
+}
+
+// muxPath turns an OpenAPI template into a gorilla/mux one: {key} matches
+// the rest of the path.
+func muxPath(p string) string {
+	p = strings.ReplaceAll(p, "{key}", "{key:.+}")
+	return p
+}
+
+// Routes returns every route the server serves.
+func (s *Server) Routes() []Route { return s.routes }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.ServeHTTP(w, r)
+}
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+func newRequestID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusWriter records the status and performs the audit before the
+// response's first byte.
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	before  func(status int)
+	written bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.written {
+		return
+	}
+	w.written = true
+	w.status = code
+	if w.before != nil {
+		w.before(code)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets streaming handlers (watch) flush through the wrapper.
+func (w *statusWriter) Flush() {
+	if !w.written {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func isMutating(method string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodOptions
+}
+
+// wrap adds the middleware every route shares: request id, panic recovery,
+// authentication, body limit, audit, metrics and logs.
+func (s *Server) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get(wireRequestID)
+		if !requestIDPattern.MatchString(id) {
+			id = newRequestID()
+		}
+		info := &reqInfo{id: id, route: rt.Path, action: rt.Action}
+		r = r.WithContext(contextWith(r.Context(), info))
+		w.Header().Set(wireRequestID, id)
+		sw := &statusWriter{ResponseWriter: w}
+		sw.before = func(status int) { s.audit(r, info, status) }
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("handler panic", "route", rt.Path, "panic", v, "stack", string(debug.Stack()))
+				if !sw.written {
+					s.writeError(sw, r, fmt.Errorf("panic: %v", v))
+				}
+			}
+			d := time.Since(start)
+			s.reqDuration.WithLabelValues(rt.Path, r.Method, strconv.Itoa(sw.status)).Observe(d.Seconds())
+			if s.log.Enabled(r.Context(), slog.LevelDebug) {
+				s.log.Debug("request", "method", r.Method, "route", rt.Path, "status", sw.status, "took", d, "request_id", id)
+			}
+		}()
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(sw, r.Body, s.opts.MaxBodyBytes)
+		}
+		if !rt.Open || (rt.Action == "metrics" && s.opts.MetricsAuth) {
+			p, err := s.authenticate(r)
+			if err != nil {
+				s.writeError(sw, r, err)
+				return
+			}
+			info.principal = p
+		}
+		rt.handler(sw, r)
+		if !sw.written {
+			sw.WriteHeader(http.StatusOK)
+		}
+	})
+}
+
+const wireRequestID = "X-Request-Id"
+
+func (s *Server) authenticate(r *http.Request) (*Principal, error) {
+	if s.opts.Auth == nil {
+		return &Principal{Name: "anonymous", Scopes: []Scope{ScopeAdmin}, Repos: []string{"*"}}, nil
+	}
+	return s.opts.Auth.Authenticate(r)
+}
+
+// audit records mutating, denied and secret-reading requests.
+func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
+	if s.opts.Auditor == nil {
+		return
+	}
+	denied := status == http.StatusUnauthorized || status == http.StatusForbidden
+	if !isMutating(r.Method) && !denied && !info.secretRead {
+		return
+	}
+	ev := AuditEvent{
+		RequestID: info.id,
+		Principal: info.principal,
+		Remote:    r.RemoteAddr,
+		Method:    r.Method,
+		Route:     info.route,
+		Action:    info.action,
+		Repo:      info.repo,
+		Keys:      info.keys,
+		Status:    status,
+		Revision:  info.revision,
+	}
+	if err := s.opts.Auditor.Record(r.Context(), ev); err != nil {
+		s.log.Error("audit record failed", "err", err, "request_id", info.id)
+	}
+}
+
+// metricsHandler serves /metrics.
+func (s *Server) metricsHandler() http.HandlerFunc {
+	h := promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.MetricsAuth {
+			if err := authorize(r, ScopeRead, ""); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	}
+}

@@ -1,0 +1,25 @@
+// Command gitstate is the gitstate server and its command-line client.
+//
+//	gitstate serve                 start the server on ./gitstate-data
+//	gitstate put apps/web/x.yaml - < x.yaml
+//	gitstate get apps/web/x.yaml
+//
+// Run "gitstate help" for every command.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "gitstate:", err)
+		os.Exit(exitCode(err))
+	}
+}
