@@ -152,4 +152,3 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	return b, nil
 }
-
