@@ -106,7 +106,10 @@ func New(opts Options) *Server {
 	s.router.UseEncodedPath()
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
-		s.router.Methods(rt.Method).Path(muxPath(rt.Path)).Handler(s.wrap(rt))
+		// Path before Methods: gorilla/mux 1.8.1 forgets a method mismatch
+		// (405) when a later route has the same method, but not when it has
+		// another path.
+		s.router.Path(muxPath(rt.Path)).Methods(rt.Method).Handler(s.wrap(rt))
 	}
 	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, gitstate.Errorf(gitstate.KindNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
