@@ -37,12 +37,16 @@ func keyOf(r *http.Request) (string, error) {
 	return key, nil
 }
 
-// revParam resolves the ?rev= parameter (0: head). A transaction has no
-// revisions of its own.
+// headRev stands for "no ?rev= given": read at head.
+const headRev = -1
+
+// revParam resolves the ?rev= parameter (headRev when absent; 0 is the
+// empty state before the first commit). A transaction has no revisions of
+// its own.
 func (t *target) revParam(r *http.Request) (int64, error) {
 	q := r.URL.Query()
 	if !q.Has("rev") {
-		return 0, nil
+		return headRev, nil
 	}
 	if t.inTxn() {
 		return 0, badRequest("rev is not supported inside a transaction")

@@ -62,10 +62,17 @@ func actorOf(r *http.Request) txn.Actor {
 // inTxn reports whether the target is a transaction.
 func (t *target) inTxn() bool { return t.txnID != "" }
 
-// get reads key at revision rev of main (0: head), or at the transaction's
-// head.
+// get reads key at revision rev of main (headRev: head), or at the
+// transaction's head.
 func (t *target) get(ctx context.Context, key string, rev int64) (*storage.Value, error) {
 	if !t.inTxn() {
+		switch rev {
+		case headRev:
+			return t.repo.Get(ctx, key, 0)
+		case 0:
+			// The empty state before the first commit holds no key.
+			return nil, gitstate.Errorf(gitstate.KindNotFound, "key_not_found", "key %q does not exist at revision 0", key).WithKeys(key)
+		}
 		return t.repo.Get(ctx, key, rev)
 	}
 	head, _, err := t.s.opts.Txns.Head(ctx, t.repo.Name(), t.txnID)
@@ -77,6 +84,12 @@ func (t *target) get(ctx context.Context, key string, rev int64) (*storage.Value
 
 func (t *target) list(ctx context.Context, o storage.ListOptions) (*storage.ListResult, error) {
 	if !t.inTxn() {
+		switch o.Revision {
+		case headRev:
+			o.Revision = 0
+		case 0:
+			return &storage.ListResult{}, nil
+		}
 		return t.repo.List(ctx, o)
 	}
 	head, _, err := t.s.opts.Txns.Head(ctx, t.repo.Name(), t.txnID)
@@ -104,11 +117,13 @@ func (s *Server) checkDirect(ctx context.Context, repo *storage.Repo, a txn.Acto
 	if s.opts.Txns != nil {
 		return s.opts.Txns.CheckWrite(ctx, repo.Name(), a, ops, true)
 	}
+	// Without transactions, administrators change the configuration
+	// directly.
 	for _, op := range ops {
 		for _, k := range []string{op.Key, op.From} {
-			if storage.IsReserved(k) {
+			if storage.IsReserved(k) && !a.Admin {
 				return gitstate.Errorf(gitstate.KindForbidden, "reserved_key",
-					"keys under %s are the server's configuration", storage.ReservedPrefix).WithKeys(k)
+					"keys under %s are the server's configuration; only an administrator may change them", storage.ReservedPrefix).WithKeys(k)
 			}
 		}
 	}

@@ -244,4 +244,20 @@ func TestTxnHTTPPolicy(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
+// Revision 0 is the empty state before the first commit, not the head.
+func TestRevisionZeroIsEmpty(t *testing.T) {
+	e := newTxnEnv(t)
+	e.must("alice", "PUT", repoPath+"/kv/a", "1", nil, 200)
+	if status, code := e.do("alice", "GET", repoPath+"/kv/a?rev=0", nil, nil); status != 404 || code != "key_not_found" {
+		t.Errorf("GET at rev 0: %d %s", status, code)
+	}
+	var list wire.ListResponse
+	e.must("alice", "GET", repoPath+"/kv?rev=0", nil, &list, 200)
+	if list.Revision != 0 || len(list.Items) != 0 {
+		t.Errorf("list at rev 0: %+v", list)
+	}
+	e.must("alice", "GET", repoPath+"/kv?rev=1", nil, &list, 200)
+	if list.Revision != 1 || len(list.Items) != 1 {
+		t.Errorf("list at rev 1: %+v", list)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/storage"
@@ -423,9 +422,6 @@ func (m *Manager) Rebase(ctx context.Context, repo, id string, a Actor) (*Txn, e
 		Message: fmt.Sprintf("Rebase transaction %s onto revision %d", id, main.Revision),
 		Author:  a.sig(),
 	}
-	if onto.IsZero() {
-		return nil, gitstate.Errorf(gitstate.KindConflict, "invalid_request", "main has no commit to rebase onto")
-	}
 	if _, err := rt.repo.Write(ctx, b, metaBatch(next, "rebase")); err != nil {
 		var ge *gitstate.Error
 		if errors.As(err, &ge) && ge.Code == "ref_changed" {
@@ -503,6 +499,3 @@ func (m *Manager) Sweep(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
-
-// expiresIn is how long until t expires.
-func expiresIn(t *Txn, now time.Time) time.Duration { return t.ExpiresAt.Sub(now) }

@@ -20,6 +20,17 @@ type Error struct {
 	Keys    []string `json:"keys,omitempty"`
 	// Missing names what a token lacks (a scope, a repo, a prefix) on 403.
 	Missing string `json:"missing,omitempty"`
+	// Details locates the problem inside a value (a schema violation's
+	// paths), when there is one.
+	Details []Detail `json:"details,omitempty"`
+}
+
+// Detail is one located problem of an Error: Path is a JSON pointer into
+// the value of Key.
+type Detail struct {
+	Key     string `json:"key,omitempty"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
 }
 
 // ErrorResponse wraps an Error.
