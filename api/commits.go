@@ -121,25 +121,25 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	repo, err := s.repoOf(r, ScopeWrite, append(keys, pkeys...)...)
+	t, err := s.targetOf(r, true, append(keys, pkeys...)...)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := checkReserved(r, keys...); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	b := s.batchFor(r, req.Message)
 	b.Ops, b.Preconditions = ops, pre
 	if req.BaseRevision != "" {
-		if b.BaseRevision, err = repo.ResolveRevision(string(req.BaseRevision)); err != nil {
+		if t.inTxn() {
+			s.writeError(w, r, badRequest("base_revision is not supported inside a transaction"))
+			return
+		}
+		if b.BaseRevision, err = t.repo.ResolveRevision(string(req.BaseRevision)); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		b.CheckBase = true
 	}
-	res, err := repo.WriteOne(r.Context(), &b)
+	res, err := t.write(r.Context(), &b)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -301,7 +301,7 @@ func (s *Server) revert(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := checkReserved(r, keys...); err != nil {
+	if err := s.checkDirect(r.Context(), repo, actorOf(r), deleteOps(keys)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -348,6 +348,28 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	keep := func(key string) bool {
 		return p.CanKey(key) && (!storage.IsReserved(key) || p.HasScope(ScopeAdmin))
 	}
+	// Protected keys change only through transactions: refuse a rollback
+	// that would touch them.
+	targetCommit, err := repo.RevisionCommit(to)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	changes, err := repo.Diff(r.Context(), repo.Head().Commit, targetCommit, req.Prefix)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var keys []string
+	for _, c := range changes {
+		if keep(c.Key) {
+			keys = append(keys, c.Key)
+		}
+	}
+	if err := s.checkDirect(r.Context(), repo, actorOf(r), deleteOps(keys)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	res, err := repo.Rollback(r.Context(), to, req.Prefix, keep, s.batchFor(r, req.Message))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -355,4 +377,14 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	}
 	infoOf(r).revision = res.Revision
 	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
+}
+
+// deleteOps describes keys about to change, for a policy check that needs
+// only their names.
+func deleteOps(keys []string) []storage.Op {
+	ops := make([]storage.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = storage.Op{Kind: storage.OpDelete, Key: k}
+	}
+	return ops
 }

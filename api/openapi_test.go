@@ -51,6 +51,19 @@ var wireSchemas = map[string]reflect.Type{
 	"DiffResponse":      reflect.TypeFor[wire.DiffResponse](),
 	"RevertRequest":     reflect.TypeFor[wire.RevertRequest](),
 	"RollbackRequest":   reflect.TypeFor[wire.RollbackRequest](),
+	"ErrorDetail":       reflect.TypeFor[wire.Detail](),
+	"Duration":          reflect.TypeFor[wire.Duration](),
+	"BeginTxnRequest":   reflect.TypeFor[wire.BeginTxnRequest](),
+	"Approval":          reflect.TypeFor[wire.Approval](),
+	"Report":            reflect.TypeFor[wire.Report](),
+	"TxnRequirements":   reflect.TypeFor[wire.TxnRequirements](),
+	"Txn":               reflect.TypeFor[wire.Txn](),
+	"TxnList":           reflect.TypeFor[wire.TxnList](),
+	"ApproveRequest":    reflect.TypeFor[wire.ApproveRequest](),
+	"ReportRequest":     reflect.TypeFor[wire.ReportRequest](),
+	"TxnDiff":           reflect.TypeFor[wire.TxnDiff](),
+	// Any JSON (json.RawMessage), as a report's details.
+	"JSONValue": reflect.TypeOf(wire.Report{}.Details),
 }
 
 // spec is the part of an OpenAPI document the tests read.

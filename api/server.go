@@ -22,6 +22,7 @@ import (
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/storage"
+	"github.com/gitstate/gitstate/txn"
 )
 
 // Options configures a Server.
@@ -48,6 +49,8 @@ type Options struct {
 	// CommitEmail builds the author email from a principal's name (default
 	// "<name>@gitstate.local").
 	CommitEmail func(name string) string
+	// Txns runs branch transactions (nil: the txn routes answer 404).
+	Txns *txn.Manager
 }
 
 // Server is the HTTP API. It is an http.Handler.

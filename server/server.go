@@ -23,6 +23,7 @@ import (
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api"
 	"github.com/gitstate/gitstate/storage"
+	"github.com/gitstate/gitstate/txn"
 )
 
 // Config is the server's configuration.
@@ -41,6 +42,9 @@ type Config struct {
 	Logger          *slog.Logger
 	// Storage tunes the store (optional).
 	Storage storage.Options
+	// TxnSweepInterval is how often expired transactions are closed
+	// (default 30s).
+	TxnSweepInterval time.Duration
 }
 
 // DefaultConfig returns the defaults: ./gitstate-data, 127.0.0.1:7070.
@@ -58,6 +62,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	store   *storage.Store
+	txns    *txn.Manager
 	api     *api.Server
 	http    *http.Server
 	ln      net.Listener
@@ -94,6 +99,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, store: st, stopped: make(chan struct{})}
+	s.txns = txn.NewManager(st, txn.Options{Logger: log, SweepInterval: cfg.TxnSweepInterval})
+	if err := s.txns.Load(ctx); err != nil {
+		s.txns.Close()
+		st.Close()
+		return nil, err
+	}
 	var auth api.Authenticator
 	if cfg.AdminToken != "" {
 		auth = staticToken(cfg.AdminToken)
@@ -104,6 +115,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Logger:       log,
 		Registry:     reg,
 		MaxValueSize: cfg.MaxValueSize,
+		Txns:         s.txns,
 		Ready: func() error {
 			if !s.ready.Load() {
 				return errors.New("shutting down")
@@ -113,6 +125,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		s.txns.Close()
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
@@ -149,6 +162,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer cancel()
 	err := s.http.Shutdown(ctx)
 	<-s.stopped
+	s.txns.Close()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
