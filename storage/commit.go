@@ -194,6 +194,12 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 	if b.RequireRef && st.commit.IsZero() {
 		return nil, gitstate.Errorf(gitstate.KindNotFound, "ref_not_found", "%s does not exist", ref)
 	}
+	if b.Advance != nil {
+		if b.Onto != nil || b.ResetTo != nil || b.Merge != nil || len(b.Ops) > 0 {
+			return nil, errors.New("storage: Advance combined with a change of its own")
+		}
+		return r.applyAdvance(g, ref, st, b.Advance)
+	}
 	if b.Onto != nil {
 		if isMain {
 			return nil, errors.New("storage: Onto on main is not supported")

@@ -79,6 +79,10 @@ type Batch struct {
 	// Onto, when set, makes the commit on top of that commit instead of
 	// the ref's current one (a rebase); combine it with ExpectRef.
 	Onto *Hash
+	// Advance, when set, moves the ref to commits made elsewhere (see
+	// PrepareAdvance) instead of making a commit; Advance.Old is the
+	// compare-and-swap. Ops must be empty.
+	Advance *Advance
 
 	Ops           []Op
 	Preconditions []Precondition
