@@ -35,6 +35,7 @@ type FSBackend struct {
 	log     *slog.Logger
 	opts    FSOptions
 	jnl     *journal
+	bases   *baseCache // delta bases of the packs
 
 	mu sync.RWMutex // guards the fields below; lock order: FSBackend.mu, then journal.mu
 	// mem holds objects that are in the journal but not yet in a pack.
@@ -76,7 +77,10 @@ type FSOptions struct {
 	// MaxPacks is the number of packs written by gitstate above which they
 	// are merged (default 16).
 	MaxPacks int
-	Logger   *slog.Logger
+	// DeltaBaseCache bounds the delta bases kept resolved, in bytes
+	// (default 16 MiB).
+	DeltaBaseCache int
+	Logger         *slog.Logger
 
 	syncHist, flushHist prometheus.Observer
 }
@@ -98,6 +102,9 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 	if opts.MaxPacks <= 0 {
 		opts.MaxPacks = 16
 	}
+	if opts.DeltaBaseCache <= 0 {
+		opts.DeltaBaseCache = 16 << 20
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -113,6 +120,7 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 		log:     opts.Logger,
 		opts:    opts,
 		mem:     map[Hash]*Object{},
+		bases:   newBaseCache(opts.DeltaBaseCache),
 		wake:    make(chan struct{}, 1),
 		flushed: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -190,7 +198,7 @@ func (b *FSBackend) scanPacks() error {
 		if known[strings.TrimSuffix(idx, ".idx")+".pack"] {
 			continue
 		}
-		p, err := openPack(idx)
+		p, err := openPack(idx, b.bases)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue // removed meanwhile (a repack by git)
@@ -499,7 +507,7 @@ func (b *FSBackend) Flush() error {
 	b.flushed = make(chan struct{})
 	small := 0
 	for _, p := range b.packs {
-		if p.size < smallPack {
+		if p.size < smallPack && !p.keep {
 			small++
 		}
 	}
@@ -538,7 +546,7 @@ func (b *FSBackend) finishPack(w *packWriter) (*pack, error) {
 	if err := syncDir(b.packDir); err != nil {
 		return nil, err
 	}
-	return openPack(idx)
+	return openPack(idx, b.bases)
 }
 
 // smallPack is the size under which packs are merged by compaction.
@@ -553,7 +561,7 @@ func (b *FSBackend) compact() error {
 	b.mu.RLock()
 	var small []*pack
 	for _, p := range b.packs {
-		if p.size < smallPack {
+		if p.size < smallPack && !p.keep {
 			small = append(small, p)
 		}
 	}
@@ -608,17 +616,8 @@ func (b *FSBackend) compact() error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 0, 64<<10)
 	for _, e := range ents {
-		n := int(e.end - e.off)
-		if cap(buf) < n {
-			buf = make([]byte, n)
-		}
-		raw := buf[:n]
-		if _, err := e.p.f.ReadAt(raw, e.off); err != nil {
-			w.abort()
-			return err
-		}
+		raw := e.p.data[e.off:e.end]
 		if t := (raw[0] >> 4) & 7; t == objOfsDelta || t == objRefDelta {
 			b.mu.RLock()
 			o, err := e.p.read(e.h, b.readBaseLocked)

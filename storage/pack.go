@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
@@ -212,16 +214,22 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// pack is an open pack file with its index. It is safe for concurrent use.
+// pack is an open pack file, mapped into memory, with its index. It is safe
+// for concurrent use.
 type pack struct {
 	path  string // of the .pack
-	f     *os.File
+	data  []byte // the whole file, mapped read-only
 	size  int64
 	idx   *idxfile.MemoryIndex
 	count int64
+	// keep is set when a .keep file marks the pack (Git's convention for
+	// a pack not to repack): compaction leaves it alone.
+	keep bool
+	// bases caches delta bases (may be nil).
+	bases *baseCache
 }
 
-func openPack(idxPath string) (*pack, error) {
+func openPack(idxPath string, bases *baseCache) (*pack, error) {
 	ib, err := os.ReadFile(idxPath)
 	if err != nil {
 		return nil, err
@@ -235,16 +243,32 @@ func openPack(idxPath string) (*pack, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
 		return nil, err
 	}
+	if st.Size() < 32 {
+		return nil, fmt.Errorf("pack %s: truncated", packPath)
+	}
+	// Packs never change once written: map them, so that a read costs no
+	// system call.
+	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("map %s: %w", packPath, err)
+	}
 	n, _ := mi.Count()
-	return &pack{path: packPath, f: f, size: st.Size(), idx: mi, count: n}, nil
+	keep := fileExists(idxPath[:len(idxPath)-len(".idx")] + ".keep")
+	return &pack{path: packPath, data: data, size: st.Size(), idx: mi, count: n, keep: keep, bases: bases}, nil
 }
 
-func (p *pack) close() error { return p.f.Close() }
+// close unmaps the pack; no read may be in progress or follow.
+func (p *pack) close() error {
+	if p.bases != nil {
+		p.bases.drop(p)
+	}
+	return unix.Munmap(p.data)
+}
 
 func (p *pack) has(h Hash) bool {
 	ok, _ := p.idx.Contains(h)
@@ -267,6 +291,21 @@ func (p *pack) read(h Hash, base func(Hash) (*Object, error)) (*Object, error) {
 
 const maxDeltaDepth = 10000
 
+// readBase reads a delta base, through the cache. The data it returns is
+// shared: it must not be modified.
+func (p *pack) readBase(off int64, base func(Hash) (*Object, error), depth int) (ObjectType, []byte, error) {
+	if p.bases != nil {
+		if t, data, ok := p.bases.get(p, off); ok {
+			return t, data, nil
+		}
+	}
+	t, data, err := p.readAt(off, base, depth)
+	if err == nil && p.bases != nil {
+		p.bases.add(p, off, t, data)
+	}
+	return t, data, err
+}
+
 func (p *pack) readAt(off int64, base func(Hash) (*Object, error), depth int) (ObjectType, []byte, error) {
 	if depth > maxDeltaDepth {
 		return 0, nil, errors.New("delta chain too deep")
@@ -274,8 +313,17 @@ func (p *pack) readAt(off int64, base func(Hash) (*Object, error), depth int) (O
 	if off < 12 || off >= p.size-20 {
 		return 0, nil, fmt.Errorf("offset %d out of range", off)
 	}
-	br := bufio.NewReaderSize(io.NewSectionReader(p.f, off, p.size-20-off), 4096)
-	c, err := br.ReadByte()
+	buf := p.data[off : p.size-20]
+	pos := 0
+	next := func() (byte, error) {
+		if pos >= len(buf) {
+			return 0, io.ErrUnexpectedEOF
+		}
+		c := buf[pos]
+		pos++
+		return c, nil
+	}
+	c, err := next()
 	if err != nil {
 		return 0, nil, err
 	}
@@ -283,7 +331,7 @@ func (p *pack) readAt(off int64, base func(Hash) (*Object, error), depth int) (O
 	size := int64(c & 0x0f)
 	shift := uint(4)
 	for c&0x80 != 0 {
-		if c, err = br.ReadByte(); err != nil {
+		if c, err = next(); err != nil {
 			return 0, nil, err
 		}
 		size |= int64(c&0x7f) << shift
@@ -294,42 +342,44 @@ func (p *pack) readAt(off int64, base func(Hash) (*Object, error), depth int) (O
 	}
 	switch t {
 	case CommitObject, TreeObject, BlobObject, plumbing.TagObject:
-		data, err := inflate(br, size)
+		data, err := inflate(buf[pos:], size)
 		return t, data, err
 	case objOfsDelta:
-		c, err := br.ReadByte()
+		c, err := next()
 		if err != nil {
 			return 0, nil, err
 		}
 		rel := int64(c & 0x7f)
 		for c&0x80 != 0 {
-			if c, err = br.ReadByte(); err != nil {
+			if c, err = next(); err != nil {
 				return 0, nil, err
 			}
 			rel = ((rel + 1) << 7) | int64(c&0x7f)
 		}
-		delta, err := inflate(br, size)
+		delta, err := inflate(buf[pos:], size)
 		if err != nil {
 			return 0, nil, err
 		}
-		bt, bdata, err := p.readAt(off-rel, base, depth+1)
+		bt, bdata, err := p.readBase(off-rel, base, depth+1)
 		if err != nil {
 			return 0, nil, err
 		}
 		data, err := packfile.PatchDelta(bdata, delta)
 		return bt, data, err
 	case objRefDelta:
-		var bh Hash
-		if _, err := io.ReadFull(br, bh[:]); err != nil {
-			return 0, nil, err
+		if len(buf)-pos < 20 {
+			return 0, nil, io.ErrUnexpectedEOF
 		}
-		delta, err := inflate(br, size)
+		var bh Hash
+		copy(bh[:], buf[pos:])
+		pos += 20
+		delta, err := inflate(buf[pos:], size)
 		if err != nil {
 			return 0, nil, err
 		}
 		var bo *Object
 		if boff, err := p.idx.FindOffset(bh); err == nil {
-			bt, bdata, err := p.readAt(boff, base, depth+1)
+			bt, bdata, err := p.readBase(boff, base, depth+1)
 			if err != nil {
 				return 0, nil, err
 			}
@@ -346,16 +396,21 @@ func (p *pack) readAt(off int64, base func(Hash) (*Object, error), depth int) (O
 
 var zlibReaders sync.Pool
 
-func inflate(r io.Reader, size int64) ([]byte, error) {
+// inflate inflates the zlib stream at the start of z, which holds size
+// bytes.
+func inflate(z []byte, size int64) ([]byte, error) {
+	br := bytesReaders.Get().(*bytes.Reader)
+	br.Reset(z)
+	defer bytesReaders.Put(br)
 	var zr io.ReadCloser
 	if v := zlibReaders.Get(); v != nil {
 		zr = v.(io.ReadCloser)
-		if err := zr.(zlib.Resetter).Reset(r, nil); err != nil {
+		if err := zr.(zlib.Resetter).Reset(br, nil); err != nil {
 			return nil, err
 		}
 	} else {
 		var err error
-		if zr, err = zlib.NewReader(r); err != nil {
+		if zr, err = zlib.NewReader(br); err != nil {
 			return nil, err
 		}
 	}
@@ -366,6 +421,8 @@ func inflate(r io.Reader, size int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+var bytesReaders = sync.Pool{New: func() any { return bytes.NewReader(nil) }}
 
 // readLoose reads a loose object from objects/xx/yyyy...
 func readLoose(objectsDir string, h Hash) (*Object, error) {

@@ -146,6 +146,9 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 			}
 			ib, pending = r.ix.newBatch(r.name), 0
 		}
+		if r.replayProgress != nil && (rev == last || rev%100 == 0) {
+			r.replayProgress(rev-start+1, last-start+1)
+		}
 		if time.Since(lastLog) > 2*time.Second {
 			r.log.Info("indexing revisions", "revision", rev, "of", last, "keys", len(entries))
 			lastLog = time.Now()

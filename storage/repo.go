@@ -41,6 +41,10 @@ type Repo struct {
 	revOf      map[Hash]int64
 	indexStale bool // an index write failed: serve head from Git until restart
 
+	// replayProgress, when set, hears how far replay is (only while the
+	// repo opens, before anyone else sees it).
+	replayProgress func(done, total int64)
+
 	notifyMu sync.Mutex
 	notify   chan struct{}
 

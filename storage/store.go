@@ -36,8 +36,17 @@ type Store struct {
 	mx   *Metrics
 	log  *slog.Logger
 
-	mu    sync.RWMutex // guards repos
+	mu    sync.RWMutex // guards repos, imports and closed
 	repos map[string]*Repo
+	// imports are the imports started since Open, by repo name.
+	imports map[string]*Import
+	closed  bool
+
+	// bg is the context of the store's own goroutines (imports), canceled
+	// by Close, which then waits for them on wg.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // Open opens the store in dir, creating it (with the default repo) on first
@@ -45,7 +54,8 @@ type Store struct {
 // before Open returns.
 func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	opts.setDefaults()
-	s := &Store{dir: dir, opts: opts, log: opts.Logger, repos: map[string]*Repo{}}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, repos: map[string]*Repo{}, imports: map[string]*Import{}}
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	s.mx = newMetrics(opts.Registerer)
 	s.opts.FS.syncHist = s.mx.syncDuration
 	s.opts.FS.flushHist = s.mx.flushDuration
@@ -71,6 +81,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			Help: "Disk space used by the index.",
 		}, func() float64 { return float64(ix.db.Metrics().DiskSpaceUsage()) }))
 	}
+	removeImportLeftovers(filepath.Join(dir, "repos"), s.log)
 	ents, err := os.ReadDir(filepath.Join(dir, "repos"))
 	if err != nil {
 		ix.Close()
@@ -100,6 +111,11 @@ func (s *Store) repoDir(name string) string {
 }
 
 func (s *Store) openRepo(ctx context.Context, name string) (*Repo, error) {
+	return s.openRepoWith(ctx, name, nil)
+}
+
+// openRepoWith opens a repo, calling progress while it indexes revisions.
+func (s *Store) openRepoWith(ctx context.Context, name string, progress func(done, total int64)) (*Repo, error) {
 	fo := s.opts.FS
 	fo.Logger = s.log.With("repo", name)
 	be, err := OpenFS(s.repoDir(name), fo)
@@ -111,7 +127,10 @@ func (s *Store) openRepo(ctx context.Context, name string) (*Repo, error) {
 		be.Close()
 		return nil, err
 	}
-	if err := r.syncIndex(ctx); err != nil {
+	r.replayProgress = progress
+	err = r.syncIndex(ctx)
+	r.replayProgress = nil
+	if err != nil {
 		be.Close()
 		return nil, fmt.Errorf("index: %w", err)
 	}
@@ -128,7 +147,8 @@ func (s *Store) Repo(name string) (*Repo, error) {
 	s.mu.RLock()
 	r, ok := s.repos[name]
 	s.mu.RUnlock()
-	if !ok {
+	if !ok || r == nil {
+		// Not there, or being created or imported.
 		return nil, gitstate.Errorf(gitstate.KindNotFound, "repo_not_found", "repo %q does not exist", name)
 	}
 	return r, nil
@@ -212,6 +232,11 @@ func (s *Store) Flush() error {
 // Close finishes the writes in flight, then closes every repo and the
 // index.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.bgCancel()
+	s.wg.Wait()
 	s.mu.Lock()
 	repos := s.repos
 	s.repos = map[string]*Repo{}

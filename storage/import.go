@@ -1,0 +1,572 @@
+package storage
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gitstate/gitstate"
+)
+
+// Importing a repository
+//
+// Store.Import creates a repo from an existing Git repository with its
+// history. The git CLI fetches the chosen branch (by default the one the
+// source's HEAD names) into a new bare repository beside the repos, as
+// refs/heads/main, with its objects as the source packs them: every commit
+// keeps its id. The directory is then renamed into place and opened like
+// any repo, which indexes main's first-parent line (one revision per
+// commit) with progress. Only that branch is imported: not the source's
+// other branches, nor its tags.
+//
+// What is not a plain file is imported untouched and reported (see
+// ImportReport): executable files keep their mode, symbolic links and
+// submodules stay in the trees (a symbolic link reads as its target, a
+// submodule as nothing), empty trees stay, and files whose paths are not
+// valid keys stay in Git and are listed, though the API cannot address
+// them.
+
+// ImportOptions says what to import.
+type ImportOptions struct {
+	// Source is a Git URL (http, https, ssh, git, file) or a local path.
+	// A password in an http(s) URL is taken out and sent as a header.
+	Source string
+	// Branch is the branch whose first-parent line becomes main (default:
+	// the branch the source's HEAD names).
+	Branch string
+	// Header is an extra HTTP header for the source, such as credentials.
+	// It is never logged nor stored.
+	Header string
+}
+
+// ImportState is where an import is.
+type ImportState string
+
+// The states of an import.
+const (
+	ImportRunning ImportState = "running"
+	ImportDone    ImportState = "done"
+	ImportFailed  ImportState = "failed"
+)
+
+// ImportStatus is an import's progress and, once it ends, its outcome.
+type ImportStatus struct {
+	Repo   string      `json:"repo"`
+	Source string      `json:"source"`
+	Branch string      `json:"branch,omitempty"`
+	State  ImportState `json:"state"`
+	// Phase is what the import is doing ("connecting", "receiving
+	// objects", "resolving deltas", "indexing revisions", "checking
+	// entries"); Done and Total count its progress (Total 0: unknown).
+	Phase    string        `json:"phase"`
+	Done     int64         `json:"done"`
+	Total    int64         `json:"total"`
+	Started  time.Time     `json:"started"`
+	Finished time.Time     `json:"finished,omitzero"`
+	Error    string        `json:"error,omitempty"`
+	Report   *ImportReport `json:"report,omitempty"`
+}
+
+// ImportReport describes what an import brought in, at main's head. The
+// path lists hold at most MaxReportPaths paths each; the counts are
+// complete.
+type ImportReport struct {
+	Revisions int64  `json:"revisions"`
+	Commit    string `json:"commit"`
+	// Keys counts the regular files (executable or not) at head.
+	Keys int64 `json:"keys"`
+	// Objects counts the objects fetched; Seconds is the import's time.
+	Objects int64   `json:"objects"`
+	Seconds float64 `json:"seconds"`
+
+	Executables      []string `json:"executables"`
+	ExecutableCount  int      `json:"executable_count"`
+	Symlinks         []string `json:"symlinks"`
+	SymlinkCount     int      `json:"symlink_count"`
+	Submodules       []string `json:"submodules"`
+	SubmoduleCount   int      `json:"submodule_count"`
+	EmptyTrees       []string `json:"empty_trees"`
+	EmptyTreeCount   int      `json:"empty_tree_count"`
+	InvalidKeys      []string `json:"invalid_keys"`
+	InvalidKeyCount  int      `json:"invalid_key_count"`
+	InvalidKeyErrors []string `json:"invalid_key_errors"`
+}
+
+// MaxReportPaths bounds each path list of an ImportReport.
+const MaxReportPaths = 100
+
+// Import is an import in progress or done. Its methods are safe for
+// concurrent use.
+type Import struct {
+	mu   sync.Mutex // guards st
+	st   ImportStatus
+	done chan struct{}
+}
+
+// Status returns a copy of the import's status.
+func (im *Import) Status() ImportStatus {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	st := im.st
+	return st
+}
+
+// Done is closed when the import ends.
+func (im *Import) Done() <-chan struct{} { return im.done }
+
+// Wait waits for the import to end (or ctx) and returns its status, with
+// an error when it failed.
+func (im *Import) Wait(ctx context.Context) (ImportStatus, error) {
+	select {
+	case <-im.done:
+	case <-ctx.Done():
+		return im.Status(), ctx.Err()
+	}
+	st := im.Status()
+	if st.State == ImportFailed {
+		return st, gitstate.Errorf(gitstate.KindInvalid, "import_failed", "import of %s failed: %s", st.Repo, st.Error)
+	}
+	return st, nil
+}
+
+func (im *Import) progress(phase string, done, total int64) {
+	im.mu.Lock()
+	im.st.Phase, im.st.Done, im.st.Total = phase, done, total
+	im.mu.Unlock()
+}
+
+func invalidSource(src, msg string) error {
+	return gitstate.Errorf(gitstate.KindInvalid, "invalid_source", "source %q %s", RedactURL(src), msg)
+}
+
+// importReportFile is where a repo keeps the report of its import.
+const importReportFile = "gitstate/import.json"
+
+// Import starts creating repo name from the Git repository opts.Source and
+// returns at once; the Import tracks it (ImportStatus finds it too). The
+// name is taken until the import ends: a concurrent CreateRepo or Import of
+// it fails with repo_exists, and the repo appears only once it is indexed.
+// A failed import leaves nothing behind. The import runs until done or
+// the store closes, whatever becomes of ctx.
+func (s *Store) Import(ctx context.Context, name string, opts ImportOptions) (*Import, error) {
+	if err := ValidateRepoName(name); err != nil {
+		return nil, err
+	}
+	clean, header := SplitCredentials(opts.Source)
+	if err := ValidateSource(clean); err != nil {
+		return nil, err
+	}
+	if opts.Header == "" {
+		opts.Header = header
+	}
+	opts.Source = clean
+	if opts.Branch != "" {
+		if err := validateBranch(opts.Branch); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, gitstate.Errorf(gitstate.KindUnavailable, "unavailable", "the store is closing")
+	}
+	if _, ok := s.repos[name]; ok {
+		s.mu.Unlock()
+		return nil, gitstate.Errorf(gitstate.KindConflict, "repo_exists", "repo %q exists", name)
+	}
+	s.repos[name] = nil
+	im := &Import{done: make(chan struct{}), st: ImportStatus{
+		Repo: name, Source: clean, Branch: opts.Branch, State: ImportRunning, Phase: "connecting", Started: time.Now().UTC(),
+	}}
+	s.imports[name] = im
+	s.wg.Add(1)
+	s.mu.Unlock()
+	if _, err := os.Stat(s.repoDir(name)); err == nil {
+		s.forget(name)
+		s.mu.Lock()
+		delete(s.imports, name)
+		s.mu.Unlock()
+		s.wg.Done()
+		return nil, gitstate.Errorf(gitstate.KindConflict, "repo_exists", "repo %q exists on disk", name)
+	}
+	go func() {
+		defer s.wg.Done()
+		report, err := s.runImport(s.bg, name, im, opts)
+		im.mu.Lock()
+		im.st.Finished = time.Now().UTC()
+		if err != nil {
+			im.st.State, im.st.Error = ImportFailed, importError(err)
+		} else {
+			im.st.State, im.st.Report, im.st.Phase = ImportDone, report, "done"
+			report.Seconds = im.st.Finished.Sub(im.st.Started).Seconds()
+		}
+		st := im.st
+		im.mu.Unlock()
+		if err != nil {
+			s.log.Error("import failed", "repo", name, "source", RedactURL(clean), "err", importError(err))
+		} else {
+			s.log.Info("imported repo", "repo", name, "source", RedactURL(clean), "branch", st.Branch,
+				"revisions", report.Revisions, "keys", report.Keys, "objects", report.Objects,
+				"symlinks", report.SymlinkCount, "submodules", report.SubmoduleCount,
+				"invalid_keys", report.InvalidKeyCount, "empty_trees", report.EmptyTreeCount,
+				"took", time.Duration(report.Seconds*float64(time.Second)).Round(time.Millisecond))
+			if b, jerr := json.MarshalIndent(st, "", "  "); jerr == nil {
+				if werr := writeFileSync(filepath.Join(s.repoDir(name), importReportFile), b, 0o644); werr != nil {
+					s.log.Warn("cannot keep the import report", "repo", name, "err", werr)
+				}
+			}
+		}
+		close(im.done)
+	}()
+	return im, nil
+}
+
+// importError is the message of a failed import, for people.
+func importError(err error) string {
+	var ge *gitstate.Error
+	if errors.As(err, &ge) {
+		return ge.Message
+	}
+	return err.Error()
+}
+
+// ImportStatus returns the status of repo name's import: the running or
+// finished import, or the report kept in the repo since. It fails with
+// not_found when the repo was not imported.
+func (s *Store) ImportStatus(name string) (ImportStatus, error) {
+	s.mu.RLock()
+	im, ok := s.imports[name]
+	s.mu.RUnlock()
+	if ok {
+		return im.Status(), nil
+	}
+	b, err := os.ReadFile(filepath.Join(s.repoDir(name), importReportFile))
+	if err == nil {
+		var st ImportStatus
+		if err := json.Unmarshal(b, &st); err == nil {
+			return st, nil
+		}
+	}
+	return ImportStatus{}, gitstate.Errorf(gitstate.KindNotFound, "import_not_found", "repo %q was not imported", name)
+}
+
+func validateBranch(b string) error {
+	if b == "" || strings.HasPrefix(b, "-") || strings.HasPrefix(b, "refs/") || strings.ContainsAny(b, " ~^:?*[\\\x00\n") ||
+		strings.Contains(b, "..") || strings.HasSuffix(b, ".lock") || strings.HasSuffix(b, "/") || strings.HasPrefix(b, "/") {
+		return gitstate.Errorf(gitstate.KindInvalid, "invalid_branch", "%q is not a branch name", b)
+	}
+	return nil
+}
+
+// runImport fetches, places and indexes the repo, and reports on it.
+func (s *Store) runImport(ctx context.Context, name string, im *Import, opts ImportOptions) (*ImportReport, error) {
+	var suffix [4]byte
+	rand.Read(suffix[:])
+	tmp := filepath.Join(s.dir, "repos", ".import-"+name+"-"+hex.EncodeToString(suffix[:]))
+	placed := false
+	defer func() {
+		if !placed {
+			os.RemoveAll(tmp)
+			s.forget(name)
+		}
+	}()
+	if err := initBareRepo(tmp); err != nil {
+		return nil, err
+	}
+	env := GitEnv{Dir: tmp, Header: opts.Header}
+	branch := opts.Branch
+	if branch == "" {
+		b, err := remoteHead(ctx, env, opts.Source)
+		if err != nil {
+			return nil, err
+		}
+		branch = b
+		im.mu.Lock()
+		im.st.Branch = b
+		im.mu.Unlock()
+	}
+	s.log.Info("importing", "repo", name, "source", RedactURL(opts.Source), "branch", branch)
+	objects, err := fetchBranch(ctx, env, opts.Source, branch, func(phase string, done, total int64) {
+		im.progress(phase, done, total)
+	}, s.log.With("repo", name))
+	if err != nil {
+		return nil, err
+	}
+	if err := syncTree(tmp); err != nil {
+		return nil, fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := keepPacks(filepath.Join(tmp, "objects", "pack")); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, s.repoDir(name)); err != nil {
+		return nil, err
+	}
+	if err := syncDir(filepath.Join(s.dir, "repos")); err != nil {
+		return nil, err
+	}
+	placed = true
+	r, err := s.openRepoWith(ctx, name, func(done, total int64) { im.progress("indexing revisions", done, total) })
+	if err != nil {
+		os.RemoveAll(s.repoDir(name))
+		syncDir(filepath.Join(s.dir, "repos"))
+		s.forget(name)
+		return nil, err
+	}
+	im.progress("checking entries", 0, 0)
+	report, err := r.inventory()
+	if err != nil {
+		return nil, err
+	}
+	report.Objects = objects
+	return report, nil
+}
+
+// remoteHead returns the branch the source's HEAD names.
+func remoteHead(ctx context.Context, env GitEnv, src string) (string, error) {
+	cmd := GitCommand(ctx, env, "ls-remote", "--symref", src, "HEAD")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", sourceError(src, "cannot read the source's HEAD", err, stderr.String())
+	}
+	for line := range strings.Lines(string(out)) {
+		if ref, ok := strings.CutPrefix(line, "ref: refs/heads/"); ok {
+			b, _, _ := strings.Cut(ref, "\t")
+			return strings.TrimSpace(b), nil
+		}
+	}
+	return "", gitstate.Errorf(gitstate.KindInvalid, "invalid_source", "source %q has no HEAD branch (empty, or HEAD detached): name the branch to import", RedactURL(src))
+}
+
+// sourceError turns a failed git command against a source into an error
+// that says why, without credentials.
+func sourceError(src, what string, err error, stderr string) error {
+	msg := lastLines(stderr, 3)
+	if msg == "" {
+		msg = err.Error()
+	}
+	return gitstate.Errorf(gitstate.KindInvalid, "source_unreachable", "%s %s: %s", what, RedactURL(src), msg)
+}
+
+// lastLines returns the last n non-empty lines of s (progress lines
+// dropped), joined with "; ".
+func lastLines(s string, n int) string {
+	var lines []string
+	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		l = strings.TrimSpace(l)
+		if l == "" || progressLine.MatchString(l) {
+			continue
+		}
+		lines = append(lines, l)
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "; ")
+}
+
+var progressLine = regexp.MustCompile(`^(?:remote: )?([A-Za-z][A-Za-z ]*?):\s+(?:\d+% \((\d+)/(\d+)\)|(\d+))`)
+
+// fetchBranch fetches branch of src as refs/heads/main, reporting git's
+// progress, and returns the number of objects received.
+func fetchBranch(ctx context.Context, env GitEnv, src, branch string, progress func(phase string, done, total int64), log interface {
+	Info(string, ...any)
+}) (int64, error) {
+	env.Config = append(env.Config,
+		"fetch.unpackLimit=1", // always keep the pack: one file, no loose objects
+		"core.fsync=all",
+		"transfer.fsckObjects=false",
+		"gc.auto=0",
+	)
+	cmd := GitCommand(ctx, env, "fetch", "--progress", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
+		src, "+refs/heads/"+branch+":refs/heads/"+MainBranch)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	var tail bytes.Buffer
+	var objects int64
+	lastLog := time.Time{}
+	lastPhase := ""
+	br := bufio.NewReader(stderr)
+	for {
+		line, err := readProgressLine(br)
+		if len(line) > 0 {
+			if tail.Len() < 64<<10 {
+				tail.WriteString(line)
+				tail.WriteByte('\n')
+			}
+			if m := progressLine.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+				phase := strings.ToLower(m[1])
+				var done, total int64
+				if m[2] != "" {
+					done, _ = strconv.ParseInt(m[2], 10, 64)
+					total, _ = strconv.ParseInt(m[3], 10, 64)
+				} else {
+					done, _ = strconv.ParseInt(m[4], 10, 64)
+				}
+				if phase == "receiving objects" && total > 0 {
+					objects = total
+				}
+				progress(phase, done, total)
+				if phase != lastPhase || time.Since(lastLog) > 2*time.Second {
+					log.Info("import progress", "phase", phase, "done", done, "total", total)
+					lastLog, lastPhase = time.Now(), phase
+				}
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		s := tail.String()
+		if strings.Contains(s, "couldn't find remote ref") {
+			return 0, gitstate.Errorf(gitstate.KindInvalid, "invalid_branch", "source %q has no branch %q", RedactURL(src), branch)
+		}
+		return 0, sourceError(src, "cannot fetch", err, s)
+	}
+	return objects, nil
+}
+
+// readProgressLine reads up to a '\r' or '\n'.
+func readProgressLine(br *bufio.Reader) (string, error) {
+	var b strings.Builder
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return b.String(), err
+		}
+		if c == '\r' || c == '\n' {
+			return b.String(), nil
+		}
+		if b.Len() < 4096 {
+			b.WriteByte(c)
+		}
+	}
+}
+
+// syncTree makes every file and directory under dir durable: git itself
+// does not sync everything a fetch writes.
+func syncTree(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
+}
+
+// keepPacks marks the packs in dir with .keep files, Git's sign that a
+// pack is not to be repacked: an imported pack holds deltas, which the
+// compaction of small packs would resolve and store whole.
+func keepPacks(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if base, ok := strings.CutSuffix(e.Name(), ".pack"); ok && strings.HasPrefix(base, "pack-") {
+			if err := writeFileSync(filepath.Join(dir, base+".keep"), []byte("imported by gitstate\n"), 0o444); err != nil {
+				return err
+			}
+		}
+	}
+	return syncDir(dir)
+}
+
+// inventory reports on main's head: its keys and what is not a plain file.
+func (r *Repo) inventory() (*ImportReport, error) {
+	head := r.Head()
+	rep := &ImportReport{Revisions: head.Revision, Executables: []string{}, Symlinks: []string{}, Submodules: []string{},
+		EmptyTrees: []string{}, InvalidKeys: []string{}, InvalidKeyErrors: []string{}}
+	if !head.Commit.IsZero() {
+		rep.Commit = head.Commit.String()
+	}
+	add := func(list *[]string, n *int, p string) {
+		*n++
+		if len(*list) < MaxReportPaths {
+			*list = append(*list, p)
+		}
+	}
+	var walk func(h Hash, dir string) error
+	walk = func(h Hash, dir string) error {
+		if h.IsZero() {
+			return nil
+		}
+		t, err := r.readTree(h)
+		if err != nil {
+			return err
+		}
+		for _, e := range t.Entries {
+			p := dir + e.Name
+			switch e.Mode {
+			case ModeDir:
+				if e.Hash == EmptyTreeHash {
+					add(&rep.EmptyTrees, &rep.EmptyTreeCount, p)
+					continue
+				}
+				if err := walk(e.Hash, p+"/"); err != nil {
+					return err
+				}
+				continue
+			case ModeSymlink:
+				add(&rep.Symlinks, &rep.SymlinkCount, p)
+			case ModeSubmodule:
+				add(&rep.Submodules, &rep.SubmoduleCount, p)
+			case ModeExecutable:
+				add(&rep.Executables, &rep.ExecutableCount, p)
+				rep.Keys++
+			default:
+				rep.Keys++
+			}
+			if err := ValidateKey(p); err != nil {
+				if len(rep.InvalidKeys) < MaxReportPaths {
+					rep.InvalidKeyErrors = append(rep.InvalidKeyErrors, importError(err))
+				}
+				add(&rep.InvalidKeys, &rep.InvalidKeyCount, p)
+			}
+		}
+		return nil
+	}
+	return rep, walk(head.Tree, "")
+}
+
+// removeImportLeftovers removes what imports interrupted by a crash left in
+// the repos directory.
+func removeImportLeftovers(reposDir string, log interface{ Warn(string, ...any) }) {
+	ents, err := os.ReadDir(reposDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".import-") {
+			log.Warn("removing an interrupted import", "dir", e.Name())
+			os.RemoveAll(filepath.Join(reposDir, e.Name()))
+		}
+	}
+}

@@ -1,0 +1,313 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gitstate/gitstate"
+)
+
+// oddSource makes a source repository whose HEAD is the branch trunk and
+// whose head holds an executable, a symbolic link, a submodule, an empty
+// tree and a path that is not a valid key, besides plain files. It returns
+// its path and trunk's first-parent line, oldest first.
+func oddSource(t *testing.T) (string, []string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "src")
+	git(t, filepath.Dir(dir), "init", "-q", "-b", "trunk", dir)
+	git(t, dir, "config", "user.name", "Old Timer")
+	git(t, dir, "config", "user.email", "old@example.com")
+	var line []string
+	line = append(line, commitFiles(t, dir, "first", map[string]string{"apps/web/replicas": "1", "README": "hello"}))
+	// A side branch merged with trunk first.
+	git(t, dir, "checkout", "-q", "-b", "feature")
+	commitFiles(t, dir, "feature", map[string]string{"apps/api/replicas": "2"})
+	git(t, dir, "checkout", "-q", "trunk")
+	line = append(line, commitFiles(t, dir, "second", map[string]string{"apps/web/replicas": "2"}))
+	git(t, dir, "merge", "-q", "--no-ff", "-m", "Merge feature", "feature")
+	line = append(line, strings.TrimSpace(git(t, dir, "rev-parse", "HEAD")))
+	// The odd entries, through the index.
+	if err := os.WriteFile(filepath.Join(dir, "run.sh"), []byte("#!/bin/sh\necho hi\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("apps/web/replicas", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "add", "run.sh", "link")
+	blob := strings.TrimSpace(git(t, dir, "hash-object", "-w", "README"))
+	git(t, dir, "update-index", "--add", "--cacheinfo", "100644,"+blob+`,bad\key`)
+	git(t, dir, "update-index", "--add", "--cacheinfo", "160000,"+line[0]+",vendor/lib")
+	git(t, dir, "commit", "-q", "-m", "odd entries")
+	// An empty tree, which only plumbing makes.
+	tree := strings.TrimSpace(git(t, dir, "write-tree"))
+	ls := git(t, dir, "ls-tree", tree)
+	mk := exec.Command("git", "-C", dir, "mktree")
+	mk.Stdin = strings.NewReader(ls + "040000 tree " + EmptyTreeHash.String() + "\tempty\n")
+	out, err := mk.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := strings.TrimSpace(git(t, dir, "commit-tree", strings.TrimSpace(string(out)), "-p", "HEAD", "-m", "empty dir"))
+	git(t, dir, "update-ref", "refs/heads/trunk", head)
+	line = append(line, strings.TrimSpace(git(t, dir, "rev-parse", "HEAD~1")), head)
+	// A branch and a tag that are not imported.
+	git(t, dir, "branch", "other", line[0])
+	git(t, dir, "tag", "v1", line[1])
+	return dir, line
+}
+
+func TestImportOddEntries(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	src, line := oddSource(t)
+	im, err := s.Import(ctx, "odd", ImportOptions{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := im.Wait(ctx)
+	if err != nil {
+		t.Fatalf("import: %v (%+v)", err, st)
+	}
+	if st.Branch != "trunk" || st.State != ImportDone || st.Report == nil {
+		t.Fatalf("status %+v", st)
+	}
+	r, err := s.Repo("odd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Revisions follow trunk's first-parent line, with the same commits.
+	if r.Head().Revision != int64(len(line)) {
+		t.Fatalf("head at revision %d, want %d", r.Head().Revision, len(line))
+	}
+	for i, want := range line {
+		if h, _ := r.RevisionCommit(int64(i + 1)); h.String() != want {
+			t.Errorf("revision %d is %s, want %s", i+1, h, want)
+		}
+	}
+	rep := st.Report
+	check := func(what string, got []string, n int, want ...string) {
+		t.Helper()
+		if !slices.Equal(got, want) || n != len(want) {
+			t.Errorf("%s: %v (%d), want %v", what, got, n, want)
+		}
+	}
+	check("executables", rep.Executables, rep.ExecutableCount, "run.sh")
+	check("symlinks", rep.Symlinks, rep.SymlinkCount, "link")
+	check("submodules", rep.Submodules, rep.SubmoduleCount, "vendor/lib")
+	check("empty trees", rep.EmptyTrees, rep.EmptyTreeCount, "empty")
+	check("invalid keys", rep.InvalidKeys, rep.InvalidKeyCount, `bad\key`)
+	if rep.Keys != 5 || rep.Revisions != int64(len(line)) || rep.Commit != line[len(line)-1] {
+		t.Errorf("report %+v", rep)
+	}
+	// What the API sees: plain keys as usual, the link as its target.
+	if got := get(t, r, "apps/api/replicas", 0); got != "2" {
+		t.Errorf("apps/api/replicas = %q", got)
+	}
+	if got := get(t, r, "link", 0); got != "apps/web/replicas" {
+		t.Errorf("link = %q", got)
+	}
+	// Writes keep what they do not touch.
+	res := put(t, r, "run.sh", "#!/bin/sh\necho bye\n")
+	v, _ := r.Get(ctx, "run.sh", 0)
+	if v.Mode != ModeExecutable || res.Revision != int64(len(line)+1) {
+		t.Errorf("after a put: mode %o, revision %d", v.Mode, res.Revision)
+	}
+	s.Flush()
+	dir := s.repoDir("odd")
+	if out := git(t, dir, "ls-tree", "main", "empty", "vendor/lib", "bad\\key"); strings.Count(out, "\n") != 3 {
+		t.Errorf("untouched entries lost:\n%s", out)
+	}
+	if refs := git(t, dir, "for-each-ref", "--format=%(refname)"); strings.TrimSpace(refs) != "refs/heads/main" {
+		t.Errorf("refs: %q", refs)
+	}
+	// The status outlives the import, and a restart.
+	st2, err := s.ImportStatus("odd")
+	if err != nil || st2.State != ImportDone {
+		t.Errorf("status after: %+v %v", st2, err)
+	}
+}
+
+func TestImportBranchAndRefusals(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	src, line := oddSource(t)
+	im, err := s.Import(ctx, "other", ImportOptions{Source: "file://" + src, Branch: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.Repo("other")
+	if r.Head().Revision != 1 || r.Head().Commit.String() != line[0] {
+		t.Errorf("branch other: %+v", r.Head())
+	}
+	for name, c := range map[string]struct {
+		repo, src, branch, code string
+	}{
+		"exists":        {"other", src, "", "repo_exists"},
+		"default":       {DefaultRepo, src, "", "repo_exists"},
+		"bad name":      {"Bad", src, "", "invalid_repo_name"},
+		"ext transport": {"x1", "ext::sh -c touch% /tmp/pwned", "", "invalid_source"},
+		"option":        {"x2", "--upload-pack=touch /tmp/pwned", "", "invalid_source"},
+		"scheme":        {"x3", "gopher://example.com/x", "", "invalid_source"},
+		"bad branch":    {"x4", src, "a..b", "invalid_branch"},
+	} {
+		_, err := s.Import(ctx, c.repo, ImportOptions{Source: c.src, Branch: c.branch})
+		if !errors.Is(err, &gitstate.Error{Code: c.code}) {
+			t.Errorf("%s: %v, want %s", name, err, c.code)
+		}
+	}
+	// Failures found while importing leave nothing behind.
+	for name, c := range map[string]struct{ src, branch, want string }{
+		"no branch": {src, "nope", "no branch"},
+		"no source": {filepath.Join(t.TempDir(), "missing"), "", "cannot read"},
+	} {
+		im, err := s.Import(ctx, "fails", ImportOptions{Source: c.src, Branch: c.branch})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		st, err := im.Wait(ctx)
+		if err == nil || st.State != ImportFailed || !strings.Contains(st.Error, c.want) {
+			t.Errorf("%s: %+v %v", name, st, err)
+		}
+		if _, err := s.Repo("fails"); err == nil {
+			t.Errorf("%s: repo exists after a failed import", name)
+		}
+		if ents, _ := filepath.Glob(filepath.Join(s.dir, "repos", ".import-*")); len(ents) > 0 {
+			t.Errorf("%s: left %v", name, ents)
+		}
+	}
+}
+
+func TestImportGenerated(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 200
+	}
+	src := filepath.Join(t.TempDir(), "gen.git")
+	genRepo(t, src, n, n)
+	s := newTestStore(t)
+	ctx := context.Background()
+	im, err := s.Import(ctx, "gen", ImportOptions{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var phases []string
+	for {
+		st := im.Status()
+		if len(phases) == 0 || phases[len(phases)-1] != st.Phase {
+			phases = append(phases, st.Phase)
+		}
+		if st.State != ImportRunning {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	st, err := im.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := s.Repo("gen")
+	if r.Head().Revision != int64(n) || st.Report.Keys != int64(n) {
+		t.Errorf("imported %d revisions, %d keys; want %d", r.Head().Revision, st.Report.Keys, n)
+	}
+	t.Logf("phases seen: %v", phases)
+	want := strings.TrimSpace(git(t, src, "show", "main:"+genPath(n/2)))
+	if got := strings.TrimSpace(get(t, r, genPath(n/2), 0)); got != want {
+		t.Errorf("value %q, git has %q", got, want)
+	}
+}
+
+var bigRepo struct {
+	once sync.Once
+	dir  string
+}
+
+// BenchmarkImport10k imports a repository of 10,000 files and 10,000
+// commits generated with git fast-import: fetch, indexing of every
+// revision and the report. It reports the seconds per import.
+func BenchmarkImport10k(b *testing.B) {
+	bigRepo.once.Do(func() {
+		dir, err := os.MkdirTemp("", "gitstate-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		bigRepo.dir = filepath.Join(dir, "big.git")
+		start := time.Now()
+		genRepo(b, bigRepo.dir, 10000, 10000)
+		b.Logf("generated 10,000 files x 10,000 commits in %v", time.Since(start).Round(time.Millisecond))
+	})
+	ctx := context.Background()
+	for i := 0; b.Loop(); i++ {
+		s, err := Open(ctx, b.TempDir(), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		im, err := s.Import(ctx, fmt.Sprintf("big%d", i), ImportOptions{Source: bigRepo.dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st, err := im.Wait(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Report.Revisions != 10000 {
+			b.Fatalf("revisions %d", st.Report.Revisions)
+		}
+		b.ReportMetric(st.Report.Seconds, "import-s")
+		s.Close()
+	}
+}
+
+// TestCompactionLeavesImportedPack checks that the compaction of small
+// packs leaves an imported pack (marked .keep, holding deltas) alone and
+// that reads go on through the mapped packs.
+func TestCompactionLeavesImportedPack(t *testing.T) {
+	s := newTestStore(t, func(o *Options) { o.FS.MaxPacks = 2 })
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "gen.git")
+	genRepo(t, src, 100, 100)
+	im, err := s.Import(ctx, "gen", ImportOptions{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := filepath.Glob(filepath.Join(s.repoDir("gen"), "objects", "pack", "*.keep"))
+	if len(kept) != 1 {
+		t.Fatalf("keep files: %v", kept)
+	}
+	r, _ := s.Repo("gen")
+	for i := range 8 {
+		put(t, r, fmt.Sprintf("new/%d", i), strings.Repeat("v", i+1))
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	packs, _ := filepath.Glob(filepath.Join(s.repoDir("gen"), "objects", "pack", "*.pack"))
+	if len(packs) > 4 {
+		t.Errorf("%d packs after compaction", len(packs))
+	}
+	if _, err := os.Stat(strings.TrimSuffix(kept[0], ".keep") + ".pack"); err != nil {
+		t.Errorf("imported pack gone: %v", err)
+	}
+	for i := range 8 {
+		if got := get(t, r, fmt.Sprintf("new/%d", i), 0); got != strings.Repeat("v", i+1) {
+			t.Errorf("new/%d = %q", i, got)
+		}
+	}
+	if got := get(t, r, genPath(5), 3); got == "" {
+		t.Error("old revision unreadable")
+	}
+}
