@@ -119,6 +119,13 @@ type reqInfo struct {
 	keys       []string
 	revision   int64
 	secretRead bool
+	// git is set on Git protocol routes; readOnly on POSTs that change
+	// nothing (fetches).
+	git, readOnly bool
+	// outcome, when set, is the status the audit log records instead of
+	// the response's: a push answers 200 and reports refusals in Git's
+	// protocol.
+	outcome int
 }
 
 type ctxKey struct{}

@@ -171,6 +171,14 @@ func TestOpenAPIRoutes(t *testing.T) {
 	s, _ := readSpec(t)
 	routes := map[string]api.Route{}
 	for _, rt := range api.New(api.Options{}).Routes() {
+		if rt.Git {
+			// Git's smart HTTP protocol, specified by Git (docs/GIT.md);
+			// only /git/ may hold such routes.
+			if !strings.HasPrefix(rt.Path, "/git/") {
+				t.Errorf("%s %s: a Git protocol route outside /git/", rt.Method, rt.Path)
+			}
+			continue
+		}
 		routes[rt.Method+" "+rt.Path] = rt
 	}
 	ops := map[string]specOperation{}

@@ -79,6 +79,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ge.Kind == gitstate.KindInternal {
 		msg = "internal error (request " + requestID(r) + ")"
 	}
+	if info != nil && info.git {
+		// The git client shows a text/plain body of an error response on
+		// its "remote:" lines, and sends credentials only when asked.
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Basic realm="gitstate", charset="UTF-8"`)
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "gitstate: %s: %s\n", ge.Code, msg)
+		return
+	}
 	if ge.Kind == gitstate.KindTooManyRequests {
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "1")

@@ -43,5 +43,10 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodPut, Path: "/v1/repos/{repo}/txns/{id}/kv/{key}", Action: "txn.kv.put", handler: s.putKey},
 		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/txns/{id}/kv/{key}", Action: "txn.kv.delete", handler: s.deleteKey},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns/{id}/commits", Action: "txn.commit_batch", handler: s.createCommit},
+
+		// Git's smart HTTP protocol (docs/GIT.md): not in openapi.yaml.
+		{Method: http.MethodGet, Path: "/git/{repo}.git/info/refs", Action: "git.advertise", Git: true, handler: s.gitInfoRefs},
+		{Method: http.MethodPost, Path: "/git/{repo}.git/git-upload-pack", Action: "git.fetch", Git: true, ReadOnly: true, handler: s.gitUploadPack},
+		{Method: http.MethodPost, Path: "/git/{repo}.git/git-receive-pack", Action: "git.push", Git: true, MaxBody: s.opts.MaxPushBytes, handler: s.gitReceivePack},
 	}
 }

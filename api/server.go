@@ -51,6 +51,9 @@ type Options struct {
 	CommitEmail func(name string) string
 	// Txns runs branch transactions (nil: the txn routes answer 404).
 	Txns *txn.Manager
+	// MaxPushBytes bounds a git push: its request body, and its objects
+	// once inflated (default 256 MiB).
+	MaxPushBytes int64
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -72,7 +75,17 @@ type Route struct {
 	// Action names the route in logs, metrics and the audit log.
 	Action string
 	// Open routes need no authentication.
-	Open    bool
+	Open bool
+	// Git routes speak Git's smart HTTP protocol, not JSON: Git's own
+	// documentation specifies them, not openapi.yaml (docs/GIT.md says
+	// which); their errors are plain text, which the git client shows, and
+	// a 401 asks for basic credentials, which the git client sends.
+	Git bool
+	// ReadOnly marks a POST that changes nothing (a fetch): the audit log
+	// skips it like a GET.
+	ReadOnly bool
+	// MaxBody bounds the request body (0: Options.MaxBodyBytes).
+	MaxBody int64
 	handler http.HandlerFunc
 }
 
@@ -86,6 +99,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxValueSize <= 0 {
 		opts.MaxValueSize = 1 << 20
+	}
+	if opts.MaxPushBytes <= 0 {
+		opts.MaxPushBytes = 256 << 20
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
@@ -201,11 +217,16 @@ func (s *Server) wrap(rt Route) http.Handler {
 		if !requestIDPattern.MatchString(id) {
 			id = newRequestID()
 		}
-		info := &reqInfo{id: id, route: rt.Path, action: rt.Action}
+		info := &reqInfo{id: id, route: rt.Path, action: rt.Action, git: rt.Git, readOnly: rt.ReadOnly}
 		r = r.WithContext(contextWith(r.Context(), info))
 		w.Header().Set(wireRequestID, id)
 		sw := &statusWriter{ResponseWriter: w}
-		sw.before = func(status int) { s.audit(r, info, status) }
+		sw.before = func(status int) {
+			if info.outcome != 0 {
+				status = info.outcome
+			}
+			s.audit(r, info, status)
+		}
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -223,7 +244,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 		}()
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(sw, r.Body, s.opts.MaxBodyBytes)
+			limit := s.opts.MaxBodyBytes
+			if rt.MaxBody > 0 {
+				limit = rt.MaxBody
+			}
+			r.Body = http.MaxBytesReader(sw, r.Body, limit)
 		}
 		if !rt.Open || (rt.Action == "metrics" && s.opts.MetricsAuth) {
 			p, err := s.authenticate(r)
@@ -255,7 +280,7 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 		return
 	}
 	denied := status == http.StatusUnauthorized || status == http.StatusForbidden
-	if !isMutating(r.Method) && !denied && !info.secretRead {
+	if (!isMutating(r.Method) || info.readOnly) && !denied && !info.secretRead {
 		return
 	}
 	ev := AuditEvent{

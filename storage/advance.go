@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -58,6 +59,28 @@ func (a *Advance) Blob(h Hash) ([]byte, error) {
 		return o.Data, nil
 	}
 	return a.r.readBlob(h)
+}
+
+// Ops returns the changes of one commit of the advance as ops, values
+// included, for the checks of a policy.
+func (a *Advance) Ops(c *AdvanceCommit) ([]Op, error) {
+	ops := make([]Op, 0, len(c.Changes))
+	for _, ch := range c.Changes {
+		if ch.Op == Deleted {
+			ops = append(ops, Op{Kind: OpDelete, Key: ch.Key})
+			continue
+		}
+		op := Op{Kind: OpPut, Key: ch.Key, Blob: ch.To.Hash, Mode: ch.To.Mode}
+		if ch.To.Mode != ModeSubmodule {
+			data, err := a.Blob(ch.To.Hash)
+			if err != nil {
+				return nil, err
+			}
+			op.Value = data
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
 }
 
 // Objects returns how many objects the advance adds to the repo.
@@ -295,7 +318,7 @@ func (r *Repo) PrepareAdvance(ctx context.Context, ref string, old, new Hash, ob
 				continue
 			}
 			if err := r.checkEntry(a, ch, opts); err != nil {
-				return nil, fmt.Errorf("commit %s: %w", short(h), err)
+				return nil, InCommit(h, err)
 			}
 		}
 		return ac, nil
@@ -389,6 +412,18 @@ func (r *Repo) applyAdvance(g *groupState, ref string, st refState, a *Advance) 
 		res.Revision = g.mainRev
 	}
 	return res, nil
+}
+
+// InCommit returns err as the error of commit h: a *gitstate.Error keeps
+// its kind, code and keys, and its message names the commit.
+func InCommit(h Hash, err error) error {
+	var ge *gitstate.Error
+	if errors.As(err, &ge) {
+		c := *ge
+		c.Message = "commit " + short(h) + ": " + c.Message
+		return &c
+	}
+	return fmt.Errorf("commit %s: %w", short(h), err)
 }
 
 // short abbreviates a commit id for messages.

@@ -20,6 +20,8 @@ type GitEnv struct {
 	Header string
 	// Config is more configuration, "key=value" each, given the same way.
 	Config []string
+	// Env is more environment, "NAME=value" each (GIT_PROTOCOL, say).
+	Env []string
 }
 
 // AllowedProtocols are the transports git may use for imports, upstreams
@@ -53,6 +55,7 @@ func GitCommand(ctx context.Context, env GitEnv, args ...string) *exec.Cmd {
 	if os.Getenv("GIT_SSH_COMMAND") == "" && os.Getenv("GIT_SSH") == "" {
 		vars = append(vars, "GIT_SSH_COMMAND=ssh -o BatchMode=yes")
 	}
+	vars = append(vars, env.Env...)
 	cfg := slicesClip(env.Config)
 	if env.Header != "" {
 		cfg = append(cfg, "http.extraHeader="+env.Header)

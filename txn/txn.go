@@ -557,6 +557,52 @@ func (m *Manager) Write(ctx context.Context, repo, id string, a Actor, b *storag
 	return res, err
 }
 
+// BranchRef returns the full ref name of a transaction's branch
+// (refs/heads/txn/<id>).
+func BranchRef(id string) string { return branchRef(id) }
+
+// Advance moves an open transaction's branch to commits made elsewhere (a
+// git push to txn/<id>): the same checks as Write apply to what each commit
+// of the advance's first-parent line changes, then the branch moves with a
+// compare-and-swap. Approvals bound to the old head are void, as after any
+// write.
+func (m *Manager) Advance(ctx context.Context, repo, id string, a Actor, adv *storage.Advance) (*storage.Result, error) {
+	rt, e, err := m.entry(ctx, repo, id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	t := e.t
+	e.mu.Unlock()
+	if err := m.checkOpen(&t); err != nil {
+		return nil, err
+	}
+	if err := checkOwner(&t, a); err != nil {
+		return nil, err
+	}
+	if adv.Ref != branchRef(id) {
+		return nil, fmt.Errorf("txn: advance of %s for transaction %s", adv.Ref, id)
+	}
+	for _, c := range adv.Line {
+		ops, err := adv.Ops(c)
+		if err != nil {
+			return nil, err
+		}
+		if err := m.CheckWrite(ctx, repo, a, ops, false); err != nil {
+			return nil, storage.InCommit(c.Hash, err)
+		}
+	}
+	res, err := rt.repo.WriteOne(ctx, &storage.Batch{Ref: adv.Ref, Advance: adv, RequireRef: true})
+	var ge *gitstate.Error
+	if errors.As(err, &ge) && ge.Code == "ref_not_found" {
+		e.mu.Lock()
+		t = e.t
+		e.mu.Unlock()
+		return nil, notOpen(&t)
+	}
+	return res, err
+}
+
 // Policy returns a repo's policy at head.
 func (m *Manager) Policy(ctx context.Context, repo string) (*Policy, error) {
 	r, err := m.store.Repo(repo)
