@@ -626,3 +626,81 @@ func TestGitPushStale(t *testing.T) {
 		t.Errorf("k = %q", v)
 	}
 }
+
+// waitImport polls an import's status until it ends.
+func (gs *gitServer) waitImport(repo string) wire.ImportStatus {
+	gs.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var st wire.ImportStatus
+		if code := gs.api("reader-token", "GET", "/v1/repos/"+repo+"/import", nil, &st); code != 200 {
+			gs.t.Fatalf("import status: %d", code)
+		}
+		if st.State != "running" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			gs.t.Fatalf("import still running: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestImportAPI(t *testing.T) {
+	gs := newGitServer(t)
+	gs.put("apps/web/replicas", "1")
+	gs.put("apps/web/replicas", "2")
+	// Import the server's own repo through its Git endpoint, with the token
+	// in the URL.
+	var st wire.ImportStatus
+	req := wire.CreateRepoRequest{Name: "copy", ImportFrom: gs.remote("default", "reader-token")}
+	if code := gs.api("root-token", "POST", "/v1/repos", req, &st); code != http.StatusAccepted {
+		t.Fatalf("import: %d", code)
+	}
+	if strings.Contains(st.Source, "reader-token") {
+		t.Errorf("status shows the credentials: %s", st.Source)
+	}
+	st = gs.waitImport("copy")
+	if st.State != "done" || st.Report == nil || st.Report.Revisions != 2 || st.Branch != "main" {
+		t.Fatalf("import: %+v", st)
+	}
+	var v string
+	if code := gs.api("reader-token", "GET", "/v1/repos/copy/kv/apps/web/replicas", nil, &v); code != 200 || v != "2" {
+		t.Errorf("imported value %q (%d)", v, code)
+	}
+	src, _ := gs.st.Repo("default")
+	dst, _ := gs.st.Repo("copy")
+	if src.Head().Commit != dst.Head().Commit {
+		t.Errorf("commit ids differ: %s, %s", src.Head().Commit, dst.Head().Commit)
+	}
+	// A clone of the import pushes back to the original (same history).
+	dir := gs.clone("copy", "alice-token")
+	writeFile(t, dir, "apps/web/replicas", "3")
+	gs.mustGit(dir, "commit", "-qam", "from the copy")
+	gs.mustGit(dir, "push", "-q", gs.remote("default", "alice-token"), "main")
+	if v, _ := gs.value("apps/web/replicas"); v != "3" {
+		t.Errorf("after push from the copy: %q", v)
+	}
+	// Failures: a name taken, a bad source, a source that is not there.
+	if code := gs.api("root-token", "POST", "/v1/repos", wire.CreateRepoRequest{Name: "copy", ImportFrom: "/nowhere"}, nil); code != http.StatusConflict {
+		t.Errorf("taken name: %d", code)
+	}
+	if code := gs.api("root-token", "POST", "/v1/repos", wire.CreateRepoRequest{Name: "x", ImportFrom: "ext::sh"}, nil); code != http.StatusBadRequest {
+		t.Errorf("ext:: source: %d", code)
+	}
+	if code := gs.api("alice-token", "POST", "/v1/repos", wire.CreateRepoRequest{Name: "x", ImportFrom: "/nowhere"}, nil); code != http.StatusForbidden {
+		t.Errorf("import without admin: %d", code)
+	}
+	if code := gs.api("root-token", "POST", "/v1/repos", wire.CreateRepoRequest{Name: "gone", ImportFrom: filepath.Join(t.TempDir(), "none")}, nil); code != http.StatusAccepted {
+		t.Fatalf("import of nothing: %d", code)
+	}
+	if st := gs.waitImport("gone"); st.State != "failed" || st.Error == "" {
+		t.Errorf("import of nothing: %+v", st)
+	}
+	if code := gs.api("reader-token", "GET", "/v1/repos/gone", nil, nil); code != http.StatusNotFound {
+		t.Errorf("failed import left a repo: %d", code)
+	}
+	if code := gs.api("reader-token", "GET", "/v1/repos/default/import", nil, nil); code != http.StatusNotFound {
+		t.Errorf("status of a repo never imported: %d", code)
+	}
+}

@@ -62,6 +62,12 @@ var wireSchemas = map[string]reflect.Type{
 	"ApproveRequest":    reflect.TypeFor[wire.ApproveRequest](),
 	"ReportRequest":     reflect.TypeFor[wire.ReportRequest](),
 	"TxnDiff":           reflect.TypeFor[wire.TxnDiff](),
+	"ImportStatus":      reflect.TypeFor[wire.ImportStatus](),
+	"ImportReport":      reflect.TypeFor[wire.ImportReport](),
+	"UpstreamConfig":    reflect.TypeFor[wire.UpstreamConfig](),
+	"Upstream":          reflect.TypeFor[wire.Upstream](),
+	"UpstreamStatus":    reflect.TypeFor[wire.UpstreamStatus](),
+	"WebhookResult":     reflect.TypeFor[wire.WebhookResult](),
 	// Any JSON (json.RawMessage), as a report's details.
 	"JSONValue": reflect.TypeOf(wire.Report{}.Details),
 }

@@ -75,7 +75,17 @@ func (s *Server) createRepo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.ImportFrom != "" {
-		s.writeError(w, r, badRequest("import_from is not supported by this server"))
+		im, err := s.store.Import(r.Context(), req.Name, storage.ImportOptions{Source: req.ImportFrom, Branch: req.Branch})
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Location", "/v1/repos/"+req.Name+"/import")
+		writeJSON(w, http.StatusAccepted, wireImport(im.Status()))
+		return
+	}
+	if req.Branch != "" {
+		s.writeError(w, r, badRequest("branch is for imports: give import_from too"))
 		return
 	}
 	repo, err := s.store.CreateRepo(r.Context(), req.Name)
@@ -84,4 +94,43 @@ func (s *Server) createRepo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, repoInfo(repo))
+}
+
+// importStatus serves GET /v1/repos/{repo}/import: the progress of an
+// import, or its outcome. It answers while the repo is still being made.
+func (s *Server) importStatus(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["repo"]
+	if info := infoOf(r); info != nil {
+		info.repo = name
+	}
+	if err := storage.ValidateRepoName(name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := authorize(r, ScopeRead, name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.store.ImportStatus(name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wireImport(st))
+}
+
+func wireImport(st storage.ImportStatus) wire.ImportStatus {
+	out := wire.ImportStatus{Repo: st.Repo, Source: st.Source, Branch: st.Branch, State: string(st.State),
+		Phase: st.Phase, Done: st.Done, Total: st.Total, Started: st.Started, Error: st.Error}
+	if !st.Finished.IsZero() {
+		f := st.Finished
+		out.Finished = &f
+	}
+	if rp := st.Report; rp != nil {
+		out.Report = &wire.ImportReport{Revisions: rp.Revisions, Commit: rp.Commit, Keys: rp.Keys, Objects: rp.Objects, Seconds: rp.Seconds,
+			Executables: rp.Executables, ExecutableCount: rp.ExecutableCount, Symlinks: rp.Symlinks, SymlinkCount: rp.SymlinkCount,
+			Submodules: rp.Submodules, SubmoduleCount: rp.SubmoduleCount, EmptyTrees: rp.EmptyTrees, EmptyTreeCount: rp.EmptyTreeCount,
+			InvalidKeys: rp.InvalidKeys, InvalidKeyCount: rp.InvalidKeyCount, InvalidKeyErrors: rp.InvalidKeyErrors}
+	}
+	return out
 }

@@ -14,6 +14,13 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodGet, Path: "/v1/repos", Action: "repo.list", handler: s.listRepos},
 		{Method: http.MethodPost, Path: "/v1/repos", Action: "repo.create", handler: s.createRepo},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}", Action: "repo.get", handler: s.getRepo},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/import", Action: "repo.import_status", handler: s.importStatus},
+
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/upstream", Action: "upstream.get", handler: s.getUpstream},
+		{Method: http.MethodPut, Path: "/v1/repos/{repo}/upstream", Action: "upstream.set", handler: s.setUpstream},
+		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/upstream", Action: "upstream.delete", handler: s.deleteUpstream},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/upstream/sync", Action: "upstream.sync", handler: s.syncUpstream},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/upstream/webhook", Action: "upstream.webhook", Open: true, MaxBody: 1 << 20, handler: s.upstreamWebhook},
 
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/kv", Action: "kv.list", handler: s.listKeys},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/kv/{key}", Action: "kv.get", handler: s.getKey},

@@ -51,6 +51,9 @@ type Options struct {
 	CommitEmail func(name string) string
 	// Txns runs branch transactions (nil: the txn routes answer 404).
 	Txns *txn.Manager
+	// Upstreams runs each repo's upstream (nil: the upstream routes answer
+	// 404).
+	Upstreams Upstreams
 	// MaxPushBytes bounds a git push: its request body, and its objects
 	// once inflated (default 256 MiB).
 	MaxPushBytes int64
