@@ -22,6 +22,7 @@ import (
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api"
+	"github.com/gitstate/gitstate/server/upstream"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	// TxnSweepInterval is how often expired transactions are closed
 	// (default 30s).
 	TxnSweepInterval time.Duration
+	// UpstreamInterval is how often an upstream that sets no interval is
+	// fetched (follow) or checked (mirror) (default 1m).
+	UpstreamInterval time.Duration
 }
 
 // DefaultConfig returns the defaults: ./gitstate-data, 127.0.0.1:7070.
@@ -63,6 +67,7 @@ type Server struct {
 	log     *slog.Logger
 	store   *storage.Store
 	txns    *txn.Manager
+	ups     *upstream.Manager
 	api     *api.Server
 	http    *http.Server
 	ln      net.Listener
@@ -105,6 +110,25 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, err
 	}
+	s.ups, err = upstream.Open(ctx, upstream.Options{
+		Store:      st,
+		DataDir:    cfg.DataDir,
+		Logger:     log,
+		Registerer: reg,
+		// Followed commits pass the checks of a write by an administrator
+		// through a transaction: the upstream's own review stands for the
+		// approvals, and its changes may touch any prefix; schemas (and
+		// every other value check) still apply.
+		Check: func(ctx context.Context, repo string, ops []storage.Op) error {
+			return s.txns.CheckWrite(ctx, repo, txn.Actor{Name: "upstream", Admin: true}, ops, false)
+		},
+		DefaultInterval: cfg.UpstreamInterval,
+	})
+	if err != nil {
+		s.txns.Close()
+		st.Close()
+		return nil, err
+	}
 	var auth api.Authenticator
 	if cfg.AdminToken != "" {
 		auth = staticToken(cfg.AdminToken)
@@ -116,6 +140,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Registry:     reg,
 		MaxValueSize: cfg.MaxValueSize,
 		Txns:         s.txns,
+		Upstreams:    s.ups,
 		Ready: func() error {
 			if !s.ready.Load() {
 				return errors.New("shutting down")
@@ -125,6 +150,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		s.ups.Close()
 		s.txns.Close()
 		st.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -162,6 +188,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer cancel()
 	err := s.http.Shutdown(ctx)
 	<-s.stopped
+	s.ups.Close()
 	s.txns.Close()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr

@@ -173,7 +173,7 @@ func (s *Store) Import(ctx context.Context, name string, opts ImportOptions) (*I
 	}
 	opts.Source = clean
 	if opts.Branch != "" {
-		if err := validateBranch(opts.Branch); err != nil {
+		if err := ValidateBranch(opts.Branch); err != nil {
 			return nil, err
 		}
 	}
@@ -262,7 +262,9 @@ func (s *Store) ImportStatus(name string) (ImportStatus, error) {
 	return ImportStatus{}, gitstate.Errorf(gitstate.KindNotFound, "import_not_found", "repo %q was not imported", name)
 }
 
-func validateBranch(b string) error {
+// ValidateBranch reports whether b can name a branch of a source or an
+// upstream (a short name, such as main or release/1.2).
+func ValidateBranch(b string) error {
 	if b == "" || strings.HasPrefix(b, "-") || strings.HasPrefix(b, "refs/") || strings.ContainsAny(b, " ~^:?*[\\\x00\n") ||
 		strings.Contains(b, "..") || strings.HasSuffix(b, ".lock") || strings.HasSuffix(b, "/") || strings.HasPrefix(b, "/") {
 		return gitstate.Errorf(gitstate.KindInvalid, "invalid_branch", "%q is not a branch name", b)
