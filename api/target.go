@@ -112,7 +112,14 @@ func (t *target) write(ctx context.Context, b *storage.Batch) (*storage.Result, 
 	return t.repo.WriteOne(ctx, b)
 }
 
-// checkDirect applies the policy to a direct write on main.
+// checkDirect applies the policy to a direct write on main. Every write to
+// main that does not come through a transaction passes here: PUT and
+// DELETE of keys, atomic commits, reverts and rollbacks, and each revision
+// a git push brings (push.go, with the pushed values in its ops). With
+// transactions on, as the server runs, it defers to txn.Manager.CheckWrite,
+// which writes in transactions (API and push alike) and commits followed
+// from an upstream pass too: that is the one hook for value checks such as
+// the secrets feature's "no plaintext where a secret is expected".
 func (s *Server) checkDirect(ctx context.Context, repo *storage.Repo, a txn.Actor, ops []storage.Op) error {
 	if s.opts.Txns != nil {
 		return s.opts.Txns.CheckWrite(ctx, repo.Name(), a, ops, true)

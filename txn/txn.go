@@ -616,6 +616,11 @@ func (m *Manager) Policy(ctx context.Context, repo string) (*Policy, error) {
 // main (direct) protected keys are refused; everywhere, values must match
 // their schemas, only an administrator may change the server's
 // configuration, and a new policy must be valid.
+//
+// Every write reaches it: the API's on main (through the API's
+// checkDirect) and in transactions, each revision of a git push to main or
+// to txn/<id>, and each commit followed from an upstream. Value checks
+// (secrets: no plaintext where a secret is expected) belong here.
 func (m *Manager) CheckWrite(ctx context.Context, repo string, a Actor, ops []storage.Op, direct bool) error {
 	r, err := m.store.Repo(repo)
 	if err != nil {
