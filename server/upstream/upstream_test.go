@@ -436,3 +436,31 @@ func TestMirrorAndFollowBetweenServers(t *testing.T) {
 		t.Errorf("after a restart: %+v", u.Status)
 	}
 }
+
+func TestMirrorTxnBranches(t *testing.T) {
+	a := startNode(t, "admin-a")
+	bare, _ := bareRepo(t)
+	a.put("default", "k", "1")
+	a.setUpstream("default", wire.UpstreamConfig{URL: "file://" + bare, Mode: "mirror", PushTxns: true, Interval: wire.Duration(time.Hour)})
+	var tx wire.Txn
+	if st := a.call("POST", "/v1/repos/default/txns", map[string]any{"message": "try"}, &tx); st != 201 {
+		t.Fatalf("begin: %d", st)
+	}
+	var res wire.WriteResult
+	a.call("PUT", "/v1/repos/default/txns/"+tx.ID+"/kv/k", "2", &res)
+	branch := "refs/heads/txn/" + tx.ID
+	eventually(t, "the transaction's branch upstream", func() bool {
+		out, _ := exec.Command("git", "-C", bare, "rev-parse", branch).Output()
+		return strings.TrimSpace(string(out)) == res.Commit
+	})
+	if st := a.call("DELETE", "/v1/repos/default/txns/"+tx.ID, nil, nil); st != 200 {
+		t.Fatalf("abort: %d", st)
+	}
+	a.sync("default")
+	if out, err := exec.Command("git", "-C", bare, "rev-parse", "--verify", "-q", branch).Output(); err == nil {
+		t.Errorf("aborted transaction's branch still upstream: %s", out)
+	}
+	if u := a.upstream("default"); u.Status.State != "in_sync" {
+		t.Errorf("status %+v", u.Status)
+	}
+}
