@@ -74,9 +74,6 @@ func (s *Server) gitRepo(r *http.Request, scopes ...Scope) (*storage.Repo, gitBa
 	if !ok {
 		return nil, nil, gitstate.Errorf(gitstate.KindUnavailable, "git_unavailable", "repo %s is not kept in a local Git repository", name)
 	}
-	if _, err := exec.LookPath("git"); err != nil {
-		return nil, nil, gitstate.Errorf(gitstate.KindUnavailable, "git_unavailable", "the server has no git executable: it cannot serve fetches")
-	}
 	return repo, gb, nil
 }
 
@@ -126,6 +123,10 @@ func noCache(w http.ResponseWriter) {
 // uploadPack runs git upload-pack over the repo, for the advertisement
 // (advertise) or for a request.
 func (s *Server) uploadPack(w http.ResponseWriter, r *http.Request, repo *storage.Repo, gb gitBackend, advertise bool) {
+	if _, err := exec.LookPath("git"); err != nil {
+		s.writeError(w, r, gitstate.Errorf(gitstate.KindUnavailable, "git_unavailable", "the server has no git executable: it cannot serve fetches"))
+		return
+	}
 	// Git reads the repository's files: make them hold every write
 	// acknowledged so far.
 	if err := gb.Flush(); err != nil {
