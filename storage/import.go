@@ -284,6 +284,11 @@ func (s *Store) runImport(ctx context.Context, name string, im *Import, opts Imp
 			s.forget(name)
 		}
 	}()
+	// What the index may hold of an earlier repo of that name (an import
+	// that failed while indexing) goes.
+	if err := s.ix.dropRepo(name); err != nil {
+		return nil, err
+	}
 	if err := initBareRepo(tmp); err != nil {
 		return nil, err
 	}

@@ -557,10 +557,6 @@ func (m *Manager) Write(ctx context.Context, repo, id string, a Actor, b *storag
 	return res, err
 }
 
-// BranchRef returns the full ref name of a transaction's branch
-// (refs/heads/txn/<id>).
-func BranchRef(id string) string { return branchRef(id) }
-
 // Advance moves an open transaction's branch to commits made elsewhere (a
 // git push to txn/<id>): the same checks as Write apply to what each commit
 // of the advance's first-parent line changes, then the branch moves with a
