@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,11 +55,11 @@ type Config struct {
 	// MaxHeaderBytes bounds a request's header.
 	MaxHeaderBytes int
 	// ReadHeaderTimeout bounds the time to read a request's header,
-	// BodyReadTimeout the time to read its body, IdleTimeout how long a
-	// kept-alive connection may wait for its next request. There is no
-	// write timeout: watch streams last.
+	// ReadTimeout the time to read the whole request, body included;
+	// IdleTimeout is how long a kept-alive connection may wait for its
+	// next request. There is no write timeout: watch streams last.
 	ReadHeaderTimeout time.Duration
-	BodyReadTimeout   time.Duration
+	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
 	// MetricsAuth requires a token with scope read for /metrics.
 	MetricsAuth bool
@@ -79,7 +80,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults: ./gitstate-data, 127.0.0.1:7070,
 // auth.DefaultLimits, 1 MiB values, 32 MiB bodies, 64 KiB headers read
-// within 10 s, bodies read within 60 s, idle connections closed after
+// within 10 s, whole requests within 60 s, idle connections closed after
 // 120 s, audit files rotated at 100 MiB, authors at gitstate.local.
 func DefaultConfig() Config {
 	return Config{
@@ -90,7 +91,7 @@ func DefaultConfig() Config {
 		MaxBodyBytes:      32 << 20,
 		MaxHeaderBytes:    64 << 10,
 		ReadHeaderTimeout: 10 * time.Second,
-		BodyReadTimeout:   60 * time.Second,
+		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		CommitEmailDomain: "gitstate.local",
 		AuditMaxSize:      audit.DefaultMaxSize,
@@ -125,8 +126,8 @@ func (c *Config) setDefaults() {
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = d.ReadHeaderTimeout
 	}
-	if c.BodyReadTimeout <= 0 {
-		c.BodyReadTimeout = d.BodyReadTimeout
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = d.ReadTimeout
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = d.IdleTimeout
@@ -153,6 +154,9 @@ type Server struct {
 	scheme  string
 	ready   atomic.Bool
 	stopped chan struct{}
+
+	shutdown    sync.Once
+	shutdownErr error
 }
 
 // Start opens the store and starts serving. It returns once the listener
@@ -262,14 +266,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		s.scheme = "https"
 	}
 	s.ln = ln
-	s.http = &http.Server{
-		Handler:           bodyDeadline(s.api, cfg.BodyReadTimeout),
-		TLSConfig:         tlsCfg,
-		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	s.http = newHTTPServer(&cfg, s.api, tlsCfg)
 	s.ready.Store(true)
 	go func() {
 		defer close(s.stopped)
@@ -357,42 +354,21 @@ func printBanner(w io.Writer, token, path string) {
 `, token, path)
 }
 
-// bodyDeadline gives a request's body d to arrive, against clients that
-// send it slowly. The deadline is lifted once the body is read, so that
-// long answers (watch streams) are not cut.
-func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil && r.Body != http.NoBody && (r.ContentLength != 0) {
-			rc := http.NewResponseController(w)
-			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
-				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
-			}
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// deadlineBody lifts the connection's read deadline at the body's end.
-type deadlineBody struct {
-	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.done {
-		b.done = true
-		b.rc.SetReadDeadline(time.Time{})
+// newHTTPServer returns the http.Server of cfg around h. It sets no
+// WriteTimeout, so that watch streams can last; ReadTimeout bounds the
+// reading of a request (header and body) and is lifted by net/http once the
+// body is read, so it does not cut long answers either.
+func newHTTPServer(cfg *Config, h http.Handler, tlsCfg *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
-	return n, err
 }
-
-// Addr returns the address the server listens on.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
-
-// Store returns the server's store.
-func (s *Server) Store() *storage.Store { return s.store }
 
 // URL returns the server's base URL (http:// or https://).
 func (s *Server) URL() string { return s.scheme + "://" + s.ln.Addr().String() }
@@ -405,8 +381,13 @@ func (s *Server) Streams() *auth.StreamLimiter { return s.streams }
 
 // Shutdown stops accepting requests, waits for the ones in flight (writes
 // included, with their audit lines) up to the shutdown timeout, then closes
-// the audit log and the store.
+// the audit log and the store. Later calls return the first one's result.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Do(func() { s.shutdownErr = s.doShutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) doShutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()

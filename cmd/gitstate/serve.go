@@ -63,7 +63,7 @@ SIGTERM or SIGINT stops the server gracefully: writes in flight finish first.`,
 	f.IntVar(&c.Limits.FailBurst, "auth-fail-burst", def.Limits.FailBurst, "failed authentications one client address may make at once")
 	f.IntVar(&c.Limits.StreamsPerToken, "max-streams-per-token", def.Limits.StreamsPerToken, "watch streams one token may hold open (0: no limit)")
 	f.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", def.ReadHeaderTimeout, "time allowed to read a request's header")
-	f.DurationVar(&c.BodyReadTimeout, "body-read-timeout", def.BodyReadTimeout, "time allowed to read a request's body")
+	f.DurationVar(&c.ReadTimeout, "read-timeout", def.ReadTimeout, "time allowed to read a whole request, body included")
 	f.DurationVar(&c.IdleTimeout, "idle-timeout", def.IdleTimeout, "how long an idle kept-alive connection stays open")
 	f.Int64Var(&c.AuditMaxSize, "audit-max-size", def.AuditMaxSize, "size in bytes past which the audit log is rotated (rotated files are kept)")
 	return cmd
