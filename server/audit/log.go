@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -74,6 +75,9 @@ type Log struct {
 	// Owned by the writer goroutine (and Open before it starts).
 	f    *os.File
 	size int64
+
+	// syncs counts the fdatasyncs, for tests of the group commit.
+	syncs atomic.Int64
 }
 
 var (
@@ -256,6 +260,7 @@ func (l *Log) write(batch []*request, buf *[]byte) error {
 	n, err := l.f.Write(b)
 	if err == nil {
 		err = fdatasync(l.f)
+		l.syncs.Add(1)
 	}
 	if err != nil {
 		// Cut a partial write off, so that later lines stay whole.
