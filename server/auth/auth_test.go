@@ -324,3 +324,31 @@ func TestBootstrapFailureLeavesStoreUnconfigured(t *testing.T) {
 		t.Error("a failed bootstrap left a token nobody holds")
 	}
 }
+
+func BenchmarkAuthenticate(b *testing.B) {
+	s, err := OpenStore(filepath.Join(b.TempDir(), "auth"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, _ := s.CreateToken(context.Background(), api.TokenSpec{Name: "a", Scopes: []api.Scope{api.ScopeRead}})
+	for _, c := range []struct {
+		name   string
+		limits Limits
+	}{{"unlimited", Limits{}}, {"defaults", DefaultLimits()}} {
+		b.Run(c.name, func(b *testing.B) {
+			a := NewAuthenticator(s, "env", c.limits)
+			a.limits.TokenRate = 1e9 // measure the limiter, never hit it
+			if c.limits.TokenRate == 0 {
+				a.limits.TokenRate = 0
+			}
+			r := request(tok.Secret, "127.0.0.1:1")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := a.Authenticate(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -93,8 +93,9 @@ func tooMany(after time.Duration, format string, args ...any) error {
 // KindUnauthorized (401) or KindTooManyRequests (429, with an
 // *api.RetryAfter cause); their messages never hold the token.
 func (a *Authenticator) Authenticate(r *http.Request) (*api.Principal, error) {
-	addr := clientAddr(r.RemoteAddr)
+	var addr string
 	if a.fails != nil {
+		addr = clientAddr(r.RemoteAddr)
 		if wait, blocked := a.fails.blocked(addr); blocked {
 			return nil, tooMany(wait, "too many failed authentications from %s; retry later", addr)
 		}
@@ -114,15 +115,19 @@ func (a *Authenticator) Authenticate(r *http.Request) (*api.Principal, error) {
 	return p, nil
 }
 
-// dummyHash is compared with when a token id is unknown, so that unknown
-// and known ids take the same time.
-var dummyHash = hashSecret("")
-
 // check returns the principal of the request's token.
 func (a *Authenticator) check(r *http.Request) (*api.Principal, error) {
 	tok, ok := bearer(r)
 	if !ok {
 		return nil, unauthorized("unauthorized", "authentication required: send Authorization: Bearer <token> (the CLI reads --token or $GITSTATE_TOKEN)")
+	}
+	if id, secret, ok := parseToken(tok); ok {
+		if e := a.store.lookup(id); e != nil {
+			if !secretMatches(secret, &e.sum) {
+				return nil, unauthorized("unauthorized", "invalid token")
+			}
+			return a.valid(e)
+		}
 	}
 	if a.env != nil {
 		sum := sha256.Sum256([]byte(tok))
@@ -130,18 +135,16 @@ func (a *Authenticator) check(r *http.Request) (*api.Principal, error) {
 			return a.env, nil
 		}
 	}
-	id, secret, ok := parseToken(tok)
-	if !ok {
+	if !strings.HasPrefix(tok, tokenPrefix) {
 		return nil, unauthorized("unauthorized", "invalid token: a gitstate token reads gst_<id>_<secret>")
 	}
-	e := a.store.lookup(id)
-	hash := dummyHash
-	if e != nil {
-		hash = e.rec.Hash
-	}
-	if !secretMatches(secret, hash) || e == nil {
-		return nil, unauthorized("unauthorized", "invalid token")
-	}
+	return nil, unauthorized("unauthorized", "invalid token")
+}
+
+// valid returns the principal of a token whose secret matched, unless it
+// is revoked or expired.
+func (a *Authenticator) valid(e *entry) (*api.Principal, error) {
+	id := e.rec.ID
 	if e.rec.RevokedAt != nil {
 		return nil, unauthorized("token_revoked", "token %s was revoked at %s", id, e.rec.RevokedAt.Format(time.RFC3339))
 	}
@@ -189,6 +192,9 @@ func clientAddr(remote string) string {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
 		host = remote
+	}
+	if !strings.Contains(host, ":") {
+		return host // IPv4: the common case needs no parsing
 	}
 	ip := net.ParseIP(host)
 	if ip == nil {

@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,10 +47,20 @@ type snapshot struct {
 	order  []*entry // creation order
 }
 
-// entry is a token and the principal it grants, built once.
+// entry is a token, its decoded hash and the principal it grants, built
+// once.
 type entry struct {
 	rec record
+	sum [sha256.Size]byte
 	p   *api.Principal
+}
+
+func newEntry(rec record) (*entry, error) {
+	e := &entry{rec: rec, p: rec.principal()}
+	if n, err := hex.Decode(e.sum[:], []byte(rec.Hash)); err != nil || n != sha256.Size {
+		return nil, fmt.Errorf("token %s: malformed hash", rec.ID)
+	}
+	return e, nil
 }
 
 type tokensFile struct {
@@ -79,7 +91,10 @@ func OpenStore(dir string) (*Store, error) {
 			if rec.ID == "" || rec.Hash == "" {
 				return nil, fmt.Errorf("token store %s: a token without id or hash", s.path)
 			}
-			e := &entry{rec: rec, p: rec.principal()}
+			e, err := newEntry(rec)
+			if err != nil {
+				return nil, fmt.Errorf("token store %s: %w", s.path, err)
+			}
 			snap.byID[rec.ID] = e
 			snap.order = append(snap.order, e)
 		}
@@ -203,18 +218,21 @@ func (s *Store) update(fn func([]record) ([]record, error)) error {
 	if err != nil {
 		return err
 	}
+	snap := &snapshot{exists: true, byID: make(map[string]*entry, len(recs))}
+	for _, rec := range recs {
+		e, err := newEntry(rec)
+		if err != nil {
+			return err
+		}
+		snap.byID[rec.ID] = e
+		snap.order = append(snap.order, e)
+	}
 	b, err := json.MarshalIndent(tokensFile{Version: 1, Tokens: recs}, "", "  ")
 	if err != nil {
 		return err
 	}
 	if err := writeFileAtomic(s.path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write token store: %w", err)
-	}
-	snap := &snapshot{exists: true, byID: make(map[string]*entry, len(recs))}
-	for _, rec := range recs {
-		e := &entry{rec: rec, p: rec.principal()}
-		snap.byID[rec.ID] = e
-		snap.order = append(snap.order, e)
 	}
 	s.snap.Store(snap)
 	return nil

@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"math/big"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/gitstate/gitstate/api"
@@ -81,18 +80,30 @@ func newToken() (id, token string) {
 	return id, tokenPrefix + id + "_" + encodeBase62(secret[:], secretLen)
 }
 
-var tokenPattern = regexp.MustCompile(`^gst_([0-9A-Za-z]{12})_([0-9A-Za-z]{43})$`)
+// tokenLen is the length of every token: "gst_" id "_" secret.
+const tokenLen = len(tokenPrefix) + idLen + 1 + secretLen
 
-// parseToken splits a token into its id and secret.
+// parseToken splits a token into its id and secret. It allocates nothing:
+// it runs on every request.
 func parseToken(tok string) (id, secret string, ok bool) {
-	if !strings.HasPrefix(tok, tokenPrefix) {
+	if len(tok) != tokenLen || tok[:len(tokenPrefix)] != tokenPrefix || tok[len(tokenPrefix)+idLen] != '_' {
 		return "", "", false
 	}
-	m := tokenPattern.FindStringSubmatch(tok)
-	if m == nil {
+	id, secret = tok[len(tokenPrefix):len(tokenPrefix)+idLen], tok[len(tokenPrefix)+idLen+1:]
+	if !isBase62(id) || !isBase62(secret) {
 		return "", "", false
 	}
-	return m[1], m[2], true
+	return id, secret, true
+}
+
+func isBase62(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 // hashSecret returns the stored form of a secret.
@@ -102,9 +113,9 @@ func hashSecret(secret string) string {
 }
 
 // secretMatches compares a secret with a stored hash in constant time.
-func secretMatches(secret, hash string) bool {
-	got := hashSecret(secret)
-	return subtle.ConstantTimeCompare([]byte(got), []byte(hash)) == 1
+func secretMatches(secret string, sum *[sha256.Size]byte) bool {
+	got := sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(got[:], sum[:]) == 1
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
