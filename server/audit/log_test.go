@@ -218,3 +218,30 @@ func TestQueryDuringWrites(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkRecord measures a durable audit record, alone and with 64
+// concurrent writers sharing fdatasyncs.
+func BenchmarkRecord(b *testing.B) {
+	for _, par := range []int{1, 64} {
+		b.Run(fmt.Sprintf("writers=%d", par), func(b *testing.B) {
+			l, err := Open(b.TempDir(), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			ev := event(1, "alice", "default", time.Now())
+			b.ReportAllocs()
+			b.SetParallelism(par)
+			start := l.syncs.Load()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := l.Record(context.Background(), ev); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/float64(l.syncs.Load()-start), "records/sync")
+		})
+	}
+}
