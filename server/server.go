@@ -370,6 +370,12 @@ func newHTTPServer(cfg *Config, h http.Handler, tlsCfg *tls.Config) *http.Server
 	}
 }
 
+// Addr returns the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Store returns the server's store.
+func (s *Server) Store() *storage.Store { return s.store }
+
 // URL returns the server's base URL (http:// or https://).
 func (s *Server) URL() string { return s.scheme + "://" + s.ln.Addr().String() }
 
