@@ -29,6 +29,9 @@ const specPath = "../openapi.yaml"
 // type. Every exported type of package wire must be here (a test checks it),
 // so that a new wire type cannot be served without a schema.
 var wireSchemas = map[string]reflect.Type{
+	"WatchEvent":        reflect.TypeFor[wire.WatchEvent](),
+	"WatchProgress":     reflect.TypeFor[wire.WatchProgress](),
+	"WatchClose":        reflect.TypeFor[wire.WatchClose](),
 	"RevisionRef":       reflect.TypeFor[wire.Rev](),
 	"Error":             reflect.TypeFor[wire.Error](),
 	"ErrorResponse":     reflect.TypeFor[wire.ErrorResponse](),

@@ -25,6 +25,7 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/commits", Action: "commit.list", handler: s.listCommits},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/commits/{rev}", Action: "commit.get", handler: s.getCommit},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/diff", Action: "diff", handler: s.diff},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/watch", Action: "watch", handler: s.watch},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/revert", Action: "revert", handler: s.revert},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/rollback", Action: "rollback", handler: s.rollback},
 

@@ -23,6 +23,7 @@ import (
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // Options configures a Server.
@@ -51,6 +52,12 @@ type Options struct {
 	CommitEmail func(name string) string
 	// Txns runs branch transactions (nil: the txn routes answer 404).
 	Txns *txn.Manager
+	// Watch serves revision streams (nil: watch answers 404).
+	Watch *watch.Hub
+	// WatchProgress is the interval of progress events (default 10s).
+	WatchProgress time.Duration
+	// Streams, if set, bounds each token's concurrent watch streams.
+	Streams StreamLimiter
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -89,6 +96,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.WatchProgress <= 0 {
+		opts.WatchProgress = 10 * time.Second
 	}
 	if opts.CommitEmail == nil {
 		opts.CommitEmail = func(name string) string { return name + "@gitstate.local" }

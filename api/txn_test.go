@@ -18,6 +18,7 @@ import (
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // userAuth authenticates "Authorization: Bearer <name>" as a user of that
@@ -44,6 +45,7 @@ type txnEnv struct {
 	srv  *httptest.Server
 	st   *storage.Store
 	txns *txn.Manager
+	hub  *watch.Hub
 }
 
 func newTxnEnv(t *testing.T) *txnEnv {
@@ -63,13 +65,15 @@ func (e *txnEnv) start() {
 	if err := e.txns.Load(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(api.New(api.Options{Store: st, Auth: userAuth{}, Txns: e.txns}))
+	e.hub = watch.NewHub(st, watch.Options{})
+	e.srv = httptest.NewServer(api.New(api.Options{Store: st, Auth: userAuth{}, Txns: e.txns, Watch: e.hub, WatchProgress: time.Hour}))
 }
 
 func (e *txnEnv) stop() {
 	if e.srv == nil {
 		return
 	}
+	e.hub.Close()
 	e.srv.Close()
 	e.txns.Close()
 	e.st.Close()

@@ -24,6 +24,7 @@ import (
 	"github.com/gitstate/gitstate/api"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // Config is the server's configuration.
@@ -45,6 +46,8 @@ type Config struct {
 	// TxnSweepInterval is how often expired transactions are closed
 	// (default 30s).
 	TxnSweepInterval time.Duration
+	// WatchProgress is the interval of watch progress events (default 10s).
+	WatchProgress time.Duration
 }
 
 // DefaultConfig returns the defaults: ./gitstate-data, 127.0.0.1:7070.
@@ -63,6 +66,7 @@ type Server struct {
 	log     *slog.Logger
 	store   *storage.Store
 	txns    *txn.Manager
+	watch   *watch.Hub
 	api     *api.Server
 	http    *http.Server
 	ln      net.Listener
@@ -100,6 +104,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, store: st, stopped: make(chan struct{})}
 	s.txns = txn.NewManager(st, txn.Options{Logger: log, SweepInterval: cfg.TxnSweepInterval})
+	s.watch = watch.NewHub(st, watch.Options{Logger: log})
 	if err := s.txns.Load(ctx); err != nil {
 		s.txns.Close()
 		st.Close()
@@ -110,12 +115,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		auth = staticToken(cfg.AdminToken)
 	}
 	s.api = api.New(api.Options{
-		Store:        st,
-		Auth:         auth,
-		Logger:       log,
-		Registry:     reg,
-		MaxValueSize: cfg.MaxValueSize,
-		Txns:         s.txns,
+		Store:         st,
+		Auth:          auth,
+		Logger:        log,
+		Registry:      reg,
+		MaxValueSize:  cfg.MaxValueSize,
+		Txns:          s.txns,
+		Watch:         s.watch,
+		WatchProgress: cfg.WatchProgress,
 		Ready: func() error {
 			if !s.ready.Load() {
 				return errors.New("shutting down")
@@ -160,6 +167,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
+	// Watch streams never go idle: end them first (they tell their
+	// clients where to resume), then wait for the requests in flight.
+	s.watch.Close()
 	err := s.http.Shutdown(ctx)
 	<-s.stopped
 	s.txns.Close()

@@ -357,3 +357,29 @@ type TxnDiff struct {
 	Against string       `json:"against"`
 	Changes []DiffChange `json:"changes"`
 }
+
+// WatchEvent is the data of an SSE "revision" event (and the body of a
+// webhook delivery): one revision of main, or one commit of a transaction's
+// branch (then Revision is 0), with its changes under the watched prefix.
+type WatchEvent struct {
+	Revision int64     `json:"revision,omitempty"`
+	Commit   string    `json:"commit"`
+	Author   string    `json:"author"`
+	Time     time.Time `json:"time"`
+	Message  string    `json:"message"`
+	Changes  []Change  `json:"changes"`
+}
+
+// WatchProgress is the data of an SSE "progress" event: the head revision,
+// sent periodically and after revisions the watch filtered out, so that a
+// client resuming from it does not replay them.
+type WatchProgress struct {
+	Revision int64 `json:"revision"`
+}
+
+// WatchClose is the data of an SSE "close" event: why the server ends the
+// stream, and the id to resume from.
+type WatchClose struct {
+	Reason string `json:"reason"`
+	Resume string `json:"resume,omitempty"`
+}
