@@ -60,8 +60,18 @@ type Error struct {
 	Code    string
 	Message string
 	Keys    []string
+	// Details locates the problem inside a value (a schema violation's
+	// paths), when there is one.
+	Details []Detail
 	// Err is the underlying cause, if any. It is not sent over the wire.
 	Err error
+}
+
+// Detail is one located problem: Path is a JSON pointer into a value.
+type Detail struct {
+	Key     string `json:"key,omitempty"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
 }
 
 // Error implements error.

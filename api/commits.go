@@ -121,25 +121,25 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	repo, err := s.repoOf(r, ScopeWrite, append(keys, pkeys...)...)
+	t, err := s.targetOf(r, true, append(keys, pkeys...)...)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := checkReserved(r, keys...); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	b := s.batchFor(r, req.Message)
 	b.Ops, b.Preconditions = ops, pre
 	if req.BaseRevision != "" {
-		if b.BaseRevision, err = repo.ResolveRevision(string(req.BaseRevision)); err != nil {
+		if t.inTxn() {
+			s.writeError(w, r, badRequest("base_revision is not supported inside a transaction"))
+			return
+		}
+		if b.BaseRevision, err = t.repo.ResolveRevision(string(req.BaseRevision)); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		b.CheckBase = true
 	}
-	res, err := repo.WriteOne(r.Context(), &b)
+	res, err := t.write(r.Context(), &b)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -207,6 +207,15 @@ func (s *Server) listCommits(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p := PrincipalOf(r)
+	if q.Has("wait") {
+		wait, err := time.ParseDuration(q.Get("wait"))
+		if err != nil || wait < 0 || wait > maxWait {
+			s.writeError(w, r, badRequest("wait must be a duration from 0s to %s", maxWait))
+			return
+		}
+		s.longPoll(w, r, repo, after, int(limit), key, prefix, wait)
+		return
+	}
 	opts := storage.LogOptions{Limit: int(limit), Key: key, Prefix: prefix}
 	if q.Get("after") != "" {
 		opts.Before = after
@@ -301,7 +310,7 @@ func (s *Server) revert(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := checkReserved(r, keys...); err != nil {
+	if err := s.checkDirect(r.Context(), repo, actorOf(r), deleteOps(keys)); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -352,6 +361,28 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	keep := func(key string) bool {
 		return p.CanKey(key) && (!storage.IsReserved(key) || p.HasScope(ScopeAdmin))
 	}
+	// Protected keys change only through transactions: refuse a rollback
+	// that would touch them.
+	targetCommit, err := repo.RevisionCommit(to)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	changes, err := repo.Diff(r.Context(), repo.Head().Commit, targetCommit, req.Prefix)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var keys []string
+	for _, c := range changes {
+		if keep(c.Key) {
+			keys = append(keys, c.Key)
+		}
+	}
+	if err := s.checkDirect(r.Context(), repo, actorOf(r), deleteOps(keys)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	res, err := repo.Rollback(r.Context(), to, req.Prefix, keep, s.batchFor(r, req.Message))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -359,4 +390,71 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	}
 	infoOf(r).revision = res.Revision
 	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
+}
+
+// deleteOps describes keys about to change, for a policy check that needs
+// only their names.
+func deleteOps(keys []string) []storage.Op {
+	ops := make([]storage.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = storage.Op{Kind: storage.OpDelete, Key: k}
+	}
+	return ops
+}
+
+// maxWait bounds a long poll.
+const maxWait = 5 * time.Minute
+
+// longPoll answers GET .../commits?after=N&wait=D: the revisions after N
+// (oldest first) as soon as there is one the caller may see, or an empty
+// list when D passes. Revision is the head, so that a client whose filter
+// skipped revisions can move its cursor past them.
+func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, repo *storage.Repo, after int64, limit int, key, prefix string, wait time.Duration) {
+	p := PrincipalOf(r)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	scan := after
+	for {
+		changed := repo.Changed()
+		head := repo.Head().Revision
+		out := wire.CommitList{Commits: []wire.CommitInfo{}, Revision: head}
+		if head > scan {
+			ris, _, err := repo.Log(r.Context(), storage.LogOptions{After: scan, Limit: limit, Key: key, Prefix: prefix, Ascending: true})
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			for _, ri := range ris {
+				if ci, ok := commitInfo(ri, p); ok {
+					out.Commits = append(out.Commits, ci)
+				}
+			}
+			if len(out.Commits) > 0 {
+				out.Next = out.Commits[len(out.Commits)-1].Revision
+				writeJSON(w, http.StatusOK, out)
+				return
+			}
+			if len(ris) < limit {
+				scan = head
+			} else {
+				scan = ris[len(ris)-1].Revision
+				continue
+			}
+		}
+		var closing <-chan struct{}
+		if s.opts.Watch != nil {
+			closing = s.opts.Watch.Done()
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			writeJSON(w, http.StatusOK, out)
+			return
+		case <-closing:
+			writeJSON(w, http.StatusOK, out)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
 }

@@ -37,9 +37,21 @@ func keyOf(r *http.Request) (string, error) {
 	return key, nil
 }
 
-// revisionOf resolves the ?rev= parameter (empty: head).
-func revisionOf(repo *storage.Repo, r *http.Request, param string) (int64, error) {
-	return repo.ResolveRevision(r.URL.Query().Get(param))
+// headRev stands for "no ?rev= given": read at head.
+const headRev = -1
+
+// revParam resolves the ?rev= parameter (headRev when absent; 0 is the
+// empty state before the first commit). A transaction has no revisions of
+// its own.
+func (t *target) revParam(r *http.Request) (int64, error) {
+	q := r.URL.Query()
+	if !q.Has("rev") {
+		return headRev, nil
+	}
+	if t.inTxn() {
+		return 0, badRequest("rev is not supported inside a transaction")
+	}
+	return t.repo.ResolveRevision(q.Get("rev"))
 }
 
 func etag(h storage.Hash) string { return `"` + h.String() + `"` }
@@ -99,37 +111,23 @@ func (s *Server) batchFor(r *http.Request, message string) storage.Batch {
 	}
 }
 
-// checkReserved refuses writes under .gitstate/ to anyone but an
-// administrator.
-func checkReserved(r *http.Request, keys ...string) error {
-	for _, k := range keys {
-		if storage.IsReserved(k) && !PrincipalOf(r).HasScope(ScopeAdmin) {
-			return gitstate.Errorf(gitstate.KindForbidden, "reserved_key",
-				"keys under %s are the server's configuration; only an administrator may change them", storage.ReservedPrefix).WithKeys(k)
-		}
-	}
-	return nil
-}
-
 func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
 	key, err := keyOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	repo, err := s.repoOf(r, ScopeRead, key)
+	t, err := s.targetOf(r, false, key)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	rev := int64(0)
-	if r.URL.Query().Has("rev") {
-		if rev, err = revisionOf(repo, r, "rev"); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+	rev, err := t.revParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
-	v, err := repo.Get(r.Context(), key, rev)
+	v, err := t.get(r.Context(), key, rev)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -182,12 +180,8 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	repo, err := s.repoOf(r, ScopeWrite, key)
+	t, err := s.targetOf(r, true, key)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := checkReserved(r, key); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -204,7 +198,7 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 	b := s.batchFor(r, r.URL.Query().Get("message"))
 	b.Ops = []storage.Op{{Kind: storage.OpPut, Key: key, Value: body}}
 	b.Preconditions = pre
-	res, err := repo.WriteOne(r.Context(), &b)
+	res, err := t.write(r.Context(), &b)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -231,17 +225,13 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	repo, err := s.repoOf(r, ScopeWrite, key)
+	t, err := s.targetOf(r, true, key)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	if prefix && !PrincipalOf(r).CoversPrefix(key+"/") {
 		s.writeError(w, r, forbidden("prefix:"+key+"/", "token may not delete every key under %q", key+"/"))
-		return
-	}
-	if err := checkReserved(r, key); err != nil {
-		s.writeError(w, r, err)
 		return
 	}
 	pre, err := preconditionsOf(r, key)
@@ -256,7 +246,7 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 	} else {
 		b.Ops = []storage.Op{{Kind: storage.OpDelete, Key: key, MustExist: true}}
 	}
-	res, err := repo.WriteOne(r.Context(), &b)
+	res, err := t.write(r.Context(), &b)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -291,7 +281,7 @@ func boolParam(r *http.Request, name string) (bool, error) {
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	repo, err := s.repoOf(r, ScopeRead)
+	t, err := s.targetOf(r, false)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -312,12 +302,10 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rev := int64(0)
-	if q.Has("rev") {
-		if rev, err = revisionOf(repo, r, "rev"); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+	rev, err := t.revParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	p := PrincipalOf(r)
 	opts := storage.ListOptions{Prefix: prefix, After: after, Limit: int(limit), Values: values, Revision: rev}
@@ -325,7 +313,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 	if len(p.Prefixes) == 1 && strings.HasPrefix(p.Prefixes[0], prefix) {
 		opts.Prefix = p.Prefixes[0]
 	}
-	res, err := repo.List(r.Context(), opts)
+	res, err := t.list(r.Context(), opts)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

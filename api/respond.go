@@ -89,7 +89,19 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case gitstate.KindUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gitstate"`)
 	}
-	writeJSON(w, status, wire.ErrorResponse{Error: wire.Error{Code: ge.Code, Message: msg, Keys: ge.Keys, Missing: missingOf(ge)}})
+	writeJSON(w, status, wire.ErrorResponse{Error: wire.Error{Code: ge.Code, Message: msg, Keys: ge.Keys, Missing: missingOf(ge), Details: wireDetails(ge.Details)}})
+}
+
+// wireDetails converts an error's details for the wire.
+func wireDetails(ds []gitstate.Detail) []wire.Detail {
+	if len(ds) == 0 {
+		return nil
+	}
+	out := make([]wire.Detail, len(ds))
+	for i, d := range ds {
+		out[i] = wire.Detail{Key: d.Key, Path: d.Path, Message: d.Message}
+	}
+	return out
 }
 
 // missingOf returns what a 403 says the caller lacks.

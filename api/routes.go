@@ -25,6 +25,7 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/commits", Action: "commit.list", handler: s.listCommits},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/commits/{rev}", Action: "commit.get", handler: s.getCommit},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/diff", Action: "diff", handler: s.diff},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/watch", Action: "watch", handler: s.watch},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/revert", Action: "revert", handler: s.revert},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/rollback", Action: "rollback", handler: s.rollback},
 
@@ -32,5 +33,21 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodGet, Path: "/v1/tokens", Action: "token.list", handler: s.listTokens},
 		{Method: http.MethodDelete, Path: "/v1/tokens/{id}", Action: "token.revoke", handler: s.revokeToken},
 		{Method: http.MethodGet, Path: "/v1/audit", Action: "audit.query", handler: s.queryAudit},
+
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns", Action: "txn.begin", handler: s.beginTxn},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns", Action: "txn.list", handler: s.listTxns},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns/{id}", Action: "txn.get", handler: s.getTxn},
+		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/txns/{id}", Action: "txn.abort", handler: s.abortTxn},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns/{id}/diff", Action: "txn.diff", handler: s.txnDiff},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns/{id}/commit", Action: "txn.commit", handler: s.commitTxn},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns/{id}/rebase", Action: "txn.rebase", handler: s.rebaseTxn},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns/{id}/approvals", Action: "txn.approve", handler: s.approveTxn},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns/{id}/reports", Action: "txn.report", handler: s.reportTxn},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns/{id}/kv", Action: "txn.kv.list", handler: s.listKeys},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns/{id}/kv/{key}", Action: "txn.kv.get", handler: s.getKey},
+		{Method: http.MethodHead, Path: "/v1/repos/{repo}/txns/{id}/kv/{key}", Action: "txn.kv.head", handler: s.getKey},
+		{Method: http.MethodPut, Path: "/v1/repos/{repo}/txns/{id}/kv/{key}", Action: "txn.kv.put", handler: s.putKey},
+		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/txns/{id}/kv/{key}", Action: "txn.kv.delete", handler: s.deleteKey},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns/{id}/commits", Action: "txn.commit_batch", handler: s.createCommit},
 	}
 }

@@ -22,6 +22,8 @@ import (
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/storage"
+	"github.com/gitstate/gitstate/txn"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // Options configures a Server.
@@ -54,6 +56,12 @@ type Options struct {
 	// CommitEmail builds the author email from a principal's name (default
 	// "<name>@gitstate.local").
 	CommitEmail func(name string) string
+	// Txns runs branch transactions (nil: the txn routes answer 404).
+	Txns *txn.Manager
+	// Watch serves revision streams (nil: watch answers 404).
+	Watch *watch.Hub
+	// WatchProgress is the interval of progress events (default 10s).
+	WatchProgress time.Duration
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -93,6 +101,9 @@ func New(opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	if opts.WatchProgress <= 0 {
+		opts.WatchProgress = 10 * time.Second
+	}
 	if opts.CommitEmail == nil {
 		opts.CommitEmail = func(name string) string { return name + "@gitstate.local" }
 	}
@@ -109,7 +120,10 @@ func New(opts Options) *Server {
 	s.router.UseEncodedPath()
 	s.routes = s.routeTable()
 	for _, rt := range s.routes {
-		s.router.Methods(rt.Method).Path(muxPath(rt.Path)).Handler(s.wrap(rt))
+		// Path before Methods: gorilla/mux 1.8.1 forgets a method mismatch
+		// (405) when a later route has the same method, but not when it has
+		// another path.
+		s.router.Path(muxPath(rt.Path)).Methods(rt.Method).Handler(s.wrap(rt))
 	}
 	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, gitstate.Errorf(gitstate.KindNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))

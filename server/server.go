@@ -25,6 +25,8 @@ import (
 	"github.com/gitstate/gitstate/server/audit"
 	"github.com/gitstate/gitstate/server/auth"
 	"github.com/gitstate/gitstate/storage"
+	"github.com/gitstate/gitstate/txn"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // Config is the server's configuration. DefaultConfig gives the defaults;
@@ -76,6 +78,11 @@ type Config struct {
 	Banner io.Writer
 	// Storage tunes the store (optional).
 	Storage storage.Options
+	// TxnSweepInterval is how often expired transactions are closed
+	// (default 30s).
+	TxnSweepInterval time.Duration
+	// WatchProgress is the interval of watch progress events (default 10s).
+	WatchProgress time.Duration
 }
 
 // DefaultConfig returns the defaults: ./gitstate-data, 127.0.0.1:7070,
@@ -148,6 +155,8 @@ type Server struct {
 	tokens  *auth.Store
 	audit   *audit.Log
 	streams *auth.StreamLimiter
+	txns    *txn.Manager
+	watch   *watch.Hub
 	api     *api.Server
 	http    *http.Server
 	ln      net.Listener
@@ -241,20 +250,31 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		scheme:  "http",
 		stopped: make(chan struct{}),
 	}
+	s.txns = txn.NewManager(st, txn.Options{Logger: log, SweepInterval: cfg.TxnSweepInterval})
+	if err := s.txns.Load(ctx); err != nil {
+		s.txns.Close()
+		auditLog.Close()
+		st.Close()
+		return nil, err
+	}
+	s.watch = watch.NewHub(st, watch.Options{Logger: log})
 	domain := cfg.CommitEmailDomain
 	s.api = api.New(api.Options{
-		Store:        st,
-		Auth:         auth.NewAuthenticator(tokens, cfg.AdminToken, cfg.Limits),
-		Auditor:      auditLog,
-		AuditLog:     auditLog,
-		Tokens:       tokens,
-		Streams:      s.streams,
-		Logger:       log,
-		Registry:     reg,
-		MetricsAuth:  cfg.MetricsAuth,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxValueSize: cfg.MaxValueSize,
-		CommitEmail:  func(name string) string { return name + "@" + domain },
+		Store:         st,
+		Auth:          auth.NewAuthenticator(tokens, cfg.AdminToken, cfg.Limits),
+		Auditor:       auditLog,
+		AuditLog:      auditLog,
+		Tokens:        tokens,
+		Streams:       s.streams,
+		Logger:        log,
+		Registry:      reg,
+		MetricsAuth:   cfg.MetricsAuth,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		MaxValueSize:  cfg.MaxValueSize,
+		Txns:          s.txns,
+		Watch:         s.watch,
+		WatchProgress: cfg.WatchProgress,
+		CommitEmail:   func(name string) string { return name + "@" + domain },
 		Ready: func() error {
 			if !s.ready.Load() {
 				return errors.New("shutting down")
@@ -397,8 +417,12 @@ func (s *Server) doShutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
 	defer cancel()
+	// Watch streams never go idle: end them first (they tell their
+	// clients where to resume), then wait for the requests in flight.
+	s.watch.Close()
 	err := s.http.Shutdown(ctx)
 	<-s.stopped
+	s.txns.Close()
 	if aerr := s.audit.Close(); err == nil {
 		err = aerr
 	}

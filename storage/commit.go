@@ -191,6 +191,19 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 	if b.ExpectRef != nil && st.commit != *b.ExpectRef {
 		return nil, gitstate.Errorf(gitstate.KindConflict, "ref_changed", "%s moved", ref)
 	}
+	if b.RequireRef && st.commit.IsZero() {
+		return nil, gitstate.Errorf(gitstate.KindNotFound, "ref_not_found", "%s does not exist", ref)
+	}
+	if b.Onto != nil {
+		if isMain {
+			return nil, errors.New("storage: Onto on main is not supported")
+		}
+		tree, err := r.commitTree(*b.Onto)
+		if err != nil {
+			return nil, err
+		}
+		st = refState{commit: *b.Onto, tree: tree}
+	}
 	if b.ResetTo != nil {
 		tree, err := r.commitTree(*b.ResetTo)
 		if err != nil {
@@ -231,6 +244,10 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 	}
 	newTree := ed.write(g.emit)
 	if newTree == st.tree && !b.AllowEmpty && !(st.commit.IsZero() && b.Merge != nil) {
+		if b.Onto != nil {
+			// Nothing to add on top: the ref moves to Onto itself.
+			g.refs[ref] = st
+		}
 		res := &Result{Changed: false, Commit: st.commit}
 		if isMain {
 			res.Revision = g.mainRev
@@ -241,7 +258,7 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 	if !st.commit.IsZero() {
 		parents = append(parents, st.commit)
 	}
-	if b.Merge != nil {
+	if b.Merge != nil && !b.Merge.Squash {
 		parents = append(parents, b.Merge.Source)
 	}
 	msg := b.Message

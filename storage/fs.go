@@ -474,7 +474,8 @@ func (b *FSBackend) Flush() error {
 		dirs[dir] = true
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		// A ref created and deleted within one flush never had a directory.
+		if err := syncDir(d); err != nil && !errors.Is(err, os.ErrNotExist) {
 			restore()
 			return err
 		}

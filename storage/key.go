@@ -106,16 +106,17 @@ func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return nil
 	}
-	if k, dir := strings.CutSuffix(prefix, "/"); dir {
-		if k == "" {
-			return invalidKey(prefix, "prefix is only '/'")
-		}
-		return ValidateKey(k)
-	}
 	err := ValidateKey(prefix)
-	if err != nil && ValidateKey(prefix+"x") == nil {
-		// A valid key continues it; "x" never completes a refused segment.
+	if err == nil || ValidateKey(prefix+"x") == nil {
+		// prefix is a key, or a valid key continues it: "x" never completes
+		// a refused segment, and after a '/' it is a segment of its own.
 		return nil
+	}
+	if k, dir := strings.CutSuffix(prefix, "/"); dir && k != "" {
+		if kerr := ValidateKey(k); kerr != nil {
+			return kerr // names what is wrong before the '/'
+		}
+		return invalidKey(prefix, "prefix is too long to begin a key")
 	}
 	return err
 }

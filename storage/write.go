@@ -59,6 +59,8 @@ type Precondition struct {
 type Merge struct {
 	Base   Hash
 	Source Hash
+	// Squash makes an ordinary commit (Source is not a parent).
+	Squash bool
 }
 
 // Batch is the unit of change: at most one commit on one ref.
@@ -71,6 +73,12 @@ type Batch struct {
 	// ResetTo, when set, points the ref at that commit (ZeroHash deletes
 	// it) instead of making a commit. Ops must be empty.
 	ResetTo *Hash
+	// RequireRef fails the batch with ref_not_found when the ref does not
+	// exist (a transaction's branch that was closed meanwhile, say).
+	RequireRef bool
+	// Onto, when set, makes the commit on top of that commit instead of
+	// the ref's current one (a rebase); combine it with ExpectRef.
+	Onto *Hash
 
 	Ops           []Op
 	Preconditions []Precondition

@@ -20,6 +20,17 @@ type Error struct {
 	Keys    []string `json:"keys,omitempty"`
 	// Missing names what a token lacks (a scope, a repo, a prefix) on 403.
 	Missing string `json:"missing,omitempty"`
+	// Details locates the problem inside a value (a schema violation's
+	// paths), when there is one.
+	Details []Detail `json:"details,omitempty"`
+}
+
+// Detail is one located problem of an Error: Path is a JSON pointer into
+// the value of Key.
+type Detail struct {
+	Key     string `json:"key,omitempty"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
 }
 
 // ErrorResponse wraps an Error.
@@ -288,4 +299,155 @@ type AuditEntry struct {
 type AuditList struct {
 	Entries   []AuditEntry `json:"entries"`
 	Truncated bool         `json:"truncated"`
+}
+
+// Duration is a length of time in JSON: a Go duration string ("24h",
+// "90m") or a number of seconds.
+type Duration time.Duration
+
+// UnmarshalJSON accepts "24h" or 86400.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil {
+		f, err := n.Float64()
+		if err != nil {
+			return err
+		}
+		*d = Duration(f * float64(time.Second))
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"24h\" or a number of seconds")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration must be a string such as \"24h\" or a number of seconds")
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// BeginTxnRequest is the body of POST .../txns.
+type BeginTxnRequest struct {
+	Message string   `json:"message,omitempty"`
+	TTL     Duration `json:"ttl,omitempty"`
+	// Base is the revision of main the transaction starts from (default:
+	// head).
+	Base Rev `json:"base,omitempty"`
+}
+
+// Approval is an approval of a transaction, bound to the head it approved.
+type Approval struct {
+	Approver string    `json:"approver"`
+	Comment  string    `json:"comment,omitempty"`
+	Commit   string    `json:"commit"`
+	Time     time.Time `json:"time"`
+	// Valid is false once a later write moved the head (the approval is
+	// voided).
+	Valid bool `json:"valid"`
+}
+
+// Report is a reconciler's dry-run report on a transaction.
+type Report struct {
+	Reporter string          `json:"reporter"`
+	Status   string          `json:"status"`
+	Summary  string          `json:"summary,omitempty"`
+	Details  json.RawMessage `json:"details,omitempty"`
+	Commit   string          `json:"commit"`
+	Time     time.Time       `json:"time"`
+	// Current is true when the report is for the current head.
+	Current bool `json:"current"`
+}
+
+// TxnRequirements is what the repo's policy asks before a transaction may
+// commit, and whether it is met.
+type TxnRequirements struct {
+	Approvals      int      `json:"approvals"`
+	ValidApprovals int      `json:"valid_approvals"`
+	Reports        []string `json:"reports"`
+	MissingReports []string `json:"missing_reports"`
+	ProtectedKeys  []string `json:"protected_keys"`
+	Met            bool     `json:"met"`
+}
+
+// Txn describes a transaction.
+type Txn struct {
+	ID           string     `json:"id"`
+	Branch       string     `json:"branch"`
+	Status       string     `json:"status"`
+	Author       string     `json:"author"`
+	Message      string     `json:"message,omitempty"`
+	BaseRevision int64      `json:"base_revision"`
+	BaseCommit   string     `json:"base_commit"`
+	HeadCommit   string     `json:"head_commit,omitempty"`
+	MainRevision int64      `json:"main_revision,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	ExpiresAt    time.Time  `json:"expires_at"`
+	ClosedAt     *time.Time `json:"closed_at,omitempty"`
+	ClosedBy     string     `json:"closed_by,omitempty"`
+	// Revision and Commit are main's once the transaction is committed.
+	Revision     int64            `json:"revision,omitempty"`
+	Commit       string           `json:"commit,omitempty"`
+	Keys         []string         `json:"keys,omitempty"`
+	Conflicts    []string         `json:"conflicts,omitempty"`
+	Approvals    []Approval       `json:"approvals"`
+	Reports      []Report         `json:"reports"`
+	Requirements *TxnRequirements `json:"requirements,omitempty"`
+}
+
+// TxnList is the body of GET .../txns.
+type TxnList struct {
+	Txns []Txn `json:"txns"`
+}
+
+// ApproveRequest is the body of POST .../txns/{id}/approvals.
+type ApproveRequest struct {
+	Comment string `json:"comment,omitempty"`
+}
+
+// ReportRequest is the body of POST .../txns/{id}/reports. Commit is the
+// head the reporter dry-ran (default: the current head).
+type ReportRequest struct {
+	Reporter string          `json:"reporter"`
+	Status   string          `json:"status"`
+	Summary  string          `json:"summary,omitempty"`
+	Details  json.RawMessage `json:"details,omitempty"`
+	Commit   string          `json:"commit,omitempty"`
+}
+
+// TxnDiff is the body of GET .../txns/{id}/diff: the transaction's changes
+// against its base, or (Against "head") against main now.
+type TxnDiff struct {
+	Against string       `json:"against"`
+	Changes []DiffChange `json:"changes"`
+}
+
+// WatchEvent is the data of an SSE "revision" event (and the body of a
+// webhook delivery): one revision of main, or one commit of a transaction's
+// branch (then Revision is 0), with its changes under the watched prefix.
+type WatchEvent struct {
+	Revision int64     `json:"revision,omitempty"`
+	Commit   string    `json:"commit"`
+	Author   string    `json:"author"`
+	Time     time.Time `json:"time"`
+	Message  string    `json:"message"`
+	Changes  []Change  `json:"changes"`
+}
+
+// WatchProgress is the data of an SSE "progress" event: the head revision,
+// sent periodically and after revisions the watch filtered out, so that a
+// client resuming from it does not replay them.
+type WatchProgress struct {
+	Revision int64 `json:"revision"`
+}
+
+// WatchClose is the data of an SSE "close" event: why the server ends the
+// stream, and the id to resume from.
+type WatchClose struct {
+	Reason string `json:"reason"`
+	Resume string `json:"resume,omitempty"`
 }

@@ -18,18 +18,14 @@ import (
 	"github.com/gitstate/gitstate/api/wire"
 )
 
-// tokenOptions are the flags of the token commands. --server and --token
-// are the client commands' usual flags; when the client commands land on
-// the root, these become theirs.
+// tokenOptions are the flags of the token commands: the client commands'
+// global flags.
 type tokenOptions struct {
-	root   *rootOptions
-	server string
-	token  string
-	output string
+	g *globalOptions
 }
 
-func newTokenCmd(root *rootOptions) *cobra.Command {
-	o := &tokenOptions{root: root}
+func newTokenCmd(g *globalOptions) *cobra.Command {
+	o := &tokenOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Create, list and revoke access tokens (administrators)",
@@ -42,10 +38,6 @@ the audit log), scopes (read, write, txn, approve, secrets:read,
 secrets:write, admin; admin implies every other), the repos it may touch
 (* for all) and the key prefixes it may touch (all keys by default).`,
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&o.server, "server", envOr("GITSTATE_SERVER", "http://127.0.0.1:7070"), "server URL ($GITSTATE_SERVER)")
-	pf.StringVar(&o.token, "token", "", "bearer token (default $GITSTATE_TOKEN, else <data>/admin.token on the server's machine)")
-	pf.StringVarP(&o.output, "output", "o", "text", "output: text or json")
 	cmd.AddCommand(newTokenCreateCmd(o), newTokenListCmd(o), newTokenRevokeCmd(o))
 	return cmd
 }
@@ -89,7 +81,7 @@ func (o *tokenCreateOptions) run(cmd *cobra.Command, name string) error {
 	if err := c.do(cmd.Context(), http.MethodPost, "/v1/tokens", req, &tok); err != nil {
 		return err
 	}
-	if o.output == "json" {
+	if o.g.output == "json" {
 		return printJSON(cmd.OutOrStdout(), tok)
 	}
 	// The token alone on stdout, for $(...); the rest on stderr.
@@ -129,7 +121,7 @@ func newTokenListCmd(o *tokenOptions) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodGet, "/v1/tokens", nil, &list); err != nil {
 				return err
 			}
-			if o.output == "json" {
+			if o.g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), list)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
@@ -178,7 +170,7 @@ func newTokenRevokeCmd(o *tokenOptions) *cobra.Command {
 			if err := c.do(cmd.Context(), http.MethodDelete, "/v1/tokens/"+url.PathEscape(args[0]), nil, &tok); err != nil {
 				return err
 			}
-			if o.output == "json" {
+			if o.g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), tok)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked token %s (%s)\n", tok.ID, tok.Name)
@@ -195,14 +187,19 @@ func printJSON(w io.Writer, v any) error {
 
 // client returns an API client with the command's server and token.
 func (o *tokenOptions) client(cmd *cobra.Command) (*apiClient, error) {
-	if o.output != "text" && o.output != "json" {
-		return nil, fmt.Errorf("--output must be text or json, not %q", o.output)
+	g := o.g
+	if g.output != "text" && g.output != "json" {
+		return nil, usageErrorf("--output must be text or json, not %q", g.output)
 	}
-	tok, err := o.root.clientToken(cmd, o.server, o.token)
+	server := g.server
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	tok, err := g.root.clientToken(g.cmd, server, g.token)
 	if err != nil {
 		return nil, err
 	}
-	return &apiClient{base: strings.TrimSuffix(o.server, "/"), token: tok, hc: http.DefaultClient}, nil
+	return &apiClient{base: strings.TrimSuffix(server, "/"), token: tok, hc: http.DefaultClient}, nil
 }
 
 // apiClient is the little HTTP client of the token commands, until they
