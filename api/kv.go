@@ -60,7 +60,9 @@ func etag(h storage.Hash) string { return `"` + h.String() + `"` }
 func parseETag(v string) (storage.Hash, bool) {
 	v = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "W/"))
 	v = strings.ToLower(strings.Trim(v, `"`))
-	return storage.ParseHash(v)
+	h, ok := storage.ParseHash(v)
+	// No value has the zero id; taking it would turn the check off.
+	return h, ok && !h.IsZero()
 }
 
 // preconditionsOf turns If-Match / If-None-Match into storage preconditions.

@@ -30,6 +30,8 @@ var keyCases = []struct {
 	{"dotfile", "app/.env", true},
 	{".github", ".github/workflows/ci.yml", true},
 	{".gitignore", "app/.gitignore", true},
+	{".gitmodules (submodule configuration)", "app/.gitmodules", false},
+	{".GITMODULES", ".GITMODULES", false},
 	{".gitx", "a/.gitx", true},
 	{"x.git", "repo.git/config", true},
 	{"git~2", "git~2/x", true},
@@ -333,7 +335,7 @@ func keyIsValid(key string) bool {
 		return false
 	}
 	for _, seg := range strings.Split(key, "/") {
-		if seg == "" || seg == "." || seg == ".." || gitTakesForDotGit(seg) {
+		if seg == "" || seg == "." || seg == ".." || gitTakesForDotGit(seg) || strings.ToLower(seg) == ".gitmodules" {
 			return false
 		}
 	}
