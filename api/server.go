@@ -5,6 +5,7 @@
 package api
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -119,7 +121,13 @@ func New(opts Options) *Server {
 	s.router.SkipClean(true)
 	s.router.UseEncodedPath()
 	s.routes = s.routeTable()
-	for _, rt := range s.routes {
+	// gorilla/mux tries routes in order, one regular expression each:
+	// register the key-value routes, which take most requests, first.
+	ordered := slices.Clone(s.routes)
+	slices.SortStableFunc(ordered, func(a, b Route) int {
+		return cmp.Compare(routeRank(a), routeRank(b))
+	})
+	for _, rt := range ordered {
 		// Path before Methods: gorilla/mux 1.8.1 forgets a method mismatch
 		// (405) when a later route has the same method, but not when it has
 		// another path.
@@ -136,6 +144,14 @@ func New(opts Options) *Server {
 
 func errBody(code, msg string) any {
 	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
+}
+
+// routeRank orders route registration: main's key-value routes first.
+func routeRank(rt Route) int {
+	if strings.HasPrefix(rt.Path, "/v1/repos/{repo}/kv") {
+		return 0
+	}
+	return 1
 }
 
 // muxPath turns an OpenAPI template into a gorilla/mux one: {key} matches

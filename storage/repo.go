@@ -40,6 +40,8 @@ type Repo struct {
 	revs       []Hash // revs[i] is the commit of revision i; revs[0] is zero
 	revOf      map[Hash]int64
 	indexStale bool // an index write failed: serve head from Git until restart
+	// hot caches entries read at head; see hotCache for its invariant.
+	hot hotCache
 
 	notifyMu sync.Mutex
 	notify   chan struct{}
@@ -80,6 +82,7 @@ func newRepo(name string, be Backend, ix *Index, opts *Options, mx *Metrics) (*R
 		trees:   trees,
 		commits: commits,
 		revOf:   map[Hash]int64{},
+		hot:     hotCache{max: opts.HotCacheBytes},
 		notify:  make(chan struct{}),
 		reqs:    make(chan *writeReq, 1024),
 		stopped: make(chan struct{}),
