@@ -383,3 +383,17 @@ type WatchClose struct {
 	Reason string `json:"reason"`
 	Resume string `json:"resume,omitempty"`
 }
+
+// Headers of a webhook delivery.
+const (
+	// HeaderSignature is "sha256=<hex>": the HMAC-SHA256 of the body, keyed
+	// with the webhook's secret.
+	HeaderSignature = "X-Gitstate-Signature"
+	// HeaderDelivery identifies one event of one webhook; it is the same
+	// on every retry (and across server restarts), for de-duplication.
+	HeaderDelivery = "X-Gitstate-Delivery"
+	// HeaderEvent names the event: "revision".
+	HeaderEvent = "X-Gitstate-Event"
+	// HeaderWebhook is the id of the webhook delivering.
+	HeaderWebhook = "X-Gitstate-Webhook"
+)
