@@ -58,6 +58,12 @@ type Options struct {
 	WatchProgress time.Duration
 	// Streams, if set, bounds each token's concurrent watch streams.
 	Streams StreamLimiter
+	// Webhooks delivers revisions to HTTP endpoints (nil: the webhook
+	// routes answer 404).
+	Webhooks *watch.Webhooks
+	// Convergence records reconcilers' reports (nil: the reconciler and
+	// rollout routes answer 404).
+	Convergence *watch.Convergence
 }
 
 // Server is the HTTP API. It is an http.Handler.

@@ -48,6 +48,12 @@ type Config struct {
 	TxnSweepInterval time.Duration
 	// WatchProgress is the interval of watch progress events (default 10s).
 	WatchProgress time.Duration
+	// Webhooks tunes webhook deliveries: timeouts, backoff, limits
+	// (optional; Dir, Logger and Registerer are the server's).
+	Webhooks watch.WebhookOptions
+	// Convergence tunes the reconciler records (optional; Dir, Logger and
+	// Registerer are the server's).
+	Convergence watch.ConvergenceOptions
 }
 
 // DefaultConfig returns the defaults: ./gitstate-data, 127.0.0.1:7070.
@@ -67,6 +73,8 @@ type Server struct {
 	store   *storage.Store
 	txns    *txn.Manager
 	watch   *watch.Hub
+	hooks   *watch.Webhooks
+	conv    *watch.Convergence
 	api     *api.Server
 	http    *http.Server
 	ln      net.Listener
@@ -105,10 +113,31 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, store: st, stopped: make(chan struct{})}
 	s.txns = txn.NewManager(st, txn.Options{Logger: log, SweepInterval: cfg.TxnSweepInterval})
 	s.watch = watch.NewHub(st, watch.Options{Logger: log})
-	if err := s.txns.Load(ctx); err != nil {
+	// fail undoes what Start did so far.
+	fail := func(err error) (*Server, error) {
+		if s.hooks != nil {
+			s.hooks.Close()
+		}
+		if s.conv != nil {
+			s.conv.Close()
+		}
+		s.watch.Close()
 		s.txns.Close()
 		st.Close()
 		return nil, err
+	}
+	if err := s.txns.Load(ctx); err != nil {
+		return fail(err)
+	}
+	wopts := cfg.Webhooks
+	wopts.Dir, wopts.Logger, wopts.Registerer = filepath.Join(cfg.DataDir, "webhooks"), log, reg
+	if s.hooks, err = watch.NewWebhooks(st, s.watch, wopts); err != nil {
+		return fail(err)
+	}
+	copts := cfg.Convergence
+	copts.Dir, copts.Logger, copts.Registerer = filepath.Join(cfg.DataDir, "reconcilers"), log, reg
+	if s.conv, err = watch.NewConvergence(st, copts); err != nil {
+		return fail(err)
 	}
 	var auth api.Authenticator
 	if cfg.AdminToken != "" {
@@ -123,6 +152,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Txns:          s.txns,
 		Watch:         s.watch,
 		WatchProgress: cfg.WatchProgress,
+		Webhooks:      s.hooks,
+		Convergence:   s.conv,
 		Ready: func() error {
 			if !s.ready.Load() {
 				return errors.New("shutting down")
@@ -132,9 +163,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		s.txns.Close()
-		st.Close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
 	}
 	s.ln = ln
 	s.http = &http.Server{
@@ -144,6 +173,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	s.hooks.Start()
+	s.conv.Start()
 	s.ready.Store(true)
 	go func() {
 		defer close(s.stopped)
@@ -162,7 +193,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) Store() *storage.Store { return s.store }
 
 // Shutdown stops accepting requests, waits for the ones in flight (writes
-// included) up to the shutdown timeout, then closes the store.
+// included) up to the shutdown timeout, stops the webhook deliveries (each
+// webhook's position is on disk) and writes the reconciler records, then
+// closes the store.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
@@ -172,6 +205,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.watch.Close()
 	err := s.http.Shutdown(ctx)
 	<-s.stopped
+	// Webhooks read revisions and write their positions: stop them while
+	// the store is open. A delivery in flight is abandoned and made again
+	// at the next start.
+	if herr := s.hooks.Close(); err == nil {
+		err = herr
+	}
+	if cerr := s.conv.Close(); err == nil {
+		err = cerr
+	}
 	s.txns.Close()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
