@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -74,6 +75,12 @@ var wireSchemas = map[string]reflect.Type{
 	"ApproveRequest":          reflect.TypeFor[wire.ApproveRequest](),
 	"ReportRequest":           reflect.TypeFor[wire.ReportRequest](),
 	"TxnDiff":                 reflect.TypeFor[wire.TxnDiff](),
+	"CreateTokenRequest":      reflect.TypeFor[wire.CreateTokenRequest](),
+	"Token":                   reflect.TypeFor[wire.Token](),
+	"CreatedToken":            reflect.TypeFor[wire.CreatedToken](),
+	"TokenList":               reflect.TypeFor[wire.TokenList](),
+	"AuditEntry":              reflect.TypeFor[wire.AuditEntry](),
+	"AuditList":               reflect.TypeFor[wire.AuditList](),
 	// Any JSON (json.RawMessage), as a report's details.
 	"JSONValue": reflect.TypeOf(wire.Report{}.Details),
 }
@@ -406,11 +413,23 @@ func isRequest(name string) bool { return name == "Op" || name == "Precondition"
 
 func jsonFields(typ reflect.Type) map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
+	promoted := map[string]reflect.StructField{}
 	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		// As encoding/json does, an embedded struct without a JSON name
+		// contributes its fields, which the outer ones shadow.
+		if et := f.Type; f.Anonymous && name == "" {
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				maps.Copy(promoted, jsonFields(et))
+				continue
+			}
+		}
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "-" {
 			continue
 		}
@@ -418,6 +437,11 @@ func jsonFields(typ reflect.Type) map[string]reflect.StructField {
 			name = f.Name
 		}
 		out[name] = f
+	}
+	for name, f := range promoted {
+		if _, ok := out[name]; !ok {
+			out[name] = f
+		}
 	}
 	return out
 }

@@ -40,6 +40,11 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/reconcilers/{name}/status", Action: "reconciler.report", handler: s.reportReconciler},
 		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/reconcilers/{name}", Action: "reconciler.delete", handler: s.deleteReconciler},
 
+		{Method: http.MethodPost, Path: "/v1/tokens", Action: "token.create", handler: s.createToken},
+		{Method: http.MethodGet, Path: "/v1/tokens", Action: "token.list", handler: s.listTokens},
+		{Method: http.MethodDelete, Path: "/v1/tokens/{id}", Action: "token.revoke", handler: s.revokeToken},
+		{Method: http.MethodGet, Path: "/v1/audit", Action: "audit.query", handler: s.queryAudit},
+
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns", Action: "txn.begin", handler: s.beginTxn},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns", Action: "txn.list", handler: s.listTxns},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns/{id}", Action: "txn.get", handler: s.getTxn},

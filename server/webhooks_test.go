@@ -24,7 +24,10 @@ import (
 	"github.com/gitstate/gitstate/watch"
 )
 
-const restartSecret = "restart-secret-5e0d2c4a-do-not-store-me"
+const (
+	restartSecret = "restart-secret-5e0d2c4a-do-not-store-me"
+	restartAdmin  = "restart-test-admin-token"
+)
 
 // call sends a JSON request to a running server and decodes the answer.
 func call(t *testing.T, srv *server.Server, method, path string, body, out any) int {
@@ -36,7 +39,8 @@ func call(t *testing.T, srv *server.Server, method, path string, body, out any) 
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, "http://"+srv.Addr()+path, rd)
+	req, _ := http.NewRequest(method, srv.URL()+path, rd)
+	req.Header.Set("Authorization", "Bearer "+restartAdmin)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -67,6 +71,7 @@ func TestWebhooksAcrossServerRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := server.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.ShutdownTimeout = dir, "127.0.0.1:0", 5*time.Second
+	cfg.AdminToken, cfg.Banner = restartAdmin, io.Discard
 	cfg.Webhooks = watch.WebhookOptions{AttemptTimeout: 300 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
 	start := func() *server.Server {
 		srv, err := server.Start(context.Background(), cfg)

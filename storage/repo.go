@@ -48,6 +48,9 @@ type Repo struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// stopped is closed when the committer has returned; requests still
+	// queued then are never applied.
+	stopped chan struct{}
 }
 
 type writeReq struct {
@@ -79,6 +82,7 @@ func newRepo(name string, be Backend, ix *Index, opts *Options, mx *Metrics) (*R
 		revOf:   map[Hash]int64{},
 		notify:  make(chan struct{}),
 		reqs:    make(chan *writeReq, 1024),
+		stopped: make(chan struct{}),
 		ctx:     ctx,
 		cancel:  cancel,
 	}
@@ -210,6 +214,15 @@ func (r *Repo) Write(ctx context.Context, batches ...*Batch) ([]*Result, error) 
 		return req.res, req.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-r.stopped:
+		// The committer answers what it drains before it returns; a
+		// request queued after that would wait forever.
+		select {
+		case <-req.done:
+			return req.res, req.err
+		default:
+			return nil, gitstate.Errorf(gitstate.KindUnavailable, "unavailable", "repo %s is closed", r.name)
+		}
 	}
 }
 
@@ -226,6 +239,7 @@ const maxGroup = 512
 
 func (r *Repo) commitLoop() {
 	defer r.wg.Done()
+	defer close(r.stopped)
 	for {
 		var first *writeReq
 		select {
