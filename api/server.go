@@ -64,6 +64,12 @@ type Options struct {
 	Watch *watch.Hub
 	// WatchProgress is the interval of progress events (default 10s).
 	WatchProgress time.Duration
+	// Webhooks delivers revisions to HTTP endpoints (nil: the webhook
+	// routes answer 404).
+	Webhooks *watch.Webhooks
+	// Convergence records reconcilers' reports (nil: the reconciler and
+	// rollout routes answer 404).
+	Convergence *watch.Convergence
 }
 
 // Server is the HTTP API. It is an http.Handler.

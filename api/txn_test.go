@@ -40,12 +40,14 @@ func (userAuth) Authenticate(r *http.Request) (*api.Principal, error) {
 }
 
 type txnEnv struct {
-	t    *testing.T
-	dir  string
-	srv  *httptest.Server
-	st   *storage.Store
-	txns *txn.Manager
-	hub  *watch.Hub
+	t     *testing.T
+	dir   string
+	srv   *httptest.Server
+	st    *storage.Store
+	txns  *txn.Manager
+	hub   *watch.Hub
+	hooks *watch.Webhooks
+	conv  *watch.Convergence
 }
 
 func newTxnEnv(t *testing.T) *txnEnv {
@@ -66,7 +68,18 @@ func (e *txnEnv) start() {
 		e.t.Fatal(err)
 	}
 	e.hub = watch.NewHub(st, watch.Options{})
-	e.srv = httptest.NewServer(api.New(api.Options{Store: st, Auth: userAuth{}, Txns: e.txns, Watch: e.hub, WatchProgress: time.Hour}))
+	e.hooks, err = watch.NewWebhooks(st, e.hub, watch.WebhookOptions{Dir: filepath.Join(e.dir, "webhooks"),
+		AttemptTimeout: time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.hooks.Start()
+	if e.conv, err = watch.NewConvergence(st, watch.ConvergenceOptions{Dir: filepath.Join(e.dir, "reconcilers")}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.conv.Start()
+	e.srv = httptest.NewServer(api.New(api.Options{Store: st, Auth: userAuth{}, Txns: e.txns, Watch: e.hub, WatchProgress: time.Hour,
+		Webhooks: e.hooks, Convergence: e.conv}))
 }
 
 func (e *txnEnv) stop() {
@@ -75,6 +88,8 @@ func (e *txnEnv) stop() {
 	}
 	e.hub.Close()
 	e.srv.Close()
+	e.hooks.Close()
+	e.conv.Close()
 	e.txns.Close()
 	e.st.Close()
 	e.srv = nil

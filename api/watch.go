@@ -14,7 +14,6 @@ import (
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
-	"github.com/gitstate/gitstate/watch"
 )
 
 // sse writes Server-Sent Events.
@@ -140,15 +139,11 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 		}
 		skipped := false
 		for _, e := range entries {
-			data := e.JSON
-			if keep != nil {
-				ev := watch.Event(e.Info, keep)
-				if len(ev.Changes) == 0 && len(e.Info.Changes) > 0 {
-					skipped = true
-					cursor = e.Info.Revision
-					continue
-				}
-				data = mustJSON(ev)
+			data, ok := e.For(keep)
+			if !ok {
+				skipped = true
+				cursor = e.Info.Revision
+				continue
 			}
 			if err := out.event("revision", strconv.FormatInt(e.Info.Revision, 10), data); err != nil {
 				return

@@ -106,6 +106,19 @@ func accessMatrix() map[string]matrixCase {
 		// not exist answers 200 and closes.
 		"GET /v1/repos/{repo}/watch": {want: readRepo, path: "/v1/repos/default/watch?branch=txn/nosuchtxn"},
 
+		// Webhooks are the administrator's; reconcilers report with scope
+		// write (a prefix-limited token too: a report names no key) and are
+		// forgotten by the administrator.
+		"POST /v1/repos/{repo}/webhooks":                  {want: want{created, forbidden, forbidden, forbidden, forbidden}, path: "/v1/repos/default/webhooks", body: matrixWebhook},
+		"GET /v1/repos/{repo}/webhooks":                   {want: adminOnly, path: "/v1/repos/default/webhooks"},
+		"GET /v1/repos/{repo}/webhooks/{id}":              {want: adminOnly, path: "/v1/repos/default/webhooks/{arg}", setup: createWebhook},
+		"DELETE /v1/repos/{repo}/webhooks/{id}":           {want: adminOnly, path: "/v1/repos/default/webhooks/{arg}", setup: createWebhook},
+		"GET /v1/repos/{repo}/webhooks/{id}/deliveries":   {want: adminOnly, path: "/v1/repos/default/webhooks/{arg}/deliveries", setup: createWebhook},
+		"GET /v1/repos/{repo}/reconcilers":                {want: readRepo, path: "/v1/repos/default/reconcilers"},
+		"POST /v1/repos/{repo}/reconcilers/{name}/status": {want: want{ok, forbidden, ok, forbidden, ok}, path: "/v1/repos/default/reconcilers/r-{arg}/status", body: `{"revision":1,"state":"applied"}`, setup: func(t *testing.T, ts *testServer, tok string) string { return tok }},
+		"DELETE /v1/repos/{repo}/reconcilers/{name}":      {want: want{http.StatusNoContent, forbidden, forbidden, forbidden, forbidden}, path: "/v1/repos/default/reconcilers/{arg}", setup: reportReconciler},
+		"GET /v1/repos/{repo}/commits/{rev}/rollout":      {want: readRepo, path: "/v1/repos/default/commits/1/rollout"},
+
 		// Transactions: only the administrator holds scope txn here, and it
 		// opens every transaction (setup), so its own approval is refused.
 		"POST /v1/repos/{repo}/txns":                 {want: txnOnly(created), path: "/v1/repos/default/txns", body: `{"message":"by {arg}"}`, setup: func(t *testing.T, ts *testServer, tok string) string { return tok }},
@@ -124,6 +137,24 @@ func accessMatrix() map[string]matrixCase {
 		"DELETE /v1/repos/{repo}/txns/{id}/kv/{key}": {want: txnOnly(ok), path: "/v1/repos/default/txns/{arg}/kv/cfg/a", setup: beginTxn},
 		"POST /v1/repos/{repo}/txns/{id}/commits":    {want: txnOnly(ok), path: "/v1/repos/default/txns/{arg}/commits", body: `{"ops":[{"op":"put","key":"cfg/t","value":"x"}]}`, setup: beginTxn},
 	}
+}
+
+// matrixWebhook creates a webhook whose receiver never answers (the
+// discard port): its deliveries retry in the background, harmlessly.
+const matrixWebhook = `{"url":"http://127.0.0.1:9/hook","secret":"matrix-secret-0123456789"}`
+
+// createWebhook creates a webhook as the administrator and returns its id.
+func createWebhook(t *testing.T, ts *testServer, tok string) string {
+	var h wire.Webhook
+	mustJSON(t, ts.mustDo(t, created, http.MethodPost, "/v1/repos/default/webhooks", ts.admin, []byte(matrixWebhook)), &h)
+	return h.ID
+}
+
+// reportReconciler reports a reconciler as the administrator and returns
+// its name.
+func reportReconciler(t *testing.T, ts *testServer, tok string) string {
+	ts.mustDo(t, ok, http.MethodPost, "/v1/repos/default/reconcilers/gone-"+tok+"/status", ts.admin, []byte(`{"revision":1,"state":"applied"}`))
+	return "gone-" + tok
 }
 
 // txnOnly is a route that needs scope txn: of the matrix's principals,

@@ -83,6 +83,12 @@ type Config struct {
 	TxnSweepInterval time.Duration
 	// WatchProgress is the interval of watch progress events (default 10s).
 	WatchProgress time.Duration
+	// Webhooks tunes webhook deliveries: timeouts, backoff, limits
+	// (optional; Dir, Logger and Registerer are the server's).
+	Webhooks watch.WebhookOptions
+	// Convergence tunes the reconciler records (optional; Dir, Logger and
+	// Registerer are the server's).
+	Convergence watch.ConvergenceOptions
 }
 
 // DefaultConfig returns the defaults: ./gitstate-data, 127.0.0.1:7070,
@@ -157,6 +163,8 @@ type Server struct {
 	streams *auth.StreamLimiter
 	txns    *txn.Manager
 	watch   *watch.Hub
+	hooks   *watch.Webhooks
+	conv    *watch.Convergence
 	api     *api.Server
 	http    *http.Server
 	ln      net.Listener
@@ -258,6 +266,27 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		return nil, err
 	}
 	s.watch = watch.NewHub(st, watch.Options{Logger: log})
+	// fail undoes what start did so far.
+	fail := func(err error) (*Server, error) {
+		if s.hooks != nil {
+			s.hooks.Close()
+		}
+		s.watch.Close()
+		s.txns.Close()
+		auditLog.Close()
+		st.Close()
+		return nil, err
+	}
+	wopts := cfg.Webhooks
+	wopts.Dir, wopts.Logger, wopts.Registerer = filepath.Join(cfg.DataDir, "webhooks"), log, reg
+	if s.hooks, err = watch.NewWebhooks(st, s.watch, wopts); err != nil {
+		return fail(err)
+	}
+	copts := cfg.Convergence
+	copts.Dir, copts.Logger, copts.Registerer = filepath.Join(cfg.DataDir, "reconcilers"), log, reg
+	if s.conv, err = watch.NewConvergence(st, copts); err != nil {
+		return fail(err)
+	}
 	domain := cfg.CommitEmailDomain
 	s.api = api.New(api.Options{
 		Store:         st,
@@ -274,6 +303,8 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		Txns:          s.txns,
 		Watch:         s.watch,
 		WatchProgress: cfg.WatchProgress,
+		Webhooks:      s.hooks,
+		Convergence:   s.conv,
 		CommitEmail:   func(name string) string { return name + "@" + domain },
 		Ready: func() error {
 			if !s.ready.Load() {
@@ -287,6 +318,8 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 	}
 	s.ln = ln
 	s.http = newHTTPServer(&cfg, s.api, tlsCfg)
+	s.hooks.Start()
+	s.conv.Start()
 	s.ready.Store(true)
 	go func() {
 		defer close(s.stopped)
@@ -406,8 +439,10 @@ func (s *Server) Routes() []api.Route { return s.api.Routes() }
 func (s *Server) Streams() *auth.StreamLimiter { return s.streams }
 
 // Shutdown stops accepting requests, waits for the ones in flight (writes
-// included, with their audit lines) up to the shutdown timeout, then closes
-// the audit log and the store. Later calls return the first one's result.
+// included, with their audit lines) up to the shutdown timeout, stops the
+// webhook deliveries (each webhook's position is on disk) and writes the
+// reconciler records, then closes the audit log and the store. Later calls
+// return the first one's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Do(func() { s.shutdownErr = s.doShutdown(ctx) })
 	return s.shutdownErr
@@ -422,6 +457,15 @@ func (s *Server) doShutdown(ctx context.Context) error {
 	s.watch.Close()
 	err := s.http.Shutdown(ctx)
 	<-s.stopped
+	// Webhooks read revisions and write their positions: stop them while
+	// the store is open. A delivery in flight is abandoned and made again
+	// at the next start.
+	if herr := s.hooks.Close(); err == nil {
+		err = herr
+	}
+	if cerr := s.conv.Close(); err == nil {
+		err = cerr
+	}
 	s.txns.Close()
 	if aerr := s.audit.Close(); err == nil {
 		err = aerr

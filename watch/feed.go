@@ -44,6 +44,26 @@ func Event(ri *storage.RevisionInfo, keep func(key string) bool) wire.WatchEvent
 	return ev
 }
 
+// For returns the event a watcher whose filter is keep (nil keeps all)
+// receives of e, as JSON, and false when the revision changed keys but none
+// that keep accepts: the watcher passes over it. Streams and webhooks filter
+// through it, so both skip the same revisions.
+func (e *Entry) For(keep func(key string) bool) ([]byte, bool) {
+	if keep == nil {
+		return e.JSON, true
+	}
+	ev := Event(e.Info, keep)
+	if len(ev.Changes) == 0 && len(e.Info.Changes) > 0 {
+		return nil, false
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		// A WatchEvent has only strings, numbers and a time.
+		panic("watch: marshal event: " + err.Error())
+	}
+	return b, true
+}
+
 // Options configures a Hub.
 type Options struct {
 	// Recent is how many of the latest revisions each feed keeps in

@@ -451,3 +451,132 @@ type WatchClose struct {
 	Reason string `json:"reason"`
 	Resume string `json:"resume,omitempty"`
 }
+
+// Headers of a webhook delivery.
+const (
+	// HeaderSignature is "sha256=<hex>": the HMAC-SHA256 of the body, keyed
+	// with the webhook's secret.
+	HeaderSignature = "X-Gitstate-Signature"
+	// HeaderDelivery identifies one event of one webhook; it is the same
+	// on every retry (and across server restarts), for de-duplication.
+	HeaderDelivery = "X-Gitstate-Delivery"
+	// HeaderEvent names the event: "revision".
+	HeaderEvent = "X-Gitstate-Event"
+	// HeaderWebhook is the id of the webhook delivering.
+	HeaderWebhook = "X-Gitstate-Webhook"
+)
+
+// CreateWebhookRequest is the body of POST .../webhooks.
+type CreateWebhookRequest struct {
+	// URL receives the deliveries (http or https).
+	URL string `json:"url"`
+	// Prefix keeps the changes under it; revisions that change nothing
+	// under it are not delivered.
+	Prefix string `json:"prefix,omitempty"`
+	// Secret keys the signature of each delivery. It is never sent back.
+	Secret string `json:"secret"`
+	// Events the webhook receives (default and only: ["revision"]).
+	Events []string `json:"events,omitempty"`
+	// From is the revision after which deliveries start (default the
+	// head: the next revision is the first delivered).
+	From Rev `json:"from,omitempty"`
+}
+
+// Webhook describes a webhook (never its secret).
+type Webhook struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	Prefix    string    `json:"prefix"`
+	Events    []string  `json:"events"`
+	CreatedAt time.Time `json:"created_at"`
+	// Position is the last revision delivered or passed over (it changed
+	// nothing under the prefix); the next delivery is of a later one.
+	Position int64 `json:"position"`
+	// Pending is how many revisions of main are after Position.
+	Pending int64 `json:"pending"`
+	// Failures counts the failed attempts since the last success.
+	Failures     int              `json:"failures"`
+	LastDelivery *WebhookDelivery `json:"last_delivery,omitempty"`
+}
+
+// WebhookList is the body of GET .../webhooks.
+type WebhookList struct {
+	Webhooks []Webhook `json:"webhooks"`
+}
+
+// WebhookDelivery is one attempt to deliver a revision.
+type WebhookDelivery struct {
+	// ID is the delivery id (X-Gitstate-Delivery), the same for every
+	// attempt of one revision.
+	ID       string    `json:"id"`
+	Revision int64     `json:"revision"`
+	Attempt  int       `json:"attempt"`
+	Time     time.Time `json:"time"`
+	// StatusCode is the receiver's HTTP status (absent when there was no
+	// response).
+	StatusCode int      `json:"status_code,omitempty"`
+	Error      string   `json:"error,omitempty"`
+	Duration   Duration `json:"duration"`
+	// OK is true when the receiver answered 2xx.
+	OK bool `json:"ok"`
+}
+
+// WebhookDeliveryList is the body of GET .../webhooks/{id}/deliveries.
+type WebhookDeliveryList struct {
+	Deliveries []WebhookDelivery `json:"deliveries"`
+}
+
+// ReconcilerStatusRequest is the body of POST .../reconcilers/{name}/status.
+type ReconcilerStatusRequest struct {
+	// Revision is the revision the report is about.
+	Revision Rev `json:"revision"`
+	// State is "applied", "progressing", "failed" or "drifted".
+	State   string `json:"state"`
+	Message string `json:"message,omitempty"`
+	// Interval is how often the reconciler reports; silent for twice as
+	// long, it is stale.
+	Interval Duration `json:"interval,omitempty"`
+}
+
+// Reconciler is what is known of a reconciler's convergence.
+type Reconciler struct {
+	Name string `json:"name"`
+	// State and Revision are those of the last report (an "applied" report
+	// older than the applied revision changes neither).
+	State    string `json:"state"`
+	Revision int64  `json:"revision"`
+	Message  string `json:"message,omitempty"`
+	// AppliedRevision is the newest revision reported applied (0: none).
+	AppliedRevision int64     `json:"applied_revision"`
+	LastReport      time.Time `json:"last_report"`
+	Interval        Duration  `json:"interval,omitempty"`
+	// LagRevisions is how many revisions of main are after the applied
+	// one; LagSeconds how long ago the first of them was committed (0 at
+	// the head).
+	LagRevisions int64   `json:"lag_revisions"`
+	LagSeconds   float64 `json:"lag_seconds"`
+	// Stale is true when the reconciler has been silent for more than twice
+	// its interval.
+	Stale bool `json:"stale"`
+}
+
+// ReconcilerList is the body of GET .../reconcilers.
+type ReconcilerList struct {
+	// Revision is the head the lags are measured from.
+	Revision    int64        `json:"revision"`
+	Reconcilers []Reconciler `json:"reconcilers"`
+}
+
+// Rollout is the body of GET .../commits/{rev}/rollout: which reconcilers
+// have applied a revision (or a later one), and which not.
+type Rollout struct {
+	Revision int64 `json:"revision"`
+	// Commit is the revision's commit (absent for revision 0).
+	Commit string `json:"commit,omitempty"`
+	// Head is main's head when the rollout was read.
+	Head    int64        `json:"head"`
+	Applied []Reconciler `json:"applied"`
+	Pending []Reconciler `json:"pending"`
+	// Converged is true when no reconciler is pending.
+	Converged bool `json:"converged"`
+}
