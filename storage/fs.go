@@ -583,7 +583,7 @@ func (b *FSBackend) compact() error {
 		}
 	}
 	b.mu.RUnlock()
-	small := geometricMerge(cand)
+	small := geometricMerge(cand, b.opts.MaxPacks)
 	if len(small) < 2 {
 		return nil
 	}
@@ -690,8 +690,8 @@ func (b *FSBackend) compact() error {
 
 // geometricMerge returns the smallest packs to merge so that, after the
 // merge, every pack is at least twice the size of all smaller ones
-// together.
-func geometricMerge(ps []*pack) []*pack {
+// together, and there are at most maxPacks.
+func geometricMerge(ps []*pack, maxPacks int) []*pack {
 	ps = slices.Clone(ps)
 	slices.SortFunc(ps, func(x, y *pack) int { return cmp.Compare(x.size, y.size) })
 	n := len(ps)
@@ -705,6 +705,10 @@ func geometricMerge(ps []*pack) []*pack {
 			split = i
 			break
 		}
+	}
+	// A progression can be long: keep at most maxPacks packs.
+	if maxPacks > 0 && n-split > maxPacks {
+		split = n - maxPacks
 	}
 	if split == 0 {
 		return nil
