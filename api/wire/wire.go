@@ -383,3 +383,15 @@ type WatchClose struct {
 	Reason string `json:"reason"`
 	Resume string `json:"resume,omitempty"`
 }
+
+// ReconcilerStatusRequest is the body of POST .../reconcilers/{name}/status.
+type ReconcilerStatusRequest struct {
+	// Revision is the revision the report is about.
+	Revision Rev `json:"revision"`
+	// State is "applied", "progressing", "failed" or "drifted".
+	State   string `json:"state"`
+	Message string `json:"message,omitempty"`
+	// Interval is how often the reconciler reports; silent for twice as
+	// long, it is stale.
+	Interval Duration `json:"interval,omitempty"`
+}
