@@ -351,6 +351,10 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	if info := infoOf(r); info != nil && req.Prefix != "" {
 		info.keys = []string{req.Prefix}
 	}
+	if !p.overlapsPrefix(req.Prefix) {
+		s.writeError(w, r, forbidden("prefix:"+req.Prefix, "token may not write any key under %q", req.Prefix))
+		return
+	}
 	// Keys the caller may not write are left as they are: a prefix-limited
 	// token rolls back its own keys, and only an administrator rolls back
 	// the server's configuration.

@@ -29,6 +29,11 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/revert", Action: "revert", handler: s.revert},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/rollback", Action: "rollback", handler: s.rollback},
 
+		{Method: http.MethodPost, Path: "/v1/tokens", Action: "token.create", handler: s.createToken},
+		{Method: http.MethodGet, Path: "/v1/tokens", Action: "token.list", handler: s.listTokens},
+		{Method: http.MethodDelete, Path: "/v1/tokens/{id}", Action: "token.revoke", handler: s.revokeToken},
+		{Method: http.MethodGet, Path: "/v1/audit", Action: "audit.query", handler: s.queryAudit},
+
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns", Action: "txn.begin", handler: s.beginTxn},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns", Action: "txn.list", handler: s.listTxns},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns/{id}", Action: "txn.get", handler: s.getTxn},

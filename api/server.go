@@ -35,6 +35,12 @@ type Options struct {
 	// Auditor, if set, records mutating, denied and secret-reading
 	// requests before they are answered.
 	Auditor Auditor
+	// AuditLog, if set, serves GET /v1/audit.
+	AuditLog AuditReader
+	// Tokens, if set, serves /v1/tokens.
+	Tokens TokenService
+	// Streams, if set, bounds the watch streams each token holds open.
+	Streams StreamLimiter
 	Logger  *slog.Logger
 	// Registry serves /metrics and receives the API's metrics.
 	Registry *prometheus.Registry
@@ -56,8 +62,6 @@ type Options struct {
 	Watch *watch.Hub
 	// WatchProgress is the interval of progress events (default 10s).
 	WatchProgress time.Duration
-	// Streams, if set, bounds each token's concurrent watch streams.
-	Streams StreamLimiter
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -269,6 +273,7 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 		return
 	}
 	ev := AuditEvent{
+		Time:      time.Now(),
 		RequestID: info.id,
 		Principal: info.principal,
 		Remote:    r.RemoteAddr,
@@ -277,6 +282,7 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 		Action:    info.action,
 		Repo:      info.repo,
 		Keys:      info.keys,
+		Target:    info.target,
 		Status:    status,
 		Revision:  info.revision,
 	}

@@ -17,13 +17,6 @@ import (
 	"github.com/gitstate/gitstate/watch"
 )
 
-// StreamLimiter bounds the concurrent watch streams of a token.
-type StreamLimiter interface {
-	// Acquire takes a stream slot for tokenID; ok is false when the token
-	// has none left. release gives the slot back.
-	Acquire(tokenID string) (release func(), ok bool)
-}
-
 // sse writes Server-Sent Events.
 type sse struct {
 	w  http.ResponseWriter

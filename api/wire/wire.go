@@ -233,6 +233,74 @@ type Health struct {
 	Status string `json:"status"`
 }
 
+// CreateTokenRequest is the body of POST /v1/tokens. Scopes is required;
+// Repos defaults to ["*"] (every repo) and Prefixes to none (every key).
+// ExpiresIn is a Go duration ("720h"); empty means the token never expires.
+type CreateTokenRequest struct {
+	Name      string   `json:"name"`
+	Scopes    []string `json:"scopes"`
+	Repos     []string `json:"repos,omitempty"`
+	Prefixes  []string `json:"prefixes,omitempty"`
+	ExpiresIn string   `json:"expires_in,omitempty"`
+}
+
+// Token describes an access token. It never holds the token itself.
+type Token struct {
+	ID     string   `json:"id"`
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+	Repos  []string `json:"repos"`
+	// Prefixes the token's keys must start with; empty means every key.
+	Prefixes  []string   `json:"prefixes"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// CreatedToken is the body of a successful POST /v1/tokens: the token's
+// description and, this once, the token itself.
+type CreatedToken struct {
+	Token
+	// Secret is the bearer token, "gst_<id>_<secret>". The server keeps
+	// only its hash: it cannot be shown again.
+	Secret string `json:"token"`
+}
+
+// TokenList is the body of GET /v1/tokens.
+type TokenList struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// AuditEntry is one line of the audit log (the file holds exactly these
+// JSON objects, one a line) and one entry of GET /v1/audit. It names who
+// did what to which keys, never a value.
+type AuditEntry struct {
+	Time     time.Time `json:"time"`
+	Identity string    `json:"identity,omitempty"`
+	TokenID  string    `json:"token_id,omitempty"`
+	Remote   string    `json:"remote,omitempty"`
+	Action   string    `json:"action"`
+	Method   string    `json:"method"`
+	Route    string    `json:"route"`
+	Repo     string    `json:"repo,omitempty"`
+	Keys     []string  `json:"keys,omitempty"`
+	// KeysOmitted counts the keys left out of a very large request's Keys.
+	KeysOmitted int    `json:"keys_omitted,omitempty"`
+	Target      string `json:"target,omitempty"`
+	Status      int    `json:"status"`
+	RequestID   string `json:"request_id"`
+	// Revision is the revision the request made, if it made one.
+	Revision int64 `json:"revision,omitempty"`
+}
+
+// AuditList is the body of GET /v1/audit: entries newest first.
+// Truncated says that older entries matched beyond the limit.
+type AuditList struct {
+	Entries   []AuditEntry `json:"entries"`
+	Truncated bool         `json:"truncated"`
+}
+
 // Duration is a length of time in JSON: a Go duration string ("24h",
 // "90m") or a number of seconds.
 type Duration time.Duration

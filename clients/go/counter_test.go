@@ -21,7 +21,7 @@ func TestCounter(t *testing.T) {
 	const workers, attempts = 64, 10
 	ctx := context.Background()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
-	c, err := client.New(startServer(t, ""), client.WithHTTPClient(hc))
+	c, err := client.New(startServer(t, ""), client.WithHTTPClient(hc), client.WithToken(testToken))
 	if err != nil {
 		t.Fatal(err)
 	}

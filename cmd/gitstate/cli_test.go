@@ -49,7 +49,7 @@ func TestCLIText(t *testing.T) {
 		t.Errorf("ls --limit 1: %q", out)
 	}
 	log := runCLI(t, url, nil, nil, "log", "--limit", "2")
-	if !regexp.MustCompile(`^r3 [0-9a-f]{12} \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ anonymous: .*\n    put apps/db/replicas\nr2 `).MatchString(log.stdout) ||
+	if !regexp.MustCompile(`^r3 [0-9a-f]{12} \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ admin: .*\n    put apps/db/replicas\nr2 `).MatchString(log.stdout) ||
 		log.stderr != "(more: --after 2)\n" {
 		t.Errorf("log --limit 2:\n%s\nstderr %q", log.stdout, log.stderr)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,6 +20,8 @@ const (
 
 // globalOptions are the flags every client command shares.
 type globalOptions struct {
+	root   *rootOptions
+	cmd    *cobra.Command // the root command
 	server string
 	repo   string
 	token  string
@@ -28,9 +29,9 @@ type globalOptions struct {
 }
 
 // addClientCommands registers the client commands and their global flags
-// on root.
-func addClientCommands(root *cobra.Command) {
-	g := &globalOptions{}
+// on root, and returns those flags.
+func addClientCommands(root *cobra.Command, o *rootOptions) *globalOptions {
+	g := &globalOptions{root: o, cmd: root}
 	f := root.PersistentFlags()
 	f.StringVar(&g.server, "server", envOr("GITSTATE_SERVER", defaultServer), "server URL ($GITSTATE_SERVER)")
 	f.StringVar(&g.repo, "repo", envOr("GITSTATE_REPO", defaultRepo), "repo ($GITSTATE_REPO)")
@@ -47,6 +48,7 @@ func addClientCommands(root *cobra.Command) {
 		root.AddCommand(c)
 	}
 	root.AddCommand(newExitCodesTopic())
+	return g
 }
 
 // client returns a client of the server the flags name.
@@ -55,9 +57,9 @@ func (g *globalOptions) client() (*client.Client, error) {
 	if !strings.Contains(server, "://") {
 		server = "http://" + server
 	}
-	token := g.token
-	if token == "" {
-		token = os.Getenv("GITSTATE_TOKEN")
+	token, err := g.root.clientToken(g.cmd, server, g.token)
+	if err != nil {
+		return nil, err
 	}
 	c, err := client.New(server, client.WithToken(token), client.WithUserAgent(cliUserAgent))
 	if err != nil {

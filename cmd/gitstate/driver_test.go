@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +42,10 @@ type driver interface {
 	Rollback(repo string, to wire.Rev, prefix string) (*wire.CommitResult, error)
 }
 
+// testToken is the administrator token of test servers started without
+// one of their own.
+const testToken = "gitstate-test-admin-token"
+
 // startServer starts the real server on a loopback port over a fresh data
 // directory, stopped when the test ends, and returns its URL.
 func startServer(t testing.TB, adminToken string) string {
@@ -48,7 +53,11 @@ func startServer(t testing.TB, adminToken string) string {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
+	if adminToken == "" {
+		adminToken = testToken
+	}
 	cfg.AdminToken = adminToken
+	cfg.Banner = io.Discard
 	cfg.ShutdownTimeout = 10 * time.Second
 	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
@@ -68,7 +77,7 @@ type clientDriver struct{ c *client.Client }
 var _ driver = clientDriver{}
 
 func newClientDriver(t testing.TB, url string) clientDriver {
-	c, err := client.New(url)
+	c, err := client.New(url, client.WithToken(testToken))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +172,7 @@ func cliEnv(url string) []string {
 			env = append(env, kv)
 		}
 	}
-	return append(env, "GITSTATE_SERVER="+url)
+	return append(env, "GITSTATE_SERVER="+url, "GITSTATE_TOKEN="+testToken)
 }
 
 // cliResult is what one run of the binary did.

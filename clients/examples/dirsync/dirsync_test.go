@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,7 +20,7 @@ const token = "dirsync-test-admin"
 func startServer(t *testing.T, dataDir, listen string) *server.Server {
 	t.Helper()
 	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.Listen, cfg.AdminToken = dataDir, listen, token
+	cfg.DataDir, cfg.Listen, cfg.AdminToken, cfg.Banner = dataDir, listen, token, io.Discard
 	cfg.ShutdownTimeout = 5 * time.Second
 	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
