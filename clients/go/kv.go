@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"iter"
@@ -337,4 +338,20 @@ func quoteETag(t string) string {
 // unquoteETag returns the blob id of an ETag header.
 func unquoteETag(t string) string {
 	return strings.Trim(strings.TrimPrefix(strings.TrimSpace(t), "W/"), `"`)
+}
+
+// ItemValue returns the value of a listed item (ListOptions.Values): its
+// Value, or its ValueBase64 decoded.
+func ItemValue(it wire.ListItem) ([]byte, error) {
+	switch {
+	case it.Value != nil:
+		return []byte(*it.Value), nil
+	case it.ValueBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*it.ValueBase64)
+		if err != nil {
+			return nil, fmt.Errorf("gitstate client: value of %q: %w", it.Key, err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("gitstate client: %q was listed without its value", it.Key)
 }

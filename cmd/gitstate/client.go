@@ -41,7 +41,7 @@ func addClientCommands(root *cobra.Command, o *rootOptions) *globalOptions {
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json (the API's JSON, for scripts)")
 	cmds := []*cobra.Command{
 		newGetCmd(g), newPutCmd(g), newDelCmd(g), newLsCmd(g), newLogCmd(g),
-		newDiffCmd(g), newRevertCmd(g), newRollbackCmd(g), newRepoCmd(g),
+		newDiffCmd(g), newRevertCmd(g), newRollbackCmd(g), newRepoCmd(g), newWatchCmd(g),
 	}
 	for _, c := range cmds {
 		setUsageErrors(c)

@@ -163,6 +163,18 @@ func gitstateBinary(t testing.TB) string {
 	return binPath
 }
 
+// cliEnv is the environment of a run of the binary: the test's, without
+// its GITSTATE_ variables, with GITSTATE_SERVER set to url.
+func cliEnv(url string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GITSTATE_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "GITSTATE_SERVER="+url, "GITSTATE_TOKEN="+testToken)
+}
+
 // cliResult is what one run of the binary did.
 type cliResult struct {
 	stdout, stderr string
@@ -175,13 +187,7 @@ type cliResult struct {
 func runCLI(t testing.TB, url string, stdin []byte, env []string, args ...string) cliResult {
 	t.Helper()
 	cmd := exec.Command(gitstateBinary(t), args...)
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GITSTATE_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "GITSTATE_SERVER="+url, "GITSTATE_TOKEN="+testToken)
-	cmd.Env = append(cmd.Env, env...)
+	cmd.Env = append(cliEnv(url), env...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -25,6 +25,7 @@ type printer interface {
 	diff(r *wire.DiffResponse) error
 	repos(r *wire.RepoList) error
 	repo(r *wire.Repo) error
+	event(e *client.Event) error
 }
 
 // printer returns the printer -o names, writing to w.
@@ -35,7 +36,7 @@ func (g *globalOptions) printer(w io.Writer) (printer, error) {
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return &jsonPrinter{enc: enc}, nil
+		return &jsonPrinter{w: w, enc: enc}, nil
 	}
 	return nil, usageErrorf("-o/--output must be text or json, not %q", g.output)
 }
@@ -49,7 +50,10 @@ type getOutput struct {
 }
 
 // jsonPrinter prints the API's JSON responses.
-type jsonPrinter struct{ enc *json.Encoder }
+type jsonPrinter struct {
+	w   io.Writer
+	enc *json.Encoder
+}
 
 func (p *jsonPrinter) value(v *client.Value) error {
 	out := getOutput{
@@ -75,6 +79,26 @@ func (p *jsonPrinter) log(r *wire.CommitList) error       { return p.enc.Encode(
 func (p *jsonPrinter) diff(r *wire.DiffResponse) error    { return p.enc.Encode(r) }
 func (p *jsonPrinter) repos(r *wire.RepoList) error       { return p.enc.Encode(r) }
 func (p *jsonPrinter) repo(r *wire.Repo) error            { return p.enc.Encode(r) }
+
+// watchEventOutput is the JSON of one watch event: one line each.
+type watchEventOutput struct {
+	Type     string              `json:"type"`
+	ID       string              `json:"id,omitempty"`
+	Revision *wire.WatchEvent    `json:"revision,omitempty"`
+	Progress *wire.WatchProgress `json:"progress,omitempty"`
+	Close    *wire.WatchClose    `json:"close,omitempty"`
+}
+
+func (p *jsonPrinter) event(e *client.Event) error {
+	// One compact line per event, so that a script can read them as they
+	// come.
+	b, err := json.Marshal(watchEventOutput{Type: e.Type, ID: e.ID, Revision: e.Revision, Progress: e.Progress, Close: e.Close})
+	if err != nil {
+		return err
+	}
+	_, err = p.w.Write(append(b, '\n'))
+	return err
+}
 
 // textPrinter prints for people: values raw, everything else in lines.
 type textPrinter struct{ w io.Writer }
@@ -137,6 +161,37 @@ func quoteIfNeeded(s string) string {
 
 // log prints a commit a paragraph: revision, commit, time, author and
 // subject, then a line per change.
+// event prints a revision like a log entry; progress and close events go
+// to the same stream as comments.
+func (p *textPrinter) event(e *client.Event) error {
+	switch {
+	case e.Revision != nil:
+		r := e.Revision
+		subject, _, _ := strings.Cut(r.Message, "\n")
+		head := fmt.Sprintf("r%d", r.Revision)
+		if r.Revision == 0 {
+			head = "commit"
+		}
+		if err := p.printf("%s %s %s %s: %s\n", head, shortID(r.Commit), r.Time.UTC().Format("2006-01-02T15:04:05Z"), r.Author, subject); err != nil {
+			return err
+		}
+		for _, ch := range r.Changes {
+			var err error
+			if ch.Op == "move" {
+				err = p.printf("    move %s -> %s\n", ch.From, ch.Key)
+			} else {
+				err = p.printf("    %s %s\n", ch.Op, ch.Key)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	case e.Close != nil:
+		return p.printf("# closed: %s\n", e.Close.Reason)
+	}
+	return nil
+}
+
 func (p *textPrinter) log(r *wire.CommitList) error {
 	for _, c := range r.Commits {
 		subject, _, _ := strings.Cut(c.Message, "\n")
