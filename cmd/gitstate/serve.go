@@ -18,6 +18,8 @@ type serveOptions struct {
 	logLevel string
 	logJSON  bool
 	cfg      server.Config
+	// debugListen serves the profiler, when set.
+	debugListen string
 }
 
 func newServeCmd(root *rootOptions) *cobra.Command {
@@ -66,6 +68,7 @@ SIGTERM or SIGINT stops the server gracefully: writes in flight finish first.`,
 	f.DurationVar(&c.ReadTimeout, "read-timeout", def.ReadTimeout, "time allowed to read a whole request, body included")
 	f.DurationVar(&c.IdleTimeout, "idle-timeout", def.IdleTimeout, "how long an idle kept-alive connection stays open")
 	f.Int64Var(&c.AuditMaxSize, "audit-max-size", def.AuditMaxSize, "size in bytes past which the audit log is rotated (rotated files are kept)")
+	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	return cmd
 }
 
@@ -101,6 +104,14 @@ func (o *serveOptions) run(ctx context.Context) error {
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if o.debugListen != "" {
+		stop, err := serveDebug(o.debugListen, log)
+		if err != nil {
+			srv.Shutdown(context.Background())
+			return err
+		}
+		defer stop()
 	}
 	<-ctx.Done()
 	log.Info("shutting down: finishing requests in flight")
