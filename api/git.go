@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -103,8 +104,19 @@ func (s *Server) gitInfoRefs(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// gitReadTimeout bounds the reading of a Git request's body: a push of a
+// large history over a slow link outlasts the server's ReadTimeout, meant
+// for JSON requests.
+const gitReadTimeout = 30 * time.Minute
+
+// extendReadDeadline gives a Git request gitReadTimeout to send its body.
+func extendReadDeadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(gitReadTimeout))
+}
+
 // gitUploadPack serves POST /git/{repo}.git/git-upload-pack.
 func (s *Server) gitUploadPack(w http.ResponseWriter, r *http.Request) {
+	extendReadDeadline(w)
 	repo, gb, err := s.gitRepo(r, ScopeRead)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -150,10 +162,6 @@ func (s *Server) uploadPack(w http.ResponseWriter, r *http.Request, repo *storag
 	if advertise {
 		args = append(args, "--advertise-refs")
 	} else {
-		if r.Header.Get("Content-Type") != "application/x-git-upload-pack-request" {
-			s.writeError(w, r, gitstate.Errorf(gitstate.KindInvalid, "invalid_request", "Content-Type must be application/x-git-upload-pack-request"))
-			return
-		}
 		var err error
 		if body, err = requestBody(r, s.opts.MaxBodyBytes); err != nil {
 			s.writeError(w, r, err)
@@ -307,13 +315,10 @@ func (s *Server) advertisePush(w http.ResponseWriter, repo *storage.Repo) {
 
 // gitReceivePack serves POST /git/{repo}.git/git-receive-pack: a push.
 func (s *Server) gitReceivePack(w http.ResponseWriter, r *http.Request) {
+	extendReadDeadline(w)
 	repo, _, err := s.gitRepo(r, ScopeWrite, ScopeTxn)
 	if err != nil {
 		s.writeError(w, r, err)
-		return
-	}
-	if r.Header.Get("Content-Type") != "application/x-git-receive-pack-request" {
-		s.writeError(w, r, gitstate.Errorf(gitstate.KindInvalid, "invalid_request", "Content-Type must be application/x-git-receive-pack-request"))
 		return
 	}
 	body, err := requestBody(r, s.opts.MaxPushBytes)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
@@ -79,9 +81,18 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ge.Kind == gitstate.KindInternal {
 		msg = "internal error (request " + requestID(r) + ")"
 	}
+	switch ge.Kind {
+	case gitstate.KindTooManyRequests:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(ge)))
+		}
+	case gitstate.KindUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gitstate"`)
+	}
 	if info != nil && info.git {
-		// The git client shows a text/plain body of an error response on
-		// its "remote:" lines, and sends credentials only when asked.
+		// The git client sends credentials only when asked for basic ones
+		// (the token goes as the password), and shows a text/plain body of
+		// an error response on its "remote:" lines.
 		if status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Basic realm="gitstate", charset="UTF-8"`)
 		}
@@ -89,11 +100,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(status)
 		fmt.Fprintf(w, "gitstate: %s: %s\n", ge.Code, msg)
 		return
-	}
-	if ge.Kind == gitstate.KindTooManyRequests {
-		if w.Header().Get("Retry-After") == "" {
-			w.Header().Set("Retry-After", "1")
-		}
 	}
 	writeJSON(w, status, wire.ErrorResponse{Error: wire.Error{Code: ge.Code, Message: msg, Keys: ge.Keys, Missing: missingOf(ge), Details: wireDetails(ge.Details)}})
 }
@@ -117,6 +123,16 @@ func missingOf(e *gitstate.Error) string {
 		return m.what
 	}
 	return ""
+}
+
+// retryAfterSeconds returns the whole seconds (at least 1) a rate-limited
+// caller should wait.
+func retryAfterSeconds(e *gitstate.Error) int {
+	var ra *RetryAfter
+	if errors.As(e, &ra) && ra.After > time.Second {
+		return int((ra.After + time.Second - 1) / time.Second)
+	}
+	return 1
 }
 
 type missingErr struct{ what string }

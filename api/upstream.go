@@ -145,5 +145,5 @@ func (s *Server) upstreamWebhook(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, wire.WebhookResult{Queued: true})
+	writeJSON(w, http.StatusAccepted, wire.UpstreamWebhookResult{Queued: true})
 }

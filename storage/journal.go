@@ -250,6 +250,12 @@ func (j *journal) sync() error {
 	if j.f != f {
 		return nil
 	}
+	// A checkpoint may have been written since the sync above: sync again,
+	// so that only the last segment can ever end in a torn record (Open
+	// refuses one anywhere else).
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("journal sync: %w", err)
+	}
 	// Everything in the old segment is synced; records go to a new one.
 	nf, err := os.OpenFile(filepath.Join(j.dir, segmentName(j.seg+1)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {

@@ -147,8 +147,7 @@ func (s *Store) Repo(name string) (*Repo, error) {
 	s.mu.RLock()
 	r, ok := s.repos[name]
 	s.mu.RUnlock()
-	if !ok || r == nil {
-		// Not there, or being created or imported.
+	if !ok || r == nil { // nil: CreateRepo or Import holds the name while it makes the repo
 		return nil, gitstate.Errorf(gitstate.KindNotFound, "repo_not_found", "repo %q does not exist", name)
 	}
 	return r, nil

@@ -122,7 +122,7 @@ type UpstreamStatus struct {
 	NextAttempt *time.Time `json:"next_attempt,omitempty"`
 }
 
-// WebhookResult is the body of the 202 of POST .../upstream/webhook.
-type WebhookResult struct {
+// UpstreamWebhookResult is the body of the 202 of POST .../upstream/webhook.
+type UpstreamWebhookResult struct {
 	Queued bool `json:"queued"`
 }
