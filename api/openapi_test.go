@@ -62,6 +62,10 @@ var wireSchemas = map[string]reflect.Type{
 	"ApproveRequest":    reflect.TypeFor[wire.ApproveRequest](),
 	"ReportRequest":     reflect.TypeFor[wire.ReportRequest](),
 	"TxnDiff":           reflect.TypeFor[wire.TxnDiff](),
+	"SecretItem":        reflect.TypeFor[wire.SecretItem](),
+	"SecretList":        reflect.TypeFor[wire.SecretList](),
+	"RotateRequest":     reflect.TypeFor[wire.RotateRequest](),
+	"RotateResult":      reflect.TypeFor[wire.RotateResult](),
 	// Any JSON (json.RawMessage), as a report's details.
 	"JSONValue": reflect.TypeOf(wire.Report{}.Details),
 }

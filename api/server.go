@@ -51,6 +51,10 @@ type Options struct {
 	CommitEmail func(name string) string
 	// Txns runs branch transactions (nil: the txn routes answer 404).
 	Txns *txn.Manager
+	// Secrets encrypts and decrypts secrets (nil: the secrets routes
+	// answer 404; a secret's file written through the kv routes must
+	// still be an encrypted document).
+	Secrets Secrets
 }
 
 // Server is the HTTP API. It is an http.Handler.

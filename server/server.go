@@ -22,6 +22,7 @@ import (
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api"
+	"github.com/gitstate/gitstate/secrets"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
 )
@@ -45,6 +46,13 @@ type Config struct {
 	// TxnSweepInterval is how often expired transactions are closed
 	// (default 30s).
 	TxnSweepInterval time.Duration
+	// VaultAddr, when set, lets the transit keys of that Vault server be
+	// recipients of secrets; VaultToken authenticates (from VAULT_TOKEN).
+	VaultAddr  string
+	VaultToken string
+	// SecretsCacheEntries bounds the in-memory cache of decrypted secrets
+	// (0: the default, 1024; negative: no cache).
+	SecretsCacheEntries int
 }
 
 // DefaultConfig returns the defaults: ./gitstate-data, 127.0.0.1:7070.
@@ -98,6 +106,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The server's age identity lives in the data directory (created on
+	// first start); it is the default recipient of every secret.
+	sec, err := secrets.New(secrets.Options{
+		KeyFile:      filepath.Join(cfg.DataDir, secrets.KeyFileName),
+		VaultAddr:    cfg.VaultAddr,
+		VaultToken:   cfg.VaultToken,
+		CacheEntries: cfg.SecretsCacheEntries,
+		Logger:       log,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	log.Info("secrets enabled", "age_recipient", sec.Recipient(), "vault", sec.VaultAddr())
 	s := &Server{cfg: cfg, log: log, store: st, stopped: make(chan struct{})}
 	s.txns = txn.NewManager(st, txn.Options{Logger: log, SweepInterval: cfg.TxnSweepInterval})
 	if err := s.txns.Load(ctx); err != nil {
@@ -116,6 +138,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Registry:     reg,
 		MaxValueSize: cfg.MaxValueSize,
 		Txns:         s.txns,
+		Secrets:      sec,
 		Ready: func() error {
 			if !s.ready.Load() {
 				return errors.New("shutting down")
