@@ -18,6 +18,7 @@ type serveOptions struct {
 	logLevel string
 	logJSON  bool
 	maxValue int64
+	vault    string
 }
 
 func newServeCmd() *cobra.Command {
@@ -30,8 +31,9 @@ func newServeCmd() *cobra.Command {
 
 The data directory holds one bare Git repository per repo (clone them with
 plain git), the index (deletable: it is rebuilt from Git at start) and the
-server's own files. SIGTERM or SIGINT stops the server gracefully: writes in
-flight finish first.`,
+server's own files, among them age.key: the server's age identity, the
+default recipient of secrets (back it up: see docs/SECRETS.md). SIGTERM or
+SIGINT stops the server gracefully: writes in flight finish first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context()) },
 	}
@@ -41,6 +43,7 @@ flight finish first.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of text")
 	f.Int64Var(&o.maxValue, "max-value-size", def.MaxValueSize, "largest value, in bytes")
+	f.StringVar(&o.vault, "vault-addr", os.Getenv("GITSTATE_VAULT_ADDR"), "Vault server whose transit keys may be recipients of secrets, token from $VAULT_TOKEN ($GITSTATE_VAULT_ADDR)")
 	return cmd
 }
 
@@ -73,6 +76,10 @@ func (o *serveOptions) run(ctx context.Context) error {
 	cfg.Listen = o.listen
 	cfg.MaxValueSize = o.maxValue
 	cfg.AdminToken = os.Getenv("GITSTATE_ADMIN_TOKEN")
+	if o.vault != "" {
+		cfg.VaultAddr = o.vault
+		cfg.VaultToken = os.Getenv("VAULT_TOKEN")
+	}
 	cfg.Logger = log
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
