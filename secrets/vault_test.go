@@ -103,4 +103,7 @@ func TestVaultTransit(t *testing.T) {
 	if _, err := down.Encrypt(ctx, "v.sops.json", secret, cfgDown); gitstate.KindOf(err) != gitstate.KindUnavailable {
 		t.Errorf("encrypt with Vault down: %v, want unavailable", err)
 	}
+	if _, err := down.Decrypt(ctx, "v.sops.json", foreign); gitstate.KindOf(err) != gitstate.KindUnavailable {
+		t.Errorf("decrypt with Vault down: %v, want unavailable", err)
+	}
 }
