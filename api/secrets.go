@@ -175,7 +175,9 @@ type sealOp struct {
 // not re-encrypted (SOPS output is randomized): its op puts the current
 // document back, guarded by a precondition on it, so that re-putting the
 // same plaintext makes no commit. When that guard fails because the key
-// changed meanwhile, the batch is prepared again.
+// changed meanwhile, the batch is prepared again; the last attempt encrypts
+// every value, guard-free, so that contention never turns into a 412 the
+// caller did not ask for.
 func (s *Server) writeSecrets(ctx context.Context, t *target, b *storage.Batch, seal []sealOp) (*storage.Result, error) {
 	userPre := b.Preconditions
 	for attempt := 1; ; attempt++ {
@@ -188,7 +190,7 @@ func (s *Server) writeSecrets(ctx context.Context, t *target, b *storage.Batch, 
 		for _, so := range seal {
 			op := &b.Ops[so.index]
 			op.Value, op.Blob = nil, storage.ZeroHash
-			if cur, err := t.get(ctx, op.Key, headRev); err == nil {
+			if cur, err := t.get(ctx, op.Key, headRev); err == nil && attempt < maxSealAttempts {
 				// A current value that does not decrypt is simply replaced.
 				if same, err := s.opts.Secrets.Equal(ctx, op.Key, cur.Data, so.plaintext); err == nil && same {
 					op.Blob, op.Mode = cur.Blob, cur.Mode
@@ -196,7 +198,7 @@ func (s *Server) writeSecrets(ctx context.Context, t *target, b *storage.Batch, 
 					b.Preconditions = append(b.Preconditions, storage.Precondition{Key: op.Key, ETag: cur.Blob})
 					continue
 				}
-			} else if !errors.Is(err, gitstate.ErrKeyNotFound) {
+			} else if err != nil && !errors.Is(err, gitstate.ErrKeyNotFound) {
 				return nil, err
 			}
 			doc, err := s.opts.Secrets.Encrypt(ctx, op.Key, so.plaintext, cfg)
@@ -206,23 +208,28 @@ func (s *Server) writeSecrets(ctx context.Context, t *target, b *storage.Batch, 
 			op.Value = doc
 		}
 		res, err := t.write(ctx, b)
-		if errors.Is(err, gitstate.ErrPreconditionFailed) && len(guarded) > 0 && attempt < maxSealAttempts && s.guardsMoved(ctx, t, guarded) {
+		if attempt < maxSealAttempts && guardFailed(err, guarded) {
 			continue
 		}
 		return res, err
 	}
 }
 
-// guardsMoved reports whether a key guarded by writeSecrets changed since
-// it was read (the failed precondition was then ours, not the caller's).
-func (s *Server) guardsMoved(ctx context.Context, t *target, guarded map[string]storage.Hash) bool {
-	for k, h := range guarded {
-		v, err := t.get(ctx, k, headRev)
-		if err != nil || v.Blob != h {
-			return true
+// guardFailed reports whether err is a failed precondition that may be a
+// guard's: every key it names is guarded. (A caller's own precondition on
+// the same key cannot be told apart; it fails again on the last, guard-free
+// attempt.)
+func guardFailed(err error, guarded map[string]storage.Hash) bool {
+	var ge *gitstate.Error
+	if len(guarded) == 0 || !errors.As(err, &ge) || ge.Code != "precondition_failed" {
+		return false
+	}
+	for _, k := range ge.Keys {
+		if _, ok := guarded[k]; !ok {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
@@ -457,7 +464,10 @@ func (s *Server) rotateSecrets(w http.ResponseWriter, r *http.Request) {
 		o := storage.ListOptions{Prefix: req.Prefix, Values: true, Revision: headRev}
 		var ferr error
 		err = s.eachSecret(ctx, t, o, func(key string, it storage.ListItem, _ int64) bool {
-			if !p.CanKey(it.Key) || (storage.IsReserved(it.Key) && !p.HasScope(ScopeAdmin)) {
+			// Skipped: keys the token may not write, and the server's
+			// configuration except by an administrator in a transaction
+			// (the only way it changes).
+			if !p.CanKey(it.Key) || (storage.IsReserved(it.Key) && (!p.HasScope(ScopeAdmin) || !t.inTxn())) {
 				return true
 			}
 			doc, changed, err := s.opts.Secrets.Reencrypt(ctx, it.Key, it.Value, cfg, !req.KeepDataKey)

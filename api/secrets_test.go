@@ -738,3 +738,40 @@ func TestSecretsVaultHTTP(t *testing.T) {
 		t.Errorf("sops CLI through Vault: %q %v", out, err)
 	}
 }
+
+// TestSecretsConcurrentPuts has writers race on one secret with two values:
+// the no-op guard's retries must never surface as a 412 nobody asked for.
+func TestSecretsConcurrentPuts(t *testing.T) {
+	e := newSecEnv(t, secrets.Options{})
+	values := []string{newPlaintext(t, "a"), newPlaintext(t, "b")}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 6 {
+				req, _ := http.NewRequest("PUT", e.srv.URL+repoPath+"/secrets/race", strings.NewReader(values[(g+i)%2]))
+				req.Header.Set("Authorization", "Bearer ops")
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					errs <- res.Status + " " + string(body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if got := e.getSecret("ops", "race"); got != values[0] && got != values[1] {
+		t.Errorf("final value %q", got)
+	}
+}
