@@ -775,3 +775,48 @@ func TestSecretsConcurrentPuts(t *testing.T) {
 		t.Errorf("final value %q", got)
 	}
 }
+
+// forgetCounter wraps the engine and counts Forget calls: a test double of
+// api.Secrets.
+type forgetCounter struct {
+	api.Secrets
+	mu     sync.Mutex
+	forgot int
+}
+
+func (f *forgetCounter) Forget() {
+	f.mu.Lock()
+	f.forgot++
+	f.mu.Unlock()
+	f.Secrets.Forget()
+}
+
+// TestRotationDropsCache checks that every rotation drops the plaintext
+// cache, on main and in a transaction.
+func TestRotationDropsCache(t *testing.T) {
+	dir := t.TempDir()
+	st, err := storage.Open(context.Background(), dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	txns := txn.NewManager(st, txn.Options{})
+	defer txns.Close()
+	eng, err := secrets.New(secrets.Options{KeyFile: filepath.Join(dir, secrets.KeyFileName)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &forgetCounter{Secrets: eng}
+	srv := httptest.NewServer(api.New(api.Options{Store: st, Auth: secretAuth{}, Txns: txns, Secrets: fc}))
+	defer srv.Close()
+	e := &secEnv{t: t, srv: srv, st: st}
+	e.putSecret("ops", "a", "1")
+	e.call("ops", "POST", repoPath+"/secrets/rotate", map[string]any{}).ok(t, 200, nil)
+	var tx wire.Txn
+	e.call("ops", "POST", repoPath+"/txns", map[string]any{}).ok(t, 201, &tx)
+	e.call("ops", "POST", repoPath+"/txns/"+tx.ID+"/secrets/rotate", map[string]any{"keep_data_key": true}).ok(t, 200, nil)
+	if fc.forgot != 2 {
+		t.Errorf("Forget called %d times for 2 rotations", fc.forgot)
+	}
+	e.srv = nil // closed by the defers
+}

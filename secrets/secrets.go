@@ -188,7 +188,7 @@ func (e *Engine) Encrypt(ctx context.Context, path string, plaintext []byte, cfg
 	}
 	branches, err := binaryStore.LoadPlainFile(plaintext)
 	if err != nil {
-		return nil, fmt.Errorf("secrets: wrap value: %w", errors.New("binary store"))
+		return nil, errors.New("secrets: cannot wrap the value")
 	}
 	tree := sops.Tree{
 		Branches: branches,
@@ -246,6 +246,7 @@ func (e *Engine) Equal(ctx context.Context, path string, doc, plaintext []byte) 
 	if err != nil {
 		return false, err
 	}
+	defer clear(p)
 	return subtle.ConstantTimeCompare(p, plaintext) == 1, nil
 }
 
@@ -280,7 +281,7 @@ func (e *Engine) Reencrypt(ctx context.Context, path string, doc []byte, cfg *Co
 		}
 		out, err := jsonStore.EmitEncryptedFile(*tree)
 		if err != nil {
-			return nil, false, fmt.Errorf("secrets: write document %s: %w", path, errors.New("emit failed"))
+			return nil, false, fmt.Errorf("secrets: cannot write the document %s", path)
 		}
 		return out, true, nil
 	}
@@ -334,16 +335,16 @@ func (e *Engine) seal(tree *sops.Tree, dataKey []byte, path string) ([]byte, err
 	c := aes.NewCipher()
 	mac, err := tree.Encrypt(dataKey, c)
 	if err != nil {
-		return nil, fmt.Errorf("secrets: encrypt %s: %w", path, errors.New("cipher failed"))
+		return nil, fmt.Errorf("secrets: cannot encrypt %s", path)
 	}
 	tree.Metadata.LastModified = time.Now().UTC()
 	tree.Metadata.MessageAuthenticationCode, err = c.Encrypt(mac, dataKey, tree.Metadata.LastModified.Format(time.RFC3339))
 	if err != nil {
-		return nil, fmt.Errorf("secrets: encrypt the MAC of %s: %w", path, errors.New("cipher failed"))
+		return nil, fmt.Errorf("secrets: cannot encrypt the MAC of %s", path)
 	}
 	doc, err := jsonStore.EmitEncryptedFile(*tree)
 	if err != nil {
-		return nil, fmt.Errorf("secrets: write document %s: %w", path, errors.New("emit failed"))
+		return nil, fmt.Errorf("secrets: cannot write the document %s", path)
 	}
 	return doc, nil
 }
