@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gitstate/gitstate"
 )
@@ -78,6 +80,20 @@ func (p *Principal) CoversPrefix(prefix string) bool {
 	return false
 }
 
+// overlapsPrefix reports whether some key starting with prefix lies under
+// one of p's prefixes.
+func (p *Principal) overlapsPrefix(prefix string) bool {
+	if p.CoversPrefix(prefix) {
+		return true
+	}
+	for _, pre := range p.Prefixes {
+		if strings.HasPrefix(pre, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // Unrestricted reports whether p may see every key.
 func (p *Principal) Unrestricted() bool { return len(p.Prefixes) == 0 }
 
@@ -88,8 +104,28 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (*Principal, error)
 }
 
-// AuditEvent is what the audit log records of a request.
+// StreamLimiter bounds the long-lived streams (watches) one token may hold
+// open at once. Implementations are safe for concurrent use.
+type StreamLimiter interface {
+	// Acquire takes one of tokenID's stream slots. When ok, the caller must
+	// call release (once; later calls do nothing) when the stream ends; when
+	// the token holds all its slots, ok is false and release is nil.
+	Acquire(tokenID string) (release func(), ok bool)
+}
+
+// RetryAfter is the cause of a KindTooManyRequests error that knows when
+// the caller may try again; the API sends it as the Retry-After header.
+type RetryAfter struct {
+	After time.Duration
+}
+
+// Error implements error.
+func (e *RetryAfter) Error() string { return fmt.Sprintf("retry after %s", e.After) }
+
+// AuditEvent is what the audit log records of a request. It never holds a
+// value, a secret or a token: only names.
 type AuditEvent struct {
+	Time      time.Time
 	RequestID string
 	Principal *Principal // nil when unauthenticated
 	Remote    string
@@ -98,8 +134,11 @@ type AuditEvent struct {
 	Action    string
 	Repo      string
 	Keys      []string
-	Status    int
-	Revision  int64
+	// Target names what an action on something other than keys acted on,
+	// such as "token:<id>".
+	Target   string
+	Status   int
+	Revision int64
 }
 
 // Auditor records audit events. Record must make the event durable before it
@@ -117,6 +156,7 @@ type reqInfo struct {
 	principal  *Principal
 	repo       string
 	keys       []string
+	target     string
 	revision   int64
 	secretRead bool
 }
@@ -177,11 +217,21 @@ func forbidden(missing, format string, args ...any) error {
 	return e
 }
 
-// authorizePrefix checks that the caller may read everything under prefix.
-// A prefix-limited token asking for a wider prefix is not refused: the
-// caller filters what it returns with CanKey.
-func authorizeRepo(r *http.Request, scope Scope, repo string) error {
-	return authorize(r, scope, repo)
+// authorizeGlobal checks that the caller holds scope on every repo and
+// every key: server-wide actions (tokens, the audit log) need it, so that a
+// token limited to a repo or a prefix cannot mint itself a wider one.
+func authorizeGlobal(r *http.Request, scope Scope) error {
+	if err := authorize(r, scope, ""); err != nil {
+		return err
+	}
+	p := PrincipalOf(r)
+	if !slices.Contains(p.Repos, "*") {
+		return forbidden("repo:*", "this action needs a token for every repo (repos [\"*\"])")
+	}
+	if !p.Unrestricted() {
+		return forbidden("prefix:*", "this action needs a token without key prefixes")
+	}
+	return nil
 }
 
 func contextWith(ctx context.Context, i *reqInfo) context.Context {

@@ -252,6 +252,15 @@ func (s *Server) listCommits(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	p := PrincipalOf(r)
+	if q.Has("wait") {
+		wait, err := time.ParseDuration(q.Get("wait"))
+		if err != nil || wait < 0 || wait > maxWait {
+			s.writeError(w, r, badRequest("wait must be a duration from 0s to %s", maxWait))
+			return
+		}
+		s.longPoll(w, r, repo, after, int(limit), key, prefix, wait)
+		return
+	}
 	opts := storage.LogOptions{Limit: int(limit), Key: key, Prefix: prefix}
 	if q.Get("after") != "" {
 		opts.Before = after
@@ -391,6 +400,10 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 	if info := infoOf(r); info != nil && req.Prefix != "" {
 		info.keys = []string{req.Prefix}
 	}
+	if !p.overlapsPrefix(req.Prefix) {
+		s.writeError(w, r, forbidden("prefix:"+req.Prefix, "token may not write any key under %q", req.Prefix))
+		return
+	}
 	// Keys the caller may not write are left as they are: a prefix-limited
 	// token rolls back its own keys, and only an administrator rolls back
 	// the server's configuration.
@@ -440,4 +453,61 @@ func deleteOps(keys []string) []storage.Op {
 		ops[i] = storage.Op{Kind: storage.OpDelete, Key: k}
 	}
 	return ops
+}
+
+// maxWait bounds a long poll.
+const maxWait = 5 * time.Minute
+
+// longPoll answers GET .../commits?after=N&wait=D: the revisions after N
+// (oldest first) as soon as there is one the caller may see, or an empty
+// list when D passes. Revision is the head, so that a client whose filter
+// skipped revisions can move its cursor past them.
+func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, repo *storage.Repo, after int64, limit int, key, prefix string, wait time.Duration) {
+	p := PrincipalOf(r)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	scan := after
+	for {
+		changed := repo.Changed()
+		head := repo.Head().Revision
+		out := wire.CommitList{Commits: []wire.CommitInfo{}, Revision: head}
+		if head > scan {
+			ris, _, err := repo.Log(r.Context(), storage.LogOptions{After: scan, Limit: limit, Key: key, Prefix: prefix, Ascending: true})
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			for _, ri := range ris {
+				if ci, ok := commitInfo(ri, p); ok {
+					out.Commits = append(out.Commits, ci)
+				}
+			}
+			if len(out.Commits) > 0 {
+				out.Next = out.Commits[len(out.Commits)-1].Revision
+				writeJSON(w, http.StatusOK, out)
+				return
+			}
+			if len(ris) < limit {
+				scan = head
+			} else {
+				scan = ris[len(ris)-1].Revision
+				continue
+			}
+		}
+		var closing <-chan struct{}
+		if s.opts.Watch != nil {
+			closing = s.opts.Watch.Done()
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			writeJSON(w, http.StatusOK, out)
+			return
+		case <-closing:
+			writeJSON(w, http.StatusOK, out)
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
 }

@@ -60,7 +60,9 @@ func etag(h storage.Hash) string { return `"` + h.String() + `"` }
 func parseETag(v string) (storage.Hash, bool) {
 	v = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "W/"))
 	v = strings.ToLower(strings.Trim(v, `"`))
-	return storage.ParseHash(v)
+	h, ok := storage.ParseHash(v)
+	// No value has the zero id; taking it would turn the check off.
+	return h, ok && !h.IsZero()
 }
 
 // preconditionsOf turns If-Match / If-None-Match into storage preconditions.
@@ -138,24 +140,27 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
 // writeValue answers a read of a value, with its headers and 304 when the
 // client has it.
 func writeValue(w http.ResponseWriter, r *http.Request, v *storage.Value) {
+	// Headers are set in their canonical form directly: Header.Set would
+	// canonicalize each name again on this, the hottest, path.
 	h := w.Header()
-	h.Set("ETag", etag(v.Blob))
+	tag := etag(v.Blob)
+	h["Etag"] = []string{tag}
 	if v.Revision > 0 || !v.Commit.IsZero() {
-		h.Set(wire.HeaderRevision, strconv.FormatInt(v.Revision, 10))
-		h.Set(wire.HeaderCommit, v.Commit.String())
+		h[wire.HeaderRevision] = []string{strconv.FormatInt(v.Revision, 10)}
+		h[wire.HeaderCommit] = []string{v.Commit.String()}
 	}
 	if v.ModRevision > 0 {
-		h.Set(wire.HeaderModRevision, strconv.FormatInt(v.ModRevision, 10))
+		h[wire.HeaderModRevision] = []string{strconv.FormatInt(v.ModRevision, 10)}
 	}
 	if v.Mode != storage.ModeFile {
-		h.Set("X-Gitstate-Mode", strconv.FormatUint(uint64(v.Mode), 8))
+		h["X-Gitstate-Mode"] = []string{strconv.FormatUint(uint64(v.Mode), 8)}
 	}
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, v.Blob) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	h.Set("Content-Type", "application/octet-stream")
-	h.Set("Content-Length", strconv.Itoa(len(v.Data)))
+	h["Content-Type"] = []string{"application/octet-stream"}
+	h["Content-Length"] = []string{strconv.Itoa(len(v.Data))}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(v.Data)

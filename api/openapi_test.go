@@ -5,6 +5,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,43 +30,61 @@ const specPath = "../openapi.yaml"
 // type. Every exported type of package wire must be here (a test checks it),
 // so that a new wire type cannot be served without a schema.
 var wireSchemas = map[string]reflect.Type{
-	"RevisionRef":       reflect.TypeFor[wire.Rev](),
-	"Error":             reflect.TypeFor[wire.Error](),
-	"ErrorResponse":     reflect.TypeFor[wire.ErrorResponse](),
-	"Health":            reflect.TypeFor[wire.Health](),
-	"Repo":              reflect.TypeFor[wire.Repo](),
-	"RepoList":          reflect.TypeFor[wire.RepoList](),
-	"CreateRepoRequest": reflect.TypeFor[wire.CreateRepoRequest](),
-	"WriteResult":       reflect.TypeFor[wire.WriteResult](),
-	"DeleteResult":      reflect.TypeFor[wire.DeleteResult](),
-	"ListItem":          reflect.TypeFor[wire.ListItem](),
-	"ListResponse":      reflect.TypeFor[wire.ListResponse](),
-	"Op":                reflect.TypeFor[wire.Op](),
-	"Precondition":      reflect.TypeFor[wire.Precondition](),
-	"CommitRequest":     reflect.TypeFor[wire.CommitRequest](),
-	"CommitResult":      reflect.TypeFor[wire.CommitResult](),
-	"Change":            reflect.TypeFor[wire.Change](),
-	"CommitInfo":        reflect.TypeFor[wire.CommitInfo](),
-	"CommitList":        reflect.TypeFor[wire.CommitList](),
-	"DiffChange":        reflect.TypeFor[wire.DiffChange](),
-	"DiffResponse":      reflect.TypeFor[wire.DiffResponse](),
-	"RevertRequest":     reflect.TypeFor[wire.RevertRequest](),
-	"RollbackRequest":   reflect.TypeFor[wire.RollbackRequest](),
-	"ErrorDetail":       reflect.TypeFor[wire.Detail](),
-	"Duration":          reflect.TypeFor[wire.Duration](),
-	"BeginTxnRequest":   reflect.TypeFor[wire.BeginTxnRequest](),
-	"Approval":          reflect.TypeFor[wire.Approval](),
-	"Report":            reflect.TypeFor[wire.Report](),
-	"TxnRequirements":   reflect.TypeFor[wire.TxnRequirements](),
-	"Txn":               reflect.TypeFor[wire.Txn](),
-	"TxnList":           reflect.TypeFor[wire.TxnList](),
-	"ApproveRequest":    reflect.TypeFor[wire.ApproveRequest](),
-	"ReportRequest":     reflect.TypeFor[wire.ReportRequest](),
-	"TxnDiff":           reflect.TypeFor[wire.TxnDiff](),
-	"SecretItem":        reflect.TypeFor[wire.SecretItem](),
-	"SecretList":        reflect.TypeFor[wire.SecretList](),
-	"RotateRequest":     reflect.TypeFor[wire.RotateRequest](),
-	"RotateResult":      reflect.TypeFor[wire.RotateResult](),
+	"SecretItem":              reflect.TypeFor[wire.SecretItem](),
+	"SecretList":              reflect.TypeFor[wire.SecretList](),
+	"RotateRequest":           reflect.TypeFor[wire.RotateRequest](),
+	"RotateResult":            reflect.TypeFor[wire.RotateResult](),
+	"WatchEvent":              reflect.TypeFor[wire.WatchEvent](),
+	"WatchProgress":           reflect.TypeFor[wire.WatchProgress](),
+	"WatchClose":              reflect.TypeFor[wire.WatchClose](),
+	"CreateWebhookRequest":    reflect.TypeFor[wire.CreateWebhookRequest](),
+	"Webhook":                 reflect.TypeFor[wire.Webhook](),
+	"WebhookList":             reflect.TypeFor[wire.WebhookList](),
+	"WebhookDelivery":         reflect.TypeFor[wire.WebhookDelivery](),
+	"WebhookDeliveryList":     reflect.TypeFor[wire.WebhookDeliveryList](),
+	"ReconcilerStatusRequest": reflect.TypeFor[wire.ReconcilerStatusRequest](),
+	"Reconciler":              reflect.TypeFor[wire.Reconciler](),
+	"ReconcilerList":          reflect.TypeFor[wire.ReconcilerList](),
+	"Rollout":                 reflect.TypeFor[wire.Rollout](),
+	"RevisionRef":             reflect.TypeFor[wire.Rev](),
+	"Error":                   reflect.TypeFor[wire.Error](),
+	"ErrorResponse":           reflect.TypeFor[wire.ErrorResponse](),
+	"Health":                  reflect.TypeFor[wire.Health](),
+	"Repo":                    reflect.TypeFor[wire.Repo](),
+	"RepoList":                reflect.TypeFor[wire.RepoList](),
+	"CreateRepoRequest":       reflect.TypeFor[wire.CreateRepoRequest](),
+	"WriteResult":             reflect.TypeFor[wire.WriteResult](),
+	"DeleteResult":            reflect.TypeFor[wire.DeleteResult](),
+	"ListItem":                reflect.TypeFor[wire.ListItem](),
+	"ListResponse":            reflect.TypeFor[wire.ListResponse](),
+	"Op":                      reflect.TypeFor[wire.Op](),
+	"Precondition":            reflect.TypeFor[wire.Precondition](),
+	"CommitRequest":           reflect.TypeFor[wire.CommitRequest](),
+	"CommitResult":            reflect.TypeFor[wire.CommitResult](),
+	"Change":                  reflect.TypeFor[wire.Change](),
+	"CommitInfo":              reflect.TypeFor[wire.CommitInfo](),
+	"CommitList":              reflect.TypeFor[wire.CommitList](),
+	"DiffChange":              reflect.TypeFor[wire.DiffChange](),
+	"DiffResponse":            reflect.TypeFor[wire.DiffResponse](),
+	"RevertRequest":           reflect.TypeFor[wire.RevertRequest](),
+	"RollbackRequest":         reflect.TypeFor[wire.RollbackRequest](),
+	"ErrorDetail":             reflect.TypeFor[wire.Detail](),
+	"Duration":                reflect.TypeFor[wire.Duration](),
+	"BeginTxnRequest":         reflect.TypeFor[wire.BeginTxnRequest](),
+	"Approval":                reflect.TypeFor[wire.Approval](),
+	"Report":                  reflect.TypeFor[wire.Report](),
+	"TxnRequirements":         reflect.TypeFor[wire.TxnRequirements](),
+	"Txn":                     reflect.TypeFor[wire.Txn](),
+	"TxnList":                 reflect.TypeFor[wire.TxnList](),
+	"ApproveRequest":          reflect.TypeFor[wire.ApproveRequest](),
+	"ReportRequest":           reflect.TypeFor[wire.ReportRequest](),
+	"TxnDiff":                 reflect.TypeFor[wire.TxnDiff](),
+	"CreateTokenRequest":      reflect.TypeFor[wire.CreateTokenRequest](),
+	"Token":                   reflect.TypeFor[wire.Token](),
+	"CreatedToken":            reflect.TypeFor[wire.CreatedToken](),
+	"TokenList":               reflect.TypeFor[wire.TokenList](),
+	"AuditEntry":              reflect.TypeFor[wire.AuditEntry](),
+	"AuditList":               reflect.TypeFor[wire.AuditList](),
 	// Any JSON (json.RawMessage), as a report's details.
 	"JSONValue": reflect.TypeOf(wire.Report{}.Details),
 }
@@ -398,11 +417,23 @@ func isRequest(name string) bool { return name == "Op" || name == "Precondition"
 
 func jsonFields(typ reflect.Type) map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
+	promoted := map[string]reflect.StructField{}
 	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		// As encoding/json does, an embedded struct without a JSON name
+		// contributes its fields, which the outer ones shadow.
+		if et := f.Type; f.Anonymous && name == "" {
+			if et.Kind() == reflect.Pointer {
+				et = et.Elem()
+			}
+			if et.Kind() == reflect.Struct {
+				maps.Copy(promoted, jsonFields(et))
+				continue
+			}
+		}
 		if !f.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name == "-" {
 			continue
 		}
@@ -410,6 +441,11 @@ func jsonFields(typ reflect.Type) map[string]reflect.StructField {
 			name = f.Name
 		}
 		out[name] = f
+	}
+	for name, f := range promoted {
+		if _, ok := out[name]; !ok {
+			out[name] = f
+		}
 	}
 	return out
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
@@ -79,10 +81,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ge.Kind == gitstate.KindInternal {
 		msg = "internal error (request " + requestID(r) + ")"
 	}
-	if ge.Kind == gitstate.KindTooManyRequests {
+	switch ge.Kind {
+	case gitstate.KindTooManyRequests:
 		if w.Header().Get("Retry-After") == "" {
-			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(ge)))
 		}
+	case gitstate.KindUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gitstate"`)
 	}
 	writeJSON(w, status, wire.ErrorResponse{Error: wire.Error{Code: ge.Code, Message: msg, Keys: ge.Keys, Missing: missingOf(ge), Details: wireDetails(ge.Details)}})
 }
@@ -106,6 +111,16 @@ func missingOf(e *gitstate.Error) string {
 		return m.what
 	}
 	return ""
+}
+
+// retryAfterSeconds returns the whole seconds (at least 1) a rate-limited
+// caller should wait.
+func retryAfterSeconds(e *gitstate.Error) int {
+	var ra *RetryAfter
+	if errors.As(e, &ra) && ra.After > time.Second {
+		return int((ra.After + time.Second - 1) / time.Second)
+	}
+	return 1
 }
 
 type missingErr struct{ what string }

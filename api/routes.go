@@ -24,7 +24,9 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/commits", Action: "commit.create", handler: s.createCommit},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/commits", Action: "commit.list", handler: s.listCommits},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/commits/{rev}", Action: "commit.get", handler: s.getCommit},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/commits/{rev}/rollout", Action: "commit.rollout", handler: s.rollout},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/diff", Action: "diff", handler: s.diff},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/watch", Action: "watch", handler: s.watch},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/revert", Action: "revert", handler: s.revert},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/rollback", Action: "rollback", handler: s.rollback},
 
@@ -33,6 +35,20 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/secrets/{key}", Action: "secret.get", handler: s.getSecret},
 		{Method: http.MethodPut, Path: "/v1/repos/{repo}/secrets/{key}", Action: "secret.put", handler: s.putSecret},
 		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/secrets/{key}", Action: "secret.delete", handler: s.deleteSecret},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/webhooks", Action: "webhook.create", handler: s.createWebhook},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/webhooks", Action: "webhook.list", handler: s.listWebhooks},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/webhooks/{id}", Action: "webhook.get", handler: s.getWebhook},
+		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/webhooks/{id}", Action: "webhook.delete", handler: s.deleteWebhook},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/webhooks/{id}/deliveries", Action: "webhook.deliveries", handler: s.listDeliveries},
+
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/reconcilers", Action: "reconciler.list", handler: s.listReconcilers},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/reconcilers/{name}/status", Action: "reconciler.report", handler: s.reportReconciler},
+		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/reconcilers/{name}", Action: "reconciler.delete", handler: s.deleteReconciler},
+
+		{Method: http.MethodPost, Path: "/v1/tokens", Action: "token.create", handler: s.createToken},
+		{Method: http.MethodGet, Path: "/v1/tokens", Action: "token.list", handler: s.listTokens},
+		{Method: http.MethodDelete, Path: "/v1/tokens/{id}", Action: "token.revoke", handler: s.revokeToken},
+		{Method: http.MethodGet, Path: "/v1/audit", Action: "audit.query", handler: s.queryAudit},
 
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns", Action: "txn.begin", handler: s.beginTxn},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns", Action: "txn.list", handler: s.listTxns},

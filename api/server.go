@@ -5,6 +5,7 @@
 package api
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // Options configures a Server.
@@ -34,6 +37,12 @@ type Options struct {
 	// Auditor, if set, records mutating, denied and secret-reading
 	// requests before they are answered.
 	Auditor Auditor
+	// AuditLog, if set, serves GET /v1/audit.
+	AuditLog AuditReader
+	// Tokens, if set, serves /v1/tokens.
+	Tokens TokenService
+	// Streams, if set, bounds the watch streams each token holds open.
+	Streams StreamLimiter
 	Logger  *slog.Logger
 	// Registry serves /metrics and receives the API's metrics.
 	Registry *prometheus.Registry
@@ -55,6 +64,16 @@ type Options struct {
 	// answer 404; a secret's file written through the kv routes must
 	// still be an encrypted document).
 	Secrets Secrets
+	// Watch serves revision streams (nil: watch answers 404).
+	Watch *watch.Hub
+	// WatchProgress is the interval of progress events (default 10s).
+	WatchProgress time.Duration
+	// Webhooks delivers revisions to HTTP endpoints (nil: the webhook
+	// routes answer 404).
+	Webhooks *watch.Webhooks
+	// Convergence records reconcilers' reports (nil: the reconciler and
+	// rollout routes answer 404).
+	Convergence *watch.Convergence
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -94,6 +113,9 @@ func New(opts Options) *Server {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
+	if opts.WatchProgress <= 0 {
+		opts.WatchProgress = 10 * time.Second
+	}
 	if opts.CommitEmail == nil {
 		opts.CommitEmail = func(name string) string { return name + "@gitstate.local" }
 	}
@@ -109,7 +131,13 @@ func New(opts Options) *Server {
 	s.router.SkipClean(true)
 	s.router.UseEncodedPath()
 	s.routes = s.routeTable()
-	for _, rt := range s.routes {
+	// gorilla/mux tries routes in order, one regular expression each:
+	// register the key-value routes, which take most requests, first.
+	ordered := slices.Clone(s.routes)
+	slices.SortStableFunc(ordered, func(a, b Route) int {
+		return cmp.Compare(routeRank(a), routeRank(b))
+	})
+	for _, rt := range ordered {
 		// Path before Methods: gorilla/mux 1.8.1 forgets a method mismatch
 		// (405) when a later route has the same method, but not when it has
 		// another path.
@@ -126,6 +154,14 @@ func New(opts Options) *Server {
 
 func errBody(code, msg string) any {
 	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
+}
+
+// routeRank orders route registration: main's key-value routes first.
+func routeRank(rt Route) int {
+	if strings.HasPrefix(rt.Path, "/v1/repos/{repo}/kv") {
+		return 0
+	}
+	return 1
 }
 
 // muxPath turns an OpenAPI template into a gorilla/mux one: {key} matches
@@ -263,6 +299,7 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 		return
 	}
 	ev := AuditEvent{
+		Time:      time.Now(),
 		RequestID: info.id,
 		Principal: info.principal,
 		Remote:    r.RemoteAddr,
@@ -271,6 +308,7 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 		Action:    info.action,
 		Repo:      info.repo,
 		Keys:      info.keys,
+		Target:    info.target,
 		Status:    status,
 		Revision:  info.revision,
 	}

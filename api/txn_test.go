@@ -18,6 +18,7 @@ import (
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // userAuth authenticates "Authorization: Bearer <name>" as a user of that
@@ -39,11 +40,14 @@ func (userAuth) Authenticate(r *http.Request) (*api.Principal, error) {
 }
 
 type txnEnv struct {
-	t    *testing.T
-	dir  string
-	srv  *httptest.Server
-	st   *storage.Store
-	txns *txn.Manager
+	t     *testing.T
+	dir   string
+	srv   *httptest.Server
+	st    *storage.Store
+	txns  *txn.Manager
+	hub   *watch.Hub
+	hooks *watch.Webhooks
+	conv  *watch.Convergence
 }
 
 func newTxnEnv(t *testing.T) *txnEnv {
@@ -63,14 +67,29 @@ func (e *txnEnv) start() {
 	if err := e.txns.Load(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(api.New(api.Options{Store: st, Auth: userAuth{}, Txns: e.txns}))
+	e.hub = watch.NewHub(st, watch.Options{})
+	e.hooks, err = watch.NewWebhooks(st, e.hub, watch.WebhookOptions{Dir: filepath.Join(e.dir, "webhooks"),
+		AttemptTimeout: time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.hooks.Start()
+	if e.conv, err = watch.NewConvergence(st, watch.ConvergenceOptions{Dir: filepath.Join(e.dir, "reconcilers")}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.conv.Start()
+	e.srv = httptest.NewServer(api.New(api.Options{Store: st, Auth: userAuth{}, Txns: e.txns, Watch: e.hub, WatchProgress: time.Hour,
+		Webhooks: e.hooks, Convergence: e.conv}))
 }
 
 func (e *txnEnv) stop() {
 	if e.srv == nil {
 		return
 	}
+	e.hub.Close()
 	e.srv.Close()
+	e.hooks.Close()
+	e.conv.Close()
 	e.txns.Close()
 	e.st.Close()
 	e.srv = nil

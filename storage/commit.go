@@ -501,6 +501,9 @@ func (r *Repo) publish(g *groupState, refsMoved bool) {
 			r.indexStale = true
 		}
 		for _, mc := range g.mainCommits {
+			for _, c := range mc.changes {
+				r.hot.forget(c.Key)
+			}
 			r.commits.Add(mc.hash, mc.commit)
 			r.revs = append(r.revs, mc.hash)
 			r.revOf[mc.hash] = mc.rev

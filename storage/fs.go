@@ -45,6 +45,8 @@ type FSBackend struct {
 	pending      []pendingGroup
 	pendingBytes int
 	lastScan     time.Time
+	// loose is set when objects/ held loose objects at the last scan.
+	loose bool
 
 	commitMu  sync.Mutex // serializes Commit
 	flushMu   sync.Mutex // serializes flushes
@@ -199,6 +201,7 @@ func (b *FSBackend) scanPacks() error {
 		}
 		b.packs = append(b.packs, p)
 	}
+	b.loose = hasLooseObjects(b.objDir)
 	b.lastScan = time.Now()
 	return nil
 }
@@ -276,8 +279,29 @@ func (b *FSBackend) hasLocked(h Hash) bool {
 			return true
 		}
 	}
+	if !b.loose {
+		return false // no loose object to look for: spare the stat
+	}
 	s := h.String()
 	return fileExists(filepath.Join(b.objDir, s[:2], s[2:]))
+}
+
+// hasLooseObjects reports whether objects/ holds any loose object (gitstate
+// writes none; Git may, when someone works in the repository directly).
+func hasLooseObjects(objDir string) bool {
+	ents, err := os.ReadDir(objDir)
+	if err != nil {
+		return true // cannot tell: look each time
+	}
+	for _, e := range ents {
+		if !e.IsDir() || len(e.Name()) != 2 {
+			continue
+		}
+		if sub, err := os.ReadDir(filepath.Join(objDir, e.Name())); err != nil || len(sub) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Ref implements Backend.
@@ -542,32 +566,26 @@ func (b *FSBackend) finishPack(w *packWriter) (*pack, error) {
 }
 
 // smallPack is the size under which packs are merged by compaction.
-const smallPack = 64 << 20
+const smallPack = 256 << 20
 
-// compact merges the small packs, except the largest of them, into one (the
-// largest too when the others add up to half its size, so that merges stay
-// rare as the repo grows). Entries that are whole objects, as in every pack
-// gitstate writes, are copied as they are; deltas (in packs Git wrote) are
-// resolved and written whole.
+// compact merges packs so that, by size, each remaining pack is at least
+// twice as large as all the smaller ones together (a geometric progression,
+// as git repack --geometric=2 keeps): a byte is rewritten about log2(n)
+// times over the life of a repo, and the large packs are left alone. Entries
+// that are whole objects, as in every pack gitstate writes, are copied as
+// they are; deltas (in packs Git wrote) are resolved and written whole.
 func (b *FSBackend) compact() error {
 	b.mu.RLock()
-	var small []*pack
+	var cand []*pack
 	for _, p := range b.packs {
 		if p.size < smallPack {
-			small = append(small, p)
+			cand = append(cand, p)
 		}
 	}
 	b.mu.RUnlock()
-	slices.SortFunc(small, func(x, y *pack) int { return cmp.Compare(y.size, x.size) })
+	small := geometricMerge(cand, b.opts.MaxPacks)
 	if len(small) < 2 {
 		return nil
-	}
-	largest := small[0]
-	small = small[1:]
-	if total := sumSizes(small); total > largest.size/2 {
-		// Geometric: when the rest is as large as half the largest, merge
-		// the largest too, so that merges stay rare as the repo grows.
-		small = append(small, largest)
 	}
 	start := time.Now()
 	type entry struct {
@@ -668,6 +686,40 @@ func (b *FSBackend) compact() error {
 	}
 	b.log.Debug("merged packs", "repo", b.dir, "packs", len(small), "objects", len(ents), "took", time.Since(start))
 	return syncDir(b.packDir)
+}
+
+// geometricMerge returns the smallest packs to merge so that, after the
+// merge, every pack is at least twice the size of all smaller ones
+// together, and there are at most maxPacks.
+func geometricMerge(ps []*pack, maxPacks int) []*pack {
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, func(x, y *pack) int { return cmp.Compare(x.size, y.size) })
+	n := len(ps)
+	if n < 2 {
+		return nil
+	}
+	// From the top, find where the progression breaks.
+	split := 0
+	for i := n - 1; i > 0; i-- {
+		if ps[i].size < 2*ps[i-1].size {
+			split = i
+			break
+		}
+	}
+	// A progression can be long: keep at most maxPacks packs.
+	if maxPacks > 0 && n-split > maxPacks {
+		split = n - maxPacks
+	}
+	if split == 0 {
+		return nil
+	}
+	// Merge 0..split, and any larger pack not twice as large as that.
+	total := sumSizes(ps[:split+1])
+	for split+1 < n && ps[split+1].size < 2*total {
+		split++
+		total += ps[split].size
+	}
+	return ps[:split+1]
 }
 
 func sumSizes(ps []*pack) int64 {

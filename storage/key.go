@@ -54,6 +54,10 @@ func ValidateKey(key string) error {
 			return invalidKey(key, "key has a '.' or '..' segment")
 		case isDotGit(seg):
 			return invalidKey(key, "key has a '.git' segment, which Git refuses")
+		case strings.EqualFold(seg, ".gitmodules"):
+			// Git reads such a file as submodule configuration and git
+			// fsck checks its content: it is not a place for a value.
+			return invalidKey(key, "key has a '.gitmodules' segment, which Git reserves for submodules")
 		}
 	}
 	return nil

@@ -19,6 +19,9 @@ type Options struct {
 	TreeCacheEntries int
 	// IndexCacheBytes is the index's block cache (default 64 MiB).
 	IndexCacheBytes int64
+	// HotCacheBytes bounds each repo's cache of values read at head
+	// (default 32 MiB; negative disables it).
+	HotCacheBytes int64
 	// FS tunes the Git backends.
 	FS FSOptions
 	// Logger receives structured logs (default: discarded).
@@ -33,6 +36,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.InlineValueMax <= 0 {
 		o.InlineValueMax = 64 << 10
+	}
+	if o.HotCacheBytes == 0 {
+		o.HotCacheBytes = 32 << 20
 	}
 	if o.TreeCacheEntries <= 0 {
 		o.TreeCacheEntries = 65536

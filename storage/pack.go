@@ -22,9 +22,13 @@ import (
 )
 
 // Packs are the only form in which gitstate writes objects to a repository:
-// one pack per flush of the journal, without deltas, compressed at zlib's
-// fastest level (valid Git; a later repack may recompress). Packs written by
-// Git itself (imports, git gc) may hold deltas; the reader resolves them.
+// one pack per flush of the journal, without deltas, each object a zlib
+// stream of stored (uncompressed) blocks. That is valid Git and costs next to
+// no CPU: compressing small objects one by one cost about half the CPU of a
+// write-heavy load (Huffman tables are built per object). `git gc` or
+// `git repack -adf` compresses and deltifies them when disk matters more.
+// Packs written by Git itself (imports, git gc) may hold deltas; the reader
+// resolves them.
 
 const (
 	objOfsDelta = 6
@@ -32,7 +36,7 @@ const (
 )
 
 var zlibWriters = sync.Pool{New: func() any {
-	w, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
+	w, _ := zlib.NewWriterLevel(nil, zlib.NoCompression)
 	return w
 }}
 

@@ -157,14 +157,25 @@ func (r *Repo) Get(ctx context.Context, key string, rev int64) (*Value, error) {
 			r.viewMu.RUnlock()
 			return r.getAt(head.Commit, head.Revision, key)
 		}
-		e, ok, err := getEntry(r.ix.db, r.name, key)
+		var e IndexEntry
+		if he, hit := r.hot.get(key); hit {
+			e = *he
+		} else {
+			var ok bool
+			var err error
+			e, ok, err = getEntry(r.ix.db, r.name, key)
+			if err != nil {
+				r.viewMu.RUnlock()
+				return nil, err
+			}
+			if !ok {
+				r.viewMu.RUnlock()
+				return nil, keyNotFound(key)
+			}
+			r.hot.put(key, e)
+		}
 		r.viewMu.RUnlock()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return nil, keyNotFound(key)
-		}
+		var err error
 		v := &Value{Key: key, Blob: e.Blob, Mode: e.Mode, Size: e.Size, ModRevision: e.ModRev,
 			Revision: head.Revision, Commit: head.Commit}
 		if e.Inline {

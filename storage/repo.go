@@ -40,6 +40,8 @@ type Repo struct {
 	revs       []Hash // revs[i] is the commit of revision i; revs[0] is zero
 	revOf      map[Hash]int64
 	indexStale bool // an index write failed: serve head from Git until restart
+	// hot caches entries read at head; see hotCache for its invariant.
+	hot hotCache
 
 	notifyMu sync.Mutex
 	notify   chan struct{}
@@ -48,6 +50,9 @@ type Repo struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// stopped is closed when the committer has returned; requests still
+	// queued then are never applied.
+	stopped chan struct{}
 }
 
 type writeReq struct {
@@ -77,8 +82,10 @@ func newRepo(name string, be Backend, ix *Index, opts *Options, mx *Metrics) (*R
 		trees:   trees,
 		commits: commits,
 		revOf:   map[Hash]int64{},
+		hot:     hotCache{max: opts.HotCacheBytes},
 		notify:  make(chan struct{}),
 		reqs:    make(chan *writeReq, 1024),
+		stopped: make(chan struct{}),
 		ctx:     ctx,
 		cancel:  cancel,
 	}
@@ -210,6 +217,15 @@ func (r *Repo) Write(ctx context.Context, batches ...*Batch) ([]*Result, error) 
 		return req.res, req.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-r.stopped:
+		// The committer answers what it drains before it returns; a
+		// request queued after that would wait forever.
+		select {
+		case <-req.done:
+			return req.res, req.err
+		default:
+			return nil, gitstate.Errorf(gitstate.KindUnavailable, "unavailable", "repo %s is closed", r.name)
+		}
 	}
 }
 
@@ -226,6 +242,7 @@ const maxGroup = 512
 
 func (r *Repo) commitLoop() {
 	defer r.wg.Done()
+	defer close(r.stopped)
 	for {
 		var first *writeReq
 		select {

@@ -128,7 +128,7 @@ func (s *Store) Repo(name string) (*Repo, error) {
 	s.mu.RLock()
 	r, ok := s.repos[name]
 	s.mu.RUnlock()
-	if !ok {
+	if !ok || r == nil { // nil: CreateRepo holds the name while it creates the repo
 		return nil, gitstate.Errorf(gitstate.KindNotFound, "repo_not_found", "repo %q does not exist", name)
 	}
 	return r, nil

@@ -233,6 +233,74 @@ type Health struct {
 	Status string `json:"status"`
 }
 
+// CreateTokenRequest is the body of POST /v1/tokens. Scopes is required;
+// Repos defaults to ["*"] (every repo) and Prefixes to none (every key).
+// ExpiresIn is a Go duration ("720h"); empty means the token never expires.
+type CreateTokenRequest struct {
+	Name      string   `json:"name"`
+	Scopes    []string `json:"scopes"`
+	Repos     []string `json:"repos,omitempty"`
+	Prefixes  []string `json:"prefixes,omitempty"`
+	ExpiresIn string   `json:"expires_in,omitempty"`
+}
+
+// Token describes an access token. It never holds the token itself.
+type Token struct {
+	ID     string   `json:"id"`
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+	Repos  []string `json:"repos"`
+	// Prefixes the token's keys must start with; empty means every key.
+	Prefixes  []string   `json:"prefixes"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// CreatedToken is the body of a successful POST /v1/tokens: the token's
+// description and, this once, the token itself.
+type CreatedToken struct {
+	Token
+	// Secret is the bearer token, "gst_<id>_<secret>". The server keeps
+	// only its hash: it cannot be shown again.
+	Secret string `json:"token"`
+}
+
+// TokenList is the body of GET /v1/tokens.
+type TokenList struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// AuditEntry is one line of the audit log (the file holds exactly these
+// JSON objects, one a line) and one entry of GET /v1/audit. It names who
+// did what to which keys, never a value.
+type AuditEntry struct {
+	Time     time.Time `json:"time"`
+	Identity string    `json:"identity,omitempty"`
+	TokenID  string    `json:"token_id,omitempty"`
+	Remote   string    `json:"remote,omitempty"`
+	Action   string    `json:"action"`
+	Method   string    `json:"method"`
+	Route    string    `json:"route"`
+	Repo     string    `json:"repo,omitempty"`
+	Keys     []string  `json:"keys,omitempty"`
+	// KeysOmitted counts the keys left out of a very large request's Keys.
+	KeysOmitted int    `json:"keys_omitted,omitempty"`
+	Target      string `json:"target,omitempty"`
+	Status      int    `json:"status"`
+	RequestID   string `json:"request_id"`
+	// Revision is the revision the request made, if it made one.
+	Revision int64 `json:"revision,omitempty"`
+}
+
+// AuditList is the body of GET /v1/audit: entries newest first.
+// Truncated says that older entries matched beyond the limit.
+type AuditList struct {
+	Entries   []AuditEntry `json:"entries"`
+	Truncated bool         `json:"truncated"`
+}
+
 // Duration is a length of time in JSON: a Go duration string ("24h",
 // "90m") or a number of seconds.
 type Duration time.Duration
@@ -391,4 +459,159 @@ type RotateResult struct {
 	Commit   string   `json:"commit"`
 	Changed  bool     `json:"changed"`
 	Keys     []string `json:"keys"`
+}
+
+// WatchEvent is the data of an SSE "revision" event (and the body of a
+// webhook delivery): one revision of main, or one commit of a transaction's
+// branch (then Revision is 0), with its changes under the watched prefix.
+type WatchEvent struct {
+	Revision int64     `json:"revision,omitempty"`
+	Commit   string    `json:"commit"`
+	Author   string    `json:"author"`
+	Time     time.Time `json:"time"`
+	Message  string    `json:"message"`
+	Changes  []Change  `json:"changes"`
+}
+
+// WatchProgress is the data of an SSE "progress" event: the head revision,
+// sent periodically and after revisions the watch filtered out, so that a
+// client resuming from it does not replay them.
+type WatchProgress struct {
+	Revision int64 `json:"revision"`
+}
+
+// WatchClose is the data of an SSE "close" event: why the server ends the
+// stream, and the id to resume from.
+type WatchClose struct {
+	Reason string `json:"reason"`
+	Resume string `json:"resume,omitempty"`
+}
+
+// Headers of a webhook delivery.
+const (
+	// HeaderSignature is "sha256=<hex>": the HMAC-SHA256 of the body, keyed
+	// with the webhook's secret.
+	HeaderSignature = "X-Gitstate-Signature"
+	// HeaderDelivery identifies one event of one webhook; it is the same
+	// on every retry (and across server restarts), for de-duplication.
+	HeaderDelivery = "X-Gitstate-Delivery"
+	// HeaderEvent names the event: "revision".
+	HeaderEvent = "X-Gitstate-Event"
+	// HeaderWebhook is the id of the webhook delivering.
+	HeaderWebhook = "X-Gitstate-Webhook"
+)
+
+// CreateWebhookRequest is the body of POST .../webhooks.
+type CreateWebhookRequest struct {
+	// URL receives the deliveries (http or https).
+	URL string `json:"url"`
+	// Prefix keeps the changes under it; revisions that change nothing
+	// under it are not delivered.
+	Prefix string `json:"prefix,omitempty"`
+	// Secret keys the signature of each delivery. It is never sent back.
+	Secret string `json:"secret"`
+	// Events the webhook receives (default and only: ["revision"]).
+	Events []string `json:"events,omitempty"`
+	// From is the revision after which deliveries start (default the
+	// head: the next revision is the first delivered).
+	From Rev `json:"from,omitempty"`
+}
+
+// Webhook describes a webhook (never its secret).
+type Webhook struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	Prefix    string    `json:"prefix"`
+	Events    []string  `json:"events"`
+	CreatedAt time.Time `json:"created_at"`
+	// Position is the last revision delivered or passed over (it changed
+	// nothing under the prefix); the next delivery is of a later one.
+	Position int64 `json:"position"`
+	// Pending is how many revisions of main are after Position.
+	Pending int64 `json:"pending"`
+	// Failures counts the failed attempts since the last success.
+	Failures     int              `json:"failures"`
+	LastDelivery *WebhookDelivery `json:"last_delivery,omitempty"`
+}
+
+// WebhookList is the body of GET .../webhooks.
+type WebhookList struct {
+	Webhooks []Webhook `json:"webhooks"`
+}
+
+// WebhookDelivery is one attempt to deliver a revision.
+type WebhookDelivery struct {
+	// ID is the delivery id (X-Gitstate-Delivery), the same for every
+	// attempt of one revision.
+	ID       string    `json:"id"`
+	Revision int64     `json:"revision"`
+	Attempt  int       `json:"attempt"`
+	Time     time.Time `json:"time"`
+	// StatusCode is the receiver's HTTP status (absent when there was no
+	// response).
+	StatusCode int      `json:"status_code,omitempty"`
+	Error      string   `json:"error,omitempty"`
+	Duration   Duration `json:"duration"`
+	// OK is true when the receiver answered 2xx.
+	OK bool `json:"ok"`
+}
+
+// WebhookDeliveryList is the body of GET .../webhooks/{id}/deliveries.
+type WebhookDeliveryList struct {
+	Deliveries []WebhookDelivery `json:"deliveries"`
+}
+
+// ReconcilerStatusRequest is the body of POST .../reconcilers/{name}/status.
+type ReconcilerStatusRequest struct {
+	// Revision is the revision the report is about.
+	Revision Rev `json:"revision"`
+	// State is "applied", "progressing", "failed" or "drifted".
+	State   string `json:"state"`
+	Message string `json:"message,omitempty"`
+	// Interval is how often the reconciler reports; silent for twice as
+	// long, it is stale.
+	Interval Duration `json:"interval,omitempty"`
+}
+
+// Reconciler is what is known of a reconciler's convergence.
+type Reconciler struct {
+	Name string `json:"name"`
+	// State and Revision are those of the last report (an "applied" report
+	// older than the applied revision changes neither).
+	State    string `json:"state"`
+	Revision int64  `json:"revision"`
+	Message  string `json:"message,omitempty"`
+	// AppliedRevision is the newest revision reported applied (0: none).
+	AppliedRevision int64     `json:"applied_revision"`
+	LastReport      time.Time `json:"last_report"`
+	Interval        Duration  `json:"interval,omitempty"`
+	// LagRevisions is how many revisions of main are after the applied
+	// one; LagSeconds how long ago the first of them was committed (0 at
+	// the head).
+	LagRevisions int64   `json:"lag_revisions"`
+	LagSeconds   float64 `json:"lag_seconds"`
+	// Stale is true when the reconciler has been silent for more than twice
+	// its interval.
+	Stale bool `json:"stale"`
+}
+
+// ReconcilerList is the body of GET .../reconcilers.
+type ReconcilerList struct {
+	// Revision is the head the lags are measured from.
+	Revision    int64        `json:"revision"`
+	Reconcilers []Reconciler `json:"reconcilers"`
+}
+
+// Rollout is the body of GET .../commits/{rev}/rollout: which reconcilers
+// have applied a revision (or a later one), and which not.
+type Rollout struct {
+	Revision int64 `json:"revision"`
+	// Commit is the revision's commit (absent for revision 0).
+	Commit string `json:"commit,omitempty"`
+	// Head is main's head when the rollout was read.
+	Head    int64        `json:"head"`
+	Applied []Reconciler `json:"applied"`
+	Pending []Reconciler `json:"pending"`
+	// Converged is true when no reconciler is pending.
+	Converged bool `json:"converged"`
 }

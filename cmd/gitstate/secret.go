@@ -17,16 +17,15 @@ import (
 	"github.com/gitstate/gitstate/api/wire"
 )
 
-// secretOptions are the flags every secret command shares.
+// secretOptions are the flags every secret command shares: the client
+// commands' global flags, and --txn.
 type secretOptions struct {
-	server string
-	repo   string
-	txn    string
-	output string
+	g   *globalOptions
+	txn string
 }
 
-func newSecretCmd() *cobra.Command {
-	o := &secretOptions{}
+func newSecretCmd(g *globalOptions) *cobra.Command {
+	o := &secretOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "secret",
 		Short: "Write, read, list and rotate secrets (SOPS-encrypted values)",
@@ -41,11 +40,7 @@ line, where it would land in the shell's history and in ps.
 The server is $GITSTATE_SERVER (--server), the token $GITSTATE_TOKEN, and
 $GITSTATE_TXN (--txn) works inside a transaction.`,
 	}
-	f := cmd.PersistentFlags()
-	f.StringVar(&o.server, "server", envOr("GITSTATE_SERVER", "http://127.0.0.1:7070"), "server URL ($GITSTATE_SERVER)")
-	f.StringVar(&o.repo, "repo", "default", "repo")
-	f.StringVar(&o.txn, "txn", os.Getenv("GITSTATE_TXN"), "transaction id ($GITSTATE_TXN)")
-	f.StringVarP(&o.output, "output", "o", "text", "output: text or json")
+	cmd.PersistentFlags().StringVar(&o.txn, "txn", os.Getenv("GITSTATE_TXN"), "transaction id ($GITSTATE_TXN)")
 	cmd.AddCommand(newSecretPutCmd(o), newSecretGetCmd(o), newSecretLsCmd(o), newSecretRotateCmd(o))
 	return cmd
 }
@@ -156,7 +151,7 @@ func newSecretGetCmd(so *secretOptions) *cobra.Command {
 				return err
 			}
 			defer clear(buf.Bytes())
-			if o.output == "json" {
+			if o.g.output == "json" {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"key": args[0], "value": buf.String()})
 			}
 			_, err := cmd.OutOrStdout().Write(buf.Bytes())
@@ -259,7 +254,7 @@ key, so a recipient removed from the rules cannot decrypt the new versions;
 
 // base returns the path of the repo, or of the transaction.
 func (o *secretOptions) base() string {
-	p := "/v1/repos/" + url.PathEscape(o.repo)
+	p := "/v1/repos/" + url.PathEscape(o.g.repo)
 	if o.txn != "" {
 		p += "/txns/" + url.PathEscape(o.txn)
 	}
@@ -277,7 +272,7 @@ func (o *secretOptions) secretPath(key string) string {
 
 // print writes v as JSON with -o json, else with text.
 func (o *secretOptions) print(cmd *cobra.Command, v any, text func(io.Writer)) error {
-	if o.output == "json" {
+	if o.g.output == "json" {
 		return json.NewEncoder(cmd.OutOrStdout()).Encode(v)
 	}
 	text(cmd.OutOrStdout())
@@ -298,24 +293,32 @@ func (e *httpError) Error() string {
 	return msg
 }
 
-// ExitCode maps the answer's status to the process's exit status: 2 for a
-// missing thing, 3 for a failed precondition or conflict, 1 otherwise.
+// ExitCode maps the answer's status to the process's exit status, as the
+// other client commands do (see "gitstate help exit-codes").
 func (e *httpError) ExitCode() int {
 	switch e.status {
 	case http.StatusNotFound:
-		return 2
+		return exitNotFound
 	case http.StatusPreconditionFailed, http.StatusConflict:
-		return 3
+		return exitPrecondition
 	}
-	return 1
+	return exitError
 }
 
 // do sends a request to the server and decodes a JSON answer into out (or
 // copies a raw one into out when it is a *bytes.Buffer). The token comes
-// from $GITSTATE_TOKEN. (A minimal client: the CLI's other commands use
-// clients/go, which the secret commands will move to.)
+// the client commands' usual way. (A minimal client: the CLI's other
+// commands use clients/go, which the secret commands will move to.)
 func (o *secretOptions) do(cmd *cobra.Command, method, path string, q url.Values, h http.Header, body io.Reader, out any) error {
-	u := strings.TrimRight(o.server, "/") + path
+	server := o.g.server
+	if !strings.Contains(server, "://") {
+		server = "http://" + server
+	}
+	tok, err := o.g.root.clientToken(o.g.cmd, server, o.g.token)
+	if err != nil {
+		return err
+	}
+	u := strings.TrimRight(server, "/") + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
@@ -326,7 +329,7 @@ func (o *secretOptions) do(cmd *cobra.Command, method, path string, q url.Values
 	for k, v := range h {
 		req.Header[k] = v
 	}
-	if tok := os.Getenv("GITSTATE_TOKEN"); tok != "" {
+	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	client := &http.Client{Timeout: 5 * time.Minute}

@@ -10,26 +10,20 @@ import (
 	"testing"
 
 	"github.com/gitstate/gitstate/api/wire"
-	"github.com/gitstate/gitstate/server"
 )
 
-// startServer runs a server on a loopback port for the CLI to talk to.
-func startServer(t *testing.T) string {
+// startSecretServer runs a server on a loopback port for the CLI, run in
+// process, to talk to.
+func startSecretServer(t *testing.T) string {
 	t.Helper()
-	cfg := server.DefaultConfig()
-	cfg.DataDir, cfg.Listen, cfg.AdminToken = t.TempDir(), "127.0.0.1:0", "cli-test-token"
-	s, err := server.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	t.Setenv("GITSTATE_TOKEN", "cli-test-token")
+	url := startServer(t, "")
+	t.Setenv("GITSTATE_TOKEN", testToken)
 	t.Setenv("GITSTATE_TXN", "")
-	return "http://" + s.Addr()
+	return url
 }
 
 // run runs the CLI with stdin and returns its stdout and stderr.
-func run(t *testing.T, stdin string, args ...string) (string, string, error) {
+func runSecret(t *testing.T, stdin string, args ...string) (string, string, error) {
 	t.Helper()
 	cmd := newRootCmd()
 	var out, errOut bytes.Buffer
@@ -43,7 +37,7 @@ func run(t *testing.T, stdin string, args ...string) (string, string, error) {
 
 func mustRun(t *testing.T, stdin string, args ...string) (string, string) {
 	t.Helper()
-	out, errOut, err := run(t, stdin, args...)
+	out, errOut, err := runSecret(t, stdin, args...)
 	if err != nil {
 		t.Fatalf("gitstate %v: %v\n%s", args, err, errOut)
 	}
@@ -51,7 +45,7 @@ func mustRun(t *testing.T, stdin string, args ...string) (string, string) {
 }
 
 func TestSecretCLI(t *testing.T) {
-	srv := startServer(t)
+	srv := startSecretServer(t)
 	s := "--server=" + srv
 
 	// From stdin, byte for byte.
@@ -79,7 +73,7 @@ func TestSecretCLI(t *testing.T) {
 		t.Errorf("no warning for a value given as an argument: %q", errOut)
 	}
 	// Nothing on stdin.
-	if _, _, err := run(t, "", "secret", "put", s, "apps/empty"); err == nil {
+	if _, _, err := runSecret(t, "", "secret", "put", s, "apps/empty"); err == nil {
 		t.Error("an empty value is accepted")
 	}
 
@@ -104,12 +98,12 @@ func TestSecretCLI(t *testing.T) {
 		t.Errorf("get --rev 1: %q", out)
 	}
 	// Errors: the server's code, and an exit status.
-	_, _, err := run(t, "", "secret", "get", s, "apps/none")
-	if err == nil || !strings.Contains(err.Error(), "key_not_found") || exitCode(err) != 2 {
+	_, _, err := runSecret(t, "", "secret", "get", s, "apps/none")
+	if err == nil || !strings.Contains(err.Error(), "key_not_found") || exitCode(err) != exitNotFound {
 		t.Errorf("missing secret: %v (exit %d)", err, exitCode(err))
 	}
-	_, _, err = run(t, "x", "secret", "put", s, "--create", "apps/web/db")
-	if err == nil || exitCode(err) != 3 {
+	_, _, err = runSecret(t, "x", "secret", "put", s, "--create", "apps/web/db")
+	if err == nil || exitCode(err) != exitPrecondition {
 		t.Errorf("--create on an existing secret: %v", err)
 	}
 }

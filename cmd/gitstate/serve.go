@@ -13,37 +13,64 @@ import (
 )
 
 type serveOptions struct {
-	data     string
+	root     *rootOptions
 	listen   string
 	logLevel string
 	logJSON  bool
-	maxValue int64
-	vault    string
+	cfg      server.Config
+	// debugListen serves the profiler, when set.
+	debugListen string
 }
 
-func newServeCmd() *cobra.Command {
+func newServeCmd(root *rootOptions) *cobra.Command {
 	def := server.DefaultConfig()
-	o := &serveOptions{}
+	o := &serveOptions{root: root, cfg: def}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gitstate server",
-		Long: `Run the gitstate server on a local data directory.
+		Long: `Run the gitstate server on a local data directory (--data).
 
 The data directory holds one bare Git repository per repo (clone them with
 plain git), the index (deletable: it is rebuilt from Git at start) and the
-server's own files, among them age.key: the server's age identity, the
-default recipient of secrets (back it up: see docs/SECRETS.md). SIGTERM or
-SIGINT stops the server gracefully: writes in flight finish first.`,
+server's own files: auth/tokens.json (token hashes), audit/ (the audit log),
+age.key (the server's age identity, the default recipient of secrets: back
+it up, see docs/SECRETS.md) and, after the first start, admin.token.
+
+On the first start with no token configured (and no GITSTATE_ADMIN_TOKEN),
+the server creates an administrator token, saves it to <data>/admin.token
+(mode 0600) and prints it once. The CLI finds it there on this machine.
+GITSTATE_ADMIN_TOKEN, when set, is accepted as an administrator token too.
+
+Plain HTTP is served only on loopback addresses: elsewhere give --tls-cert
+and --tls-key, or --insecure behind a TLS proxy.
+
+SIGTERM or SIGINT stops the server gracefully: writes in flight finish first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context()) },
 	}
+	c := &o.cfg
 	f := cmd.Flags()
-	f.StringVar(&o.data, "data", envOr("GITSTATE_DATA", def.DataDir), "data directory ($GITSTATE_DATA)")
 	f.StringVar(&o.listen, "listen", envOr("GITSTATE_LISTEN", def.Listen), "address to listen on ($GITSTATE_LISTEN)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of text")
-	f.Int64Var(&o.maxValue, "max-value-size", def.MaxValueSize, "largest value, in bytes")
-	f.StringVar(&o.vault, "vault-addr", os.Getenv("GITSTATE_VAULT_ADDR"), "Vault server whose transit keys may be recipients of secrets, token from $VAULT_TOKEN ($GITSTATE_VAULT_ADDR)")
+	f.Int64Var(&c.MaxValueSize, "max-value-size", def.MaxValueSize, "largest value, in bytes")
+	f.Int64Var(&c.MaxBodyBytes, "max-body-size", def.MaxBodyBytes, "largest request body, in bytes (413 beyond)")
+	f.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, TLS 1.2 or later")
+	f.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	f.BoolVar(&c.Insecure, "insecure", false, "allow plain HTTP on an address that is not loopback")
+	f.BoolVar(&c.MetricsAuth, "metrics-auth", false, "require a token with scope read for /metrics")
+	f.StringVar(&c.CommitEmailDomain, "commit-email-domain", def.CommitEmailDomain, "commits by the token named alice are authored by alice@<domain>")
+	f.Float64Var(&c.Limits.TokenRate, "token-rate", def.Limits.TokenRate, "requests per second one token may make, sustained (0: no limit)")
+	f.IntVar(&c.Limits.TokenBurst, "token-burst", def.Limits.TokenBurst, "requests one token may make at once above --token-rate")
+	f.Float64Var(&c.Limits.FailRate, "auth-fail-rate", def.Limits.FailRate, "failed authentications per second one client address may make before 429 (0: no limit)")
+	f.IntVar(&c.Limits.FailBurst, "auth-fail-burst", def.Limits.FailBurst, "failed authentications one client address may make at once")
+	f.IntVar(&c.Limits.StreamsPerToken, "max-streams-per-token", def.Limits.StreamsPerToken, "watch streams one token may hold open (0: no limit)")
+	f.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", def.ReadHeaderTimeout, "time allowed to read a request's header")
+	f.DurationVar(&c.ReadTimeout, "read-timeout", def.ReadTimeout, "time allowed to read a whole request, body included")
+	f.DurationVar(&c.IdleTimeout, "idle-timeout", def.IdleTimeout, "how long an idle kept-alive connection stays open")
+	f.Int64Var(&c.AuditMaxSize, "audit-max-size", def.AuditMaxSize, "size in bytes past which the audit log is rotated (rotated files are kept)")
+	f.StringVar(&c.VaultAddr, "vault-addr", os.Getenv("GITSTATE_VAULT_ADDR"), "Vault server whose transit keys may be recipients of secrets, token from $VAULT_TOKEN ($GITSTATE_VAULT_ADDR)")
+	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	return cmd
 }
 
@@ -71,19 +98,25 @@ func (o *serveOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := server.DefaultConfig()
-	cfg.DataDir = o.data
+	cfg := o.cfg
+	cfg.DataDir = o.root.data
 	cfg.Listen = o.listen
-	cfg.MaxValueSize = o.maxValue
 	cfg.AdminToken = os.Getenv("GITSTATE_ADMIN_TOKEN")
-	if o.vault != "" {
-		cfg.VaultAddr = o.vault
+	if cfg.VaultAddr != "" {
 		cfg.VaultToken = os.Getenv("VAULT_TOKEN")
 	}
 	cfg.Logger = log
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if o.debugListen != "" {
+		stop, err := serveDebug(o.debugListen, log)
+		if err != nil {
+			srv.Shutdown(context.Background())
+			return err
+		}
+		defer stop()
 	}
 	<-ctx.Done()
 	log.Info("shutting down: finishing requests in flight")

@@ -1,0 +1,302 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/storage"
+	"github.com/gitstate/gitstate/txn"
+)
+
+// sse writes Server-Sent Events.
+type sse struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (e *sse) event(name, id string, data []byte) error {
+	var b strings.Builder
+	if id != "" {
+		b.WriteString("id: ")
+		b.WriteString(id)
+		b.WriteByte('\n')
+	}
+	b.WriteString("event: ")
+	b.WriteString(name)
+	b.WriteString("\ndata: ")
+	b.Write(data)
+	b.WriteString("\n\n")
+	_, err := e.w.Write([]byte(b.String()))
+	return err
+}
+
+func (e *sse) flush() error { return e.rc.Flush() }
+
+// keepFor returns the filter of changes a watcher sees: under prefix, and
+// within the token's prefixes. Nil means everything.
+func keepFor(p *Principal, prefix string) func(string) bool {
+	if prefix == "" && (p == nil || p.Unrestricted()) {
+		return nil
+	}
+	return func(key string) bool {
+		return strings.HasPrefix(key, prefix) && (p == nil || p.CanKey(key))
+	}
+}
+
+// watch streams a repo's revisions (or a transaction branch's commits) as
+// Server-Sent Events.
+func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	repo, err := s.repoOf(r, ScopeRead)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if s.opts.Watch == nil {
+		s.writeError(w, r, gitstate.Errorf(gitstate.KindNotFound, "not_found", "watch is not enabled"))
+		return
+	}
+	q := r.URL.Query()
+	prefix := q.Get("prefix")
+	if err := storage.ValidatePrefix(prefix); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	interval := s.opts.WatchProgress
+	if v := q.Get("progress"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			s.writeError(w, r, badRequest("progress must be a duration of at least 1s"))
+			return
+		}
+		interval = d
+	}
+	resume := r.Header.Get("Last-Event-ID")
+	if resume == "" {
+		resume = q.Get("from")
+	}
+	branch := q.Get("branch")
+	if branch != "" && branch != storage.MainBranch && !strings.HasPrefix(branch, txn.BranchPrefix) {
+		s.writeError(w, r, badRequest("branch must be main or txn/<id>"))
+		return
+	}
+	var from int64
+	if (branch == "" || branch == storage.MainBranch) && resume != "" {
+		if from, err = repo.ResolveRevision(resume); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	} else if branch == "" || branch == storage.MainBranch {
+		from = repo.Head().Revision
+	}
+	p := PrincipalOf(r)
+	if s.opts.Streams != nil && p != nil {
+		release, ok := s.opts.Streams.Acquire(p.TokenID)
+		if !ok {
+			s.writeError(w, r, gitstate.Errorf(gitstate.KindTooManyRequests, "too_many_streams", "this token has too many watch streams open"))
+			return
+		}
+		defer release()
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	out := &sse{w: w, rc: http.NewResponseController(w)}
+	if err := out.flush(); err != nil {
+		return
+	}
+	keep := keepFor(p, prefix)
+	if strings.HasPrefix(branch, txn.BranchPrefix) {
+		s.watchBranch(r, out, repo, strings.TrimPrefix(branch, txn.BranchPrefix), resume, keep, interval)
+		return
+	}
+	s.watchMain(r, out, repo, from, keep, interval)
+}
+
+func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from int64, keep func(string) bool, interval time.Duration) {
+	feed, err := s.opts.Watch.Feed(repo.Name())
+	if err != nil {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	cursor := from
+	for {
+		entries, head, wake, err := feed.Since(cursor, 256)
+		if err != nil {
+			s.log.Warn("watch: reading revisions", "repo", repo.Name(), "err", err)
+			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server error; resume from the last id", Resume: strconv.FormatInt(cursor, 10)}))
+			return
+		}
+		skipped := false
+		for _, e := range entries {
+			data, ok := e.For(keep)
+			if !ok {
+				skipped = true
+				cursor = e.Info.Revision
+				continue
+			}
+			if err := out.event("revision", strconv.FormatInt(e.Info.Revision, 10), data); err != nil {
+				return
+			}
+			skipped = false
+			cursor = e.Info.Revision
+		}
+		if skipped {
+			// Filtered-out revisions passed: say so, so that a client
+			// resuming from here does not replay them.
+			if out.event("progress", strconv.FormatInt(cursor, 10), mustJSON(wire.WatchProgress{Revision: cursor})) != nil {
+				return
+			}
+		}
+		if out.flush() != nil {
+			return
+		}
+		if len(entries) > 0 && cursor < head {
+			continue // more history to send
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.opts.Watch.Done():
+			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server shutting down; resume from the last id", Resume: strconv.FormatInt(cursor, 10)}))
+			out.flush()
+			return
+		case <-wake:
+		case <-tick.C:
+			if out.event("progress", strconv.FormatInt(cursor, 10), mustJSON(wire.WatchProgress{Revision: max(cursor, head)})) != nil || out.flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// watchBranch streams the commits of a transaction's branch after the
+// commit resume (the whole transaction when empty or "0"), ending when the
+// transaction closes.
+func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, resume string, keep func(string) bool, interval time.Duration) {
+	ctx := r.Context()
+	if s.opts.Txns == nil || !txn.ValidID(id) {
+		out.event("close", "", mustJSON(wire.WatchClose{Reason: "no such transaction"}))
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	last, _ := storage.ParseHash(resume)
+	for {
+		changed := repo.Changed()
+		t, err := s.opts.Txns.Get(ctx, repo.Name(), id)
+		if err != nil {
+			out.event("close", "", mustJSON(wire.WatchClose{Reason: "no such transaction"}))
+			return
+		}
+		head := repo.Backend().Ref("refs/heads/" + t.Branch())
+		if t.Status != txn.Open || head.IsZero() {
+			out.event("close", "", mustJSON(wire.WatchClose{Reason: "transaction " + string(t.Status)}))
+			out.flush()
+			return
+		}
+		if head != last {
+			base, _ := storage.ParseHash(t.BaseCommit)
+			commits, err := branchCommits(repo, head, last, base)
+			if err != nil {
+				return
+			}
+			for _, c := range commits {
+				ev, err := commitEvent(ctx, repo, c, keep)
+				if err != nil {
+					return
+				}
+				if len(ev.Changes) > 0 {
+					if out.event("revision", c.String(), mustJSON(ev)) != nil {
+						return
+					}
+				}
+			}
+			last = head
+			if out.flush() != nil {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.opts.Watch.Done():
+			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server shutting down; resume from the last id", Resume: last.String()}))
+			out.flush()
+			return
+		case <-changed:
+		case <-tick.C:
+			if out.event("progress", "", mustJSON(wire.WatchProgress{Revision: repo.Head().Revision})) != nil || out.flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// branchCommits returns the first-parent commits from head back to (not
+// including) stop or base, oldest first.
+func branchCommits(repo *storage.Repo, head, stop, base storage.Hash) ([]storage.Hash, error) {
+	var out []storage.Hash
+	for h := head; !h.IsZero() && h != stop && h != base && len(out) < 10000; {
+		out = append(out, h)
+		c, err := repo.ReadCommit(h)
+		if err != nil {
+			return nil, err
+		}
+		if len(c.Parents) == 0 {
+			break
+		}
+		h = c.Parents[0]
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// commitEvent describes a branch commit against its first parent.
+func commitEvent(ctx context.Context, repo *storage.Repo, h storage.Hash, keep func(string) bool) (wire.WatchEvent, error) {
+	c, err := repo.ReadCommit(h)
+	if err != nil {
+		return wire.WatchEvent{}, err
+	}
+	var parent storage.Hash
+	if len(c.Parents) > 0 {
+		parent = c.Parents[0]
+	}
+	changes, err := repo.Diff(ctx, parent, h, "")
+	if err != nil {
+		return wire.WatchEvent{}, err
+	}
+	ev := wire.WatchEvent{Commit: h.String(), Author: c.Author.Name, Time: c.Author.When.UTC(), Message: c.Message, Changes: []wire.Change{}}
+	for _, ch := range changes {
+		if keep != nil && !keep(ch.Key) {
+			continue
+		}
+		op := "put"
+		var etag string
+		if ch.Op == storage.Deleted {
+			op = "delete"
+		} else {
+			etag = ch.To.Hash.String()
+		}
+		ev.Changes = append(ev.Changes, wire.Change{Key: ch.Key, Op: op, ETag: etag})
+	}
+	return ev, nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("marshal %T: %v", v, err))
+	}
+	return b
+}

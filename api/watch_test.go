@@ -1,0 +1,253 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gitstate/gitstate/api/wire"
+)
+
+// sseEvent is one parsed Server-Sent Event.
+type sseEvent struct {
+	ID, Name string
+	Data     string
+}
+
+// sseStream reads events from a watch in a goroutine.
+type sseStream struct {
+	resp   *http.Response
+	events chan sseEvent
+	cancel context.CancelFunc
+}
+
+func (e *txnEnv) watch(user, query string, header map[string]string) *sseStream {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+repoPath+"/watch?"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+user)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		e.t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		cancel()
+		e.t.Fatalf("watch: status %d", resp.StatusCode)
+	}
+	s := &sseStream{resp: resp, events: make(chan sseEvent, 100000), cancel: cancel}
+	go func() {
+		defer close(s.events)
+		sc := bufio.NewScanner(resp.Body)
+		var ev sseEvent
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if ev.Name != "" {
+					s.events <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.ID = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				ev.Name = line[7:]
+			case strings.HasPrefix(line, "data: "):
+				ev.Data = line[6:]
+			}
+		}
+	}()
+	e.t.Cleanup(s.close)
+	return s
+}
+
+func (s *sseStream) close() {
+	s.cancel()
+	s.resp.Body.Close()
+}
+
+// next returns the next event of the given names, failing after timeout.
+func (s *sseStream) next(t *testing.T, timeout time.Duration, names ...string) sseEvent {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatalf("stream ended while waiting for %v", names)
+			}
+			for _, n := range names {
+				if ev.Name == n {
+					return ev
+				}
+			}
+		case <-deadline:
+			t.Fatalf("no %v event within %s", names, timeout)
+		}
+	}
+}
+
+func revisionOf(t *testing.T, ev sseEvent) wire.WatchEvent {
+	t.Helper()
+	var we wire.WatchEvent
+	if err := json.Unmarshal([]byte(ev.Data), &we); err != nil {
+		t.Fatalf("event data %q: %v", ev.Data, err)
+	}
+	return we
+}
+
+func TestWatchReplayResumeAndLive(t *testing.T) {
+	e := newTxnEnv(t)
+	for i := 1; i <= 5; i++ {
+		e.must("alice", "PUT", fmt.Sprintf("%s/kv/k%d", repoPath, i), "v", nil, 200)
+	}
+	s := e.watch("bob", "from=0", nil)
+	for i := 1; i <= 5; i++ {
+		ev := s.next(t, 5*time.Second, "revision")
+		we := revisionOf(t, ev)
+		if ev.ID != fmt.Sprint(i) || we.Revision != int64(i) || len(we.Changes) != 1 || we.Changes[0].Key != fmt.Sprintf("k%d", i) || we.Changes[0].Op != "put" || we.Author != "alice" {
+			t.Fatalf("event %d: id %s %+v", i, ev.ID, we)
+		}
+	}
+	e.must("alice", "DELETE", repoPath+"/kv/k1", nil, nil, 200)
+	we := revisionOf(t, s.next(t, 5*time.Second, "revision"))
+	if we.Revision != 6 || we.Changes[0].Op != "delete" {
+		t.Errorf("live event: %+v", we)
+	}
+	// Resume with Last-Event-ID: only what came after.
+	r := e.watch("bob", "", map[string]string{"Last-Event-ID": "4"})
+	for _, want := range []int64{5, 6} {
+		if got := revisionOf(t, r.next(t, 5*time.Second, "revision")).Revision; got != want {
+			t.Fatalf("resumed event %d, want %d", got, want)
+		}
+	}
+}
+
+func TestWatchPrefixAndProgress(t *testing.T) {
+	e := newTxnEnv(t)
+	s := e.watch("bob", "from=0&prefix=apps/web/&progress=1s", nil)
+	e.must("alice", "PUT", repoPath+"/kv/apps/api/x", "1", nil, 200)
+	e.must("alice", "POST", repoPath+"/commits", wire.CommitRequest{Ops: []wire.Op{
+		{Op: "put", Key: "apps/web/a", Value: ptr("1")}, {Op: "put", Key: "apps/api/y", Value: ptr("2")}}}, nil, 200)
+	e.must("alice", "PUT", repoPath+"/kv/other", "1", nil, 200)
+	ev := s.next(t, 5*time.Second, "revision")
+	we := revisionOf(t, ev)
+	if we.Revision != 2 || len(we.Changes) != 1 || we.Changes[0].Key != "apps/web/a" {
+		t.Errorf("filtered event: %+v", we)
+	}
+	// Revision 3 touches nothing under the prefix: a progress event says
+	// the watcher is past it.
+	p := s.next(t, 5*time.Second, "progress")
+	var pr wire.WatchProgress
+	json.Unmarshal([]byte(p.Data), &pr)
+	if p.ID != "3" || pr.Revision != 3 {
+		t.Errorf("progress after filtered revisions: id %s %+v", p.ID, pr)
+	}
+	// And one on the timer.
+	s.next(t, 5*time.Second, "progress")
+}
+
+func TestWatchSlowWatcherMissesNothing(t *testing.T) {
+	e := newTxnEnv(t)
+	const n = 300
+	// A watcher that reads nothing while the writes happen.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+repoPath+"/watch?from=0", nil)
+	req.Header.Set("Authorization", "Bearer bob")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				e.must("alice", "PUT", fmt.Sprintf("%s/kv/w/%03d", repoPath, i), strings.Repeat("x", 2000), nil, 200)
+			}
+		}()
+	}
+	wg.Wait()
+	sc := bufio.NewScanner(resp.Body)
+	next := int64(1)
+	for sc.Scan() && next <= n {
+		if id, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+			if id != fmt.Sprint(next) {
+				t.Fatalf("event id %s, want %d", id, next)
+			}
+			next++
+		}
+	}
+	if next != n+1 {
+		t.Fatalf("received %d of %d revisions", next-1, n)
+	}
+}
+
+func TestWatchTxnBranch(t *testing.T) {
+	e := newTxnEnv(t)
+	var tx wire.Txn
+	e.must("alice", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+	s := e.watch("bob", "branch=txn/"+tx.ID, nil)
+	e.must("alice", "PUT", repoPath+"/txns/"+tx.ID+"/kv/a", "1", nil, 200)
+	e.must("alice", "PUT", repoPath+"/txns/"+tx.ID+"/kv/b", "2", nil, 200)
+	for _, key := range []string{"a", "b"} {
+		we := revisionOf(t, s.next(t, 5*time.Second, "revision"))
+		if len(we.Changes) != 1 || we.Changes[0].Key != key || we.Revision != 0 || we.Commit == "" {
+			t.Fatalf("branch event: %+v", we)
+		}
+	}
+	e.must("alice", "POST", repoPath+"/txns/"+tx.ID+"/commit", nil, nil, 200)
+	ev := s.next(t, 5*time.Second, "close")
+	if !strings.Contains(ev.Data, "committed") {
+		t.Errorf("close event: %s", ev.Data)
+	}
+}
+
+func TestLongPoll(t *testing.T) {
+	e := newTxnEnv(t)
+	e.must("alice", "PUT", repoPath+"/kv/a", "1", nil, 200)
+	var list wire.CommitList
+	// A revision after 0 exists: answered at once.
+	start := time.Now()
+	e.must("bob", "GET", repoPath+"/commits?after=0&wait=30s", nil, &list, 200)
+	if len(list.Commits) != 1 || list.Commits[0].Revision != 1 || time.Since(start) > 5*time.Second {
+		t.Fatalf("immediate: %+v", list)
+	}
+	// None after 1: waits for the next commit.
+	done := make(chan wire.CommitList)
+	go func() {
+		var l wire.CommitList
+		e.must("bob", "GET", repoPath+"/commits?after=1&wait=30s", nil, &l, 200)
+		done <- l
+	}()
+	time.Sleep(200 * time.Millisecond)
+	e.must("alice", "PUT", repoPath+"/kv/b", "2", nil, 200)
+	select {
+	case l := <-done:
+		if len(l.Commits) != 1 || l.Commits[0].Revision != 2 {
+			t.Errorf("woken: %+v", l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("long poll not woken by a commit")
+	}
+	// Nothing: empty at the timeout, with the head to move past.
+	e.must("bob", "GET", repoPath+"/commits?after=2&wait=300ms", nil, &list, 200)
+	if len(list.Commits) != 0 || list.Revision != 2 {
+		t.Errorf("timeout: %+v", list)
+	}
+	if status, code := e.do("bob", "GET", repoPath+"/commits?after=2&wait=forever", nil, nil); status != 400 || code != "invalid_request" {
+		t.Errorf("bad wait: %d %s", status, code)
+	}
+}

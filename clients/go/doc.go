@@ -1,0 +1,38 @@
+// Package client is the Go client of gitstate's HTTP API: a typed wrapper
+// over net/http for every route the server serves, except /metrics (scrape
+// that with Prometheus).
+//
+// A Client is created once with New and is safe for concurrent use by many
+// goroutines; it keeps no state between calls beyond its http.Client's
+// connection pool. Repo returns a handle on one repo's keys, commits and
+// history:
+//
+//	c, err := client.New("http://127.0.0.1:7070", client.WithToken(tok))
+//	kv := c.Repo("default")
+//	res, err := kv.Put(ctx, "apps/web/replicas", []byte("3"), nil)
+//	v, err := kv.Get(ctx, "apps/web/replicas", nil)
+//
+// Request and response bodies are the JSON types of package
+// github.com/gitstate/gitstate/api/wire, returned as decoded. Every returned
+// value, including byte slices, belongs to the caller.
+//
+// # Errors
+//
+// A response with a status other than 2xx (and 304 for a conditional Get)
+// becomes a *gitstate.Error: its Kind comes from the HTTP status (the same
+// mapping the server uses, in reverse), its Code, Message and Keys from the
+// JSON error body. Match it with errors.Is against the sentinels of package
+// gitstate (gitstate.ErrKeyNotFound, gitstate.ErrPreconditionFailed, ...) or
+// with errors.As. On 403 the error's cause is a *MissingError naming what the
+// token lacks. Transport failures are returned as net/http reports them.
+//
+// # Caveats
+//
+// The client does not retry: a write whose response is lost may or may not
+// have been applied. Use preconditions (PutOptions.IfMatch, Commit
+// preconditions) to make a retried write safe. Keys are sent as given; the
+// server validates them.
+//
+// The package links nothing of the server: it imports only the standard
+// library, package gitstate and api/wire (a test checks it).
+package client

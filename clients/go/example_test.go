@@ -1,0 +1,157 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/http/httptest"
+	"os"
+
+	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/api"
+	"github.com/gitstate/gitstate/api/wire"
+	client "github.com/gitstate/gitstate/clients/go"
+	"github.com/gitstate/gitstate/storage"
+)
+
+// exampleServer runs the real API over a store in a temporary directory
+// and returns its URL and a function that stops it. In real use the server
+// is a separate "gitstate serve" process.
+func exampleServer() (url string, stop func()) {
+	dir, err := os.MkdirTemp("", "gitstate-example-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	st, err := storage.Open(context.Background(), dir, storage.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ts := httptest.NewServer(api.New(api.Options{Store: st}))
+	return ts.URL, func() {
+		ts.Close()
+		st.Close()
+		os.RemoveAll(dir)
+	}
+}
+
+func Example() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+
+	c, err := client.New(url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	kv := c.Repo("default")
+	res, err := kv.Put(ctx, "apps/web/replicas", []byte("3"), &client.PutOptions{Message: "scale web to 3"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("revision", res.Revision, "etag", res.ETag)
+
+	v, err := kv.Get(ctx, "apps/web/replicas", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s = %s (changed at revision %d)\n", v.Key, v.Data, v.ModRevision)
+
+	_, err = kv.Get(ctx, "apps/db/replicas", nil)
+	fmt.Println("missing key:", errors.Is(err, gitstate.ErrKeyNotFound))
+	// Output:
+	// revision 1 etag e440e5c842586965a7fb77deda2eca68612b1f53
+	// apps/web/replicas = 3 (changed at revision 1)
+	// missing key: true
+}
+
+// Read-modify-write with If-Match: a write based on a stale read fails
+// with a precondition error instead of losing the other writer's update.
+func ExampleRepo_Put_ifMatch() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	c, _ := client.New(url)
+	kv := c.Repo("default")
+
+	kv.Put(ctx, "counter", []byte("1"), &client.PutOptions{Create: true})
+	v, _ := kv.Get(ctx, "counter", nil)
+
+	// Someone else writes in between.
+	kv.Put(ctx, "counter", []byte("5"), nil)
+
+	_, err := kv.Put(ctx, "counter", []byte("2"), &client.PutOptions{IfMatch: v.ETag})
+	fmt.Println(errors.Is(err, gitstate.ErrPreconditionFailed))
+	// Output: true
+}
+
+// An atomic batch: every op applies in one commit, or none does.
+func ExampleRepo_Commit() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	c, _ := client.New(url)
+	kv := c.Repo("default")
+
+	res, err := kv.Commit(ctx, &wire.CommitRequest{
+		Message: "deploy web and db together",
+		Ops: []wire.Op{
+			client.PutOp("apps/web/image", []byte("web:1.4")),
+			client.PutOp("apps/db/image", []byte("db:9.2")),
+		},
+		Preconditions: []wire.Precondition{client.IfAbsent("apps/web/image")},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ci, _ := kv.CommitInfo(ctx, wire.RevNumber(res.Revision))
+	for _, ch := range ci.Changes {
+		fmt.Println(ch.Op, ch.Key)
+	}
+	// Output:
+	// put apps/db/image
+	// put apps/web/image
+}
+
+// Items lists every key under a prefix, following pages at one revision.
+func ExampleRepo_Items() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	c, _ := client.New(url)
+	kv := c.Repo("default")
+	for _, k := range []string{"apps/web", "apps/db", "apps/cache", "infra/dns"} {
+		kv.Put(ctx, k, []byte("on"), nil)
+	}
+
+	for it, err := range kv.Items(ctx, &client.ListOptions{Prefix: "apps/", Limit: 2}) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(it.Key, it.ModRevision)
+	}
+	// Output:
+	// apps/cache 3
+	// apps/db 2
+	// apps/web 1
+}
+
+// Rollback sets the state under a prefix back to a past revision in one new
+// commit.
+func ExampleRepo_Rollback() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	c, _ := client.New(url)
+	kv := c.Repo("default")
+	kv.Put(ctx, "apps/web/image", []byte("web:1.4"), nil) // revision 1
+	kv.Put(ctx, "apps/web/image", []byte("web:1.5"), nil) // revision 2
+
+	res, err := kv.Rollback(ctx, "1", &client.RollbackOptions{Prefix: "apps/web/"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, _ := kv.Get(ctx, "apps/web/image", nil)
+	fmt.Printf("revision %d: %s\n", res.Revision, v.Data)
+	// Output: revision 3: web:1.4
+}

@@ -1,0 +1,357 @@
+package client
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/api/wire"
+)
+
+// Value is a key's value as read by Get or Stat, with the metadata the
+// server sends in headers.
+type Value struct {
+	Key string
+	// Data is the value's bytes (nil for Stat and when NotModified). It
+	// belongs to the caller.
+	Data []byte
+	// ETag is the value's blob id, without quotes: what PutOptions.IfMatch
+	// and GetOptions.IfNoneMatch take.
+	ETag string
+	// Size is the value's length in bytes.
+	Size int64
+	// Revision and Commit say which revision of main was read.
+	Revision int64
+	Commit   string
+	// ModRevision is the revision that last changed the key.
+	ModRevision int64
+	// NotModified is set when GetOptions.IfNoneMatch matched: the server
+	// answered 304 and Data is nil.
+	NotModified bool
+}
+
+// GetOptions are the options of Get and Stat. The zero value reads at head.
+type GetOptions struct {
+	// Rev reads at a past revision: a number or a commit id.
+	Rev wire.Rev
+	// IfNoneMatch is an etag (or "*"): when the value's etag matches, Get
+	// returns a Value with NotModified set and no Data.
+	IfNoneMatch string
+}
+
+// Get reads key (GET /v1/repos/{repo}/kv/{key}). A missing key gives
+// gitstate.ErrKeyNotFound. opts may be nil.
+func (r *Repo) Get(ctx context.Context, key string, opts *GetOptions) (*Value, error) {
+	return r.read(ctx, http.MethodGet, key, opts)
+}
+
+// Stat is Get without the value (HEAD /v1/repos/{repo}/kv/{key}): the
+// etag, size and revisions. A HEAD response has no body, so a failed Stat's
+// error has the code of its status's kind ("not_found" for a missing key or
+// repo alike) and no message from the server.
+func (r *Repo) Stat(ctx context.Context, key string, opts *GetOptions) (*Value, error) {
+	return r.read(ctx, http.MethodHead, key, opts)
+}
+
+func (r *Repo) read(ctx context.Context, method, key string, opts *GetOptions) (*Value, error) {
+	if opts == nil {
+		opts = &GetOptions{}
+	}
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	req := &request{method: method, path: repoPath(r.name, "/kv/"+escapeKey(key))}
+	if opts.Rev != "" {
+		req.query = url.Values{"rev": {string(opts.Rev)}}
+	}
+	if opts.IfNoneMatch != "" {
+		req.header = http.Header{"If-None-Match": {quoteETag(opts.IfNoneMatch)}}
+	}
+	resp, err := r.c.send(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer closeBody(resp)
+	switch {
+	case resp.StatusCode == http.StatusNotModified:
+	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
+	default:
+		return nil, errorOf(resp)
+	}
+	v := &Value{Key: key, ETag: unquoteETag(resp.Header.Get("ETag")), NotModified: resp.StatusCode == http.StatusNotModified}
+	h := resp.Header
+	v.Revision, _ = strconv.ParseInt(h.Get(wire.HeaderRevision), 10, 64)
+	v.Commit = h.Get(wire.HeaderCommit)
+	v.ModRevision, _ = strconv.ParseInt(h.Get(wire.HeaderModRevision), 10, 64)
+	if v.NotModified {
+		return v, nil
+	}
+	v.Size = resp.ContentLength
+	if method == http.MethodHead {
+		return v, nil
+	}
+	if v.Data, err = io.ReadAll(resp.Body); err != nil {
+		return nil, fmt.Errorf("gitstate client: read value of %q: %w", key, err)
+	}
+	v.Size = int64(len(v.Data))
+	return v, nil
+}
+
+// PutOptions are the options of Put. The zero value writes unconditionally
+// with a generated commit message.
+type PutOptions struct {
+	// IfMatch is the etag the key must have (or "*": the key must exist),
+	// else the write fails with gitstate.ErrPreconditionFailed.
+	IfMatch string
+	// Create writes only if the key is absent (If-None-Match: *), else the
+	// write fails with gitstate.ErrPreconditionFailed.
+	Create bool
+	// Message is the commit message.
+	Message string
+}
+
+// Put sets key to value in one commit (PUT /v1/repos/{repo}/kv/{key}).
+// Writing the value the key already has makes no commit (Changed false).
+// opts may be nil.
+func (r *Repo) Put(ctx context.Context, key string, value []byte, opts *PutOptions) (*wire.WriteResult, error) {
+	if opts == nil {
+		opts = &PutOptions{}
+	}
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	req := &request{method: http.MethodPut, path: repoPath(r.name, "/kv/"+escapeKey(key)), body: value, header: http.Header{}}
+	if opts.IfMatch != "" {
+		req.header.Set("If-Match", quoteETag(opts.IfMatch))
+	}
+	if opts.Create {
+		req.header.Set("If-None-Match", "*")
+	}
+	if opts.Message != "" {
+		req.query = url.Values{"message": {opts.Message}}
+	}
+	var out wire.WriteResult
+	if err := r.c.do(ctx, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteOptions are the options of Delete.
+type DeleteOptions struct {
+	// IfMatch is the etag the key must have, else the delete fails with
+	// gitstate.ErrPreconditionFailed.
+	IfMatch string
+	// Prefix deletes every key under key + "/" in one commit.
+	Prefix bool
+	// Message is the commit message.
+	Message string
+}
+
+// Delete removes key, or with Prefix every key under it, in one commit
+// (DELETE /v1/repos/{repo}/kv/{key}). A missing key gives
+// gitstate.ErrKeyNotFound. opts may be nil.
+func (r *Repo) Delete(ctx context.Context, key string, opts *DeleteOptions) (*wire.DeleteResult, error) {
+	if opts == nil {
+		opts = &DeleteOptions{}
+	}
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	req := &request{method: http.MethodDelete, path: repoPath(r.name, "/kv/"+escapeKey(key)), query: url.Values{}}
+	if opts.IfMatch != "" {
+		req.header = http.Header{"If-Match": {quoteETag(opts.IfMatch)}}
+	}
+	if opts.Prefix {
+		req.query.Set("prefix", "true")
+	}
+	if opts.Message != "" {
+		req.query.Set("message", opts.Message)
+	}
+	var out wire.DeleteResult
+	if err := r.c.do(ctx, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListOptions select the keys of List, Pages, Items and ListAll.
+type ListOptions struct {
+	// Prefix keeps the keys that start with it ("apps/web/").
+	Prefix string
+	// After keeps the keys that sort after it: the Next of a previous page.
+	After string
+	// Limit is the page size (0: the server's default, 1,000; at most
+	// 10,000).
+	Limit int
+	// Values asks for each key's value (ListItem.Value, or ValueBase64 for
+	// bytes that are not UTF-8).
+	Values bool
+	// Rev lists a past revision: a number or a commit id (empty: head).
+	Rev wire.Rev
+}
+
+// List reads one page of keys in key order (GET /v1/repos/{repo}/kv). The
+// page's Next, when not empty, is the After of the following page; read it
+// at the page's Revision to stay on one snapshot (Pages does both). opts may
+// be nil.
+func (r *Repo) List(ctx context.Context, opts *ListOptions) (*wire.ListResponse, error) {
+	if opts == nil {
+		opts = &ListOptions{}
+	}
+	q := url.Values{}
+	if opts.Prefix != "" {
+		q.Set("prefix", opts.Prefix)
+	}
+	if opts.After != "" {
+		q.Set("after", opts.After)
+	}
+	if opts.Limit > 0 {
+		q.Set("limit", strconv.Itoa(opts.Limit))
+	}
+	if opts.Values {
+		q.Set("values", "true")
+	}
+	if opts.Rev != "" {
+		q.Set("rev", string(opts.Rev))
+	}
+	var out wire.ListResponse
+	if err := r.c.do(ctx, &request{method: http.MethodGet, path: repoPath(r.name, "/kv"), query: q}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Pages returns an iterator over every page of a listing. The first page is
+// read at opts.Rev (head when empty) and every following one at the
+// revision the first was read at, so the pages together are one consistent
+// snapshot even while others write. Iteration stops after the first error,
+// which is yielded with a nil page. opts may be nil.
+func (r *Repo) Pages(ctx context.Context, opts *ListOptions) iter.Seq2[*wire.ListResponse, error] {
+	return func(yield func(*wire.ListResponse, error) bool) {
+		err := r.walk(ctx, opts, 0, func(page *wire.ListResponse) bool { return yield(page, nil) })
+		if err != nil {
+			yield(nil, err)
+		}
+	}
+}
+
+// Items returns an iterator over every key of a listing, one consistent
+// snapshot as with Pages. Iteration stops after the first error, which is
+// yielded with a zero item. opts may be nil.
+func (r *Repo) Items(ctx context.Context, opts *ListOptions) iter.Seq2[wire.ListItem, error] {
+	return func(yield func(wire.ListItem, error) bool) {
+		err := r.walk(ctx, opts, 0, func(page *wire.ListResponse) bool {
+			for _, it := range page.Items {
+				if !yield(it, nil) {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			yield(wire.ListItem{}, err)
+		}
+	}
+}
+
+// ListAll reads a listing to its end, or to maxItems keys when maxItems > 0, as one
+// consistent snapshot (see Pages), and returns it as one response: Revision
+// is the snapshot's, Next is empty when every key was read and otherwise the
+// After that continues the listing. opts may be nil.
+func (r *Repo) ListAll(ctx context.Context, opts *ListOptions, maxItems int) (*wire.ListResponse, error) {
+	out := &wire.ListResponse{Items: []wire.ListItem{}}
+	err := r.walk(ctx, opts, maxItems, func(page *wire.ListResponse) bool {
+		out.Revision = page.Revision
+		out.Items = append(out.Items, page.Items...)
+		out.Next = page.Next
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// walk reads the pages of a listing, pinned to the first page's revision,
+// until the last page, maxItems keys (when maxItems > 0) or fn returning
+// false.
+func (r *Repo) walk(ctx context.Context, opts *ListOptions, maxItems int, fn func(*wire.ListResponse) bool) error {
+	o := ListOptions{}
+	if opts != nil {
+		o = *opts
+	}
+	pageSize := o.Limit
+	if pageSize <= 0 {
+		pageSize = defaultPageSize
+	}
+	read := 0
+	for {
+		if maxItems > 0 {
+			o.Limit = min(pageSize, maxItems-read)
+		}
+		page, err := r.List(ctx, &o)
+		if err != nil {
+			return err
+		}
+		read += len(page.Items)
+		if !fn(page) || page.Next == "" || (maxItems > 0 && read >= maxItems) {
+			return nil
+		}
+		o.After = page.Next
+		o.Rev = wire.RevNumber(page.Revision)
+	}
+}
+
+// defaultPageSize is the server's default page size.
+const defaultPageSize = 1000
+
+// checkKey refuses the empty key here: its URL would name the list route.
+// Every other check is the server's.
+func checkKey(key string) error {
+	if key == "" {
+		return &gitstate.Error{Kind: gitstate.KindInvalid, Code: gitstate.ErrInvalidKey.Code, Message: "key must not be empty"}
+	}
+	return nil
+}
+
+// quoteETag returns an entity tag as the HTTP headers take it: "*" and
+// quoted or weak tags as they are, a bare blob id in quotes.
+func quoteETag(t string) string {
+	t = strings.TrimSpace(t)
+	if t == "*" || strings.HasPrefix(t, `"`) || strings.HasPrefix(t, "W/") {
+		return t
+	}
+	return `"` + t + `"`
+}
+
+// unquoteETag returns the blob id of an ETag header.
+func unquoteETag(t string) string {
+	return strings.Trim(strings.TrimPrefix(strings.TrimSpace(t), "W/"), `"`)
+}
+
+// ItemValue returns the value of a listed item (ListOptions.Values): its
+// Value, or its ValueBase64 decoded.
+func ItemValue(it wire.ListItem) ([]byte, error) {
+	switch {
+	case it.Value != nil:
+		return []byte(*it.Value), nil
+	case it.ValueBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*it.ValueBase64)
+		if err != nil {
+			return nil, fmt.Errorf("gitstate client: value of %q: %w", it.Key, err)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("gitstate client: %q was listed without its value", it.Key)
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestCLIText checks the text output of every client command, through the
+// built binary against the real server.
+func TestCLIText(t *testing.T) {
+	url := startServer(t, "")
+	run := func(stdin string, args ...string) string {
+		t.Helper()
+		res := runCLI(t, url, []byte(stdin), nil, args...)
+		if res.exit != 0 {
+			t.Fatalf("gitstate %q: exit %d: %s", args, res.exit, res.stderr)
+		}
+		return res.stdout
+	}
+	commitLine := regexp.MustCompile(`^revision (\d+) commit [0-9a-f]{40}( etag [0-9a-f]{40})?\n$`)
+	checkLine := func(out string, rev string) {
+		t.Helper()
+		m := commitLine.FindStringSubmatch(out)
+		if m == nil || m[1] != rev {
+			t.Errorf("output %q, want a commit line for revision %s", out, rev)
+		}
+	}
+
+	checkLine(run("", "put", "apps/web/replicas", "3", "-m", "scale web"), "1")
+	checkLine(run("kind: Deployment\nreplicas: 3\n", "put", "apps/web/deploy.yaml", "-"), "2")
+	checkLine(run("", "put", "apps/db/replicas", "--", "-1"), "3")
+	if out := run("", "put", "apps/web/replicas", "3"); out != "unchanged at revision 3\n" {
+		t.Errorf("put of the same value: %q", out)
+	}
+	if out := run("", "get", "apps/web/deploy.yaml"); out != "kind: Deployment\nreplicas: 3\n" {
+		t.Errorf("get prints %q, want the raw value", out)
+	}
+	if out := run("", "get", "apps/db/replicas"); out != "-1" {
+		t.Errorf("get of a value given after --: %q", out)
+	}
+	if out := run("", "ls"); out != "apps/db/replicas\napps/web/deploy.yaml\napps/web/replicas\n" {
+		t.Errorf("ls: %q", out)
+	}
+	if out := run("", "ls", "apps/web/", "--values", "--page-size", "1"); out != "apps/web/deploy.yaml\t\"kind: Deployment\\nreplicas: 3\\n\"\napps/web/replicas\t3\n" {
+		t.Errorf("ls --values: %q", out)
+	}
+	if out := run("", "ls", "--limit", "1"); out != "apps/db/replicas\n" {
+		t.Errorf("ls --limit 1: %q", out)
+	}
+	log := runCLI(t, url, nil, nil, "log", "--limit", "2")
+	if !regexp.MustCompile(`^r3 [0-9a-f]{12} \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ admin: .*\n    put apps/db/replicas\nr2 `).MatchString(log.stdout) ||
+		log.stderr != "(more: --after 2)\n" {
+		t.Errorf("log --limit 2:\n%s\nstderr %q", log.stdout, log.stderr)
+	}
+	if out := run("", "log", "--key", "apps/web/replicas"); !strings.Contains(out, ": scale web\n    put apps/web/replicas\n") {
+		t.Errorf("log --key: %q", out)
+	}
+	if out := run("", "diff", "1"); out != "A\tapps/db/replicas\nA\tapps/web/deploy.yaml\n" {
+		t.Errorf("diff 1: %q", out)
+	}
+	if out := run("", "diff", "0", "1", "--patch"); !strings.Contains(out, "+++ b/apps/web/replicas\n") || !strings.Contains(out, "+3\n") {
+		t.Errorf("diff --patch: %q", out)
+	}
+	checkLine(run("", "revert", "3"), "4")
+	checkLine(run("", "rollback", "1", "--prefix", "apps/web/"), "5")
+	checkLine(run("", "del", "apps/web", "--prefix"), "6")
+	if out := run("", "ls"); out != "" {
+		t.Errorf("ls after deleting everything: %q", out)
+	}
+	if out := run("", "repo", "create", "team-a"); out != "team-a\trevision 0\n" {
+		t.Errorf("repo create: %q", out)
+	}
+	if out := run("", "repo", "ls"); out != "default\trevision 6\nteam-a\trevision 0\n" {
+		t.Errorf("repo ls: %q", out)
+	}
+}
+
+// TestCLIExitCodes checks the exit statuses "gitstate help exit-codes"
+// documents, and the error line on stderr.
+func TestCLIExitCodes(t *testing.T) {
+	url := startServer(t, "")
+	if res := runCLI(t, url, nil, nil, "put", "k", "v1"); res.exit != 0 {
+		t.Fatalf("put: %+v", res)
+	}
+	tests := []struct {
+		args   []string
+		exit   int
+		stderr string // prefix of the first line
+	}{
+		{[]string{"get"}, exitUsage, "gitstate: accepts 1 arg(s), received 0"},
+		{[]string{"get", "a", "b"}, exitUsage, "gitstate: accepts 1 arg(s)"},
+		{[]string{"get", "k", "--bogus"}, exitUsage, "gitstate: unknown flag: --bogus"},
+		{[]string{"ls", "--limit", "x"}, exitUsage, `gitstate: invalid argument "x"`},
+		{[]string{"ls", "-o", "yaml"}, exitUsage, "gitstate: -o/--output must be text or json"},
+		{[]string{"put", "k", "v", "--create", "--if-match", "abc"}, exitUsage, "gitstate: --create and --if-match"},
+		{[]string{"repo", "frob"}, exitUsage, `gitstate: unknown command "frob"`},
+		{[]string{"get", "k", "--server", "ftp://x"}, exitUsage, "gitstate: --server:"},
+		{[]string{"get", "nope"}, exitNotFound, "gitstate: key_not_found: "},
+		{[]string{"get", "k", "--repo", "nope"}, exitNotFound, "gitstate: repo_not_found: "},
+		{[]string{"get", "k", "--rev", "9"}, exitNotFound, "gitstate: revision_not_found: "},
+		{[]string{"put", "k", "v2", "--create"}, exitPrecondition, "gitstate: precondition_failed: "},
+		{[]string{"repo", "create", "default"}, exitPrecondition, "gitstate: repo_exists: "},
+		{[]string{"get", "a//b"}, exitError, "gitstate: invalid_key: "},
+		{[]string{"get", "k", "--rev", "HEAD"}, exitError, "gitstate: invalid_revision: "},
+		{[]string{"get", "k", "--server", "http://127.0.0.1:1"}, exitError, "gitstate: Get "},
+	}
+	for _, tt := range tests {
+		res := runCLI(t, url, nil, nil, tt.args...)
+		if res.exit != tt.exit || !strings.HasPrefix(res.stderr, tt.stderr) {
+			t.Errorf("gitstate %q: exit %d, stderr %q; want exit %d, stderr %q...", tt.args, res.exit, res.stderr, tt.exit, tt.stderr)
+		}
+		if res.stdout != "" {
+			t.Errorf("gitstate %q failed but printed %q", tt.args, res.stdout)
+		}
+	}
+}
+
+// TestCLIEnv checks GITSTATE_SERVER (every run sets it), GITSTATE_REPO,
+// GITSTATE_TOKEN and --token, against a server with an admin token.
+func TestCLIEnv(t *testing.T) {
+	url := startServer(t, "s3cret")
+	if res := runCLI(t, url, nil, nil, "repo", "ls"); res.exit != exitError || !strings.HasPrefix(res.stderr, "gitstate: unauthorized: ") {
+		t.Errorf("no token: %+v", res)
+	}
+	tok := []string{"GITSTATE_TOKEN=s3cret"}
+	if res := runCLI(t, url, nil, tok, "repo", "create", "team-a"); res.exit != 0 {
+		t.Fatalf("GITSTATE_TOKEN: %+v", res)
+	}
+	if res := runCLI(t, url, nil, append(tok, "GITSTATE_REPO=team-a"), "put", "k", "in team-a"); res.exit != 0 {
+		t.Fatalf("GITSTATE_REPO: %+v", res)
+	}
+	if res := runCLI(t, url, nil, nil, "get", "k", "--repo", "team-a", "--token", "s3cret"); res.stdout != "in team-a" {
+		t.Errorf("--token and --repo: %+v", res)
+	}
+	if res := runCLI(t, url, nil, []string{"GITSTATE_TOKEN=s3cret"}, "get", "k"); res.exit != exitNotFound {
+		t.Errorf("k in the default repo: %+v", res)
+	}
+	// Help must not print the token.
+	if res := runCLI(t, url, nil, tok, "get", "--help"); strings.Contains(res.stdout, "s3cret") {
+		t.Errorf("help prints the token:\n%s", res.stdout)
+	}
+	// The server address may omit the scheme.
+	host := strings.TrimPrefix(url, "http://")
+	if res := runCLI(t, url, nil, tok, "get", "k", "--repo", "team-a", "--server", host); res.stdout != "in team-a" {
+		t.Errorf("--server without a scheme: %+v", res)
+	}
+}

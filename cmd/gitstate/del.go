@@ -1,0 +1,49 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	client "github.com/gitstate/gitstate/clients/go"
+)
+
+// delOptions are the options of "gitstate del".
+type delOptions struct {
+	g       *globalOptions
+	prefix  bool
+	ifMatch string
+	message string
+}
+
+func newDelCmd(g *globalOptions) *cobra.Command {
+	o := &delOptions{g: g}
+	cmd := &cobra.Command{
+		Use:     "del KEY",
+		Aliases: []string{"delete", "rm"},
+		Short:   "Delete a key, or every key under it, in one commit",
+		Example: `  gitstate del apps/web/replicas
+  gitstate del apps/web --prefix    # every key under apps/web/`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: runE(o.run),
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.prefix, "prefix", false, "delete every key under KEY/")
+	f.StringVar(&o.ifMatch, "if-match", "", "delete only if the key's etag is this one")
+	f.StringVarP(&o.message, "message", "m", "", "commit message")
+	return cmd
+}
+
+func (o *delOptions) run(cmd *cobra.Command, args []string) error {
+	p, err := o.g.printer(cmd.OutOrStdout())
+	if err != nil {
+		return err
+	}
+	kv, err := o.g.repoClient()
+	if err != nil {
+		return err
+	}
+	res, err := kv.Delete(cmd.Context(), args[0], &client.DeleteOptions{Prefix: o.prefix, IfMatch: o.ifMatch, Message: o.message})
+	if err != nil {
+		return err
+	}
+	return p.deleted(res)
+}

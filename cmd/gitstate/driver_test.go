@@ -1,0 +1,388 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/api/wire"
+	client "github.com/gitstate/gitstate/clients/go"
+	"github.com/gitstate/gitstate/server"
+)
+
+// driver is what the end-to-end scenarios need of gitstate: implemented by
+// the Go client (clientDriver) and by the built binary (cliDriver), so that
+// the same scenarios check both. Errors are *gitstate.Error (the CLI's are
+// rebuilt from its stderr and also carry its exit status).
+type driver interface {
+	CreateRepo(name string) (*wire.Repo, error)
+	ListRepos() (*wire.RepoList, error)
+	Put(repo, key string, value []byte, o client.PutOptions) (*wire.WriteResult, error)
+	Get(repo, key string, rev wire.Rev) (*client.Value, error)
+	Del(repo, key string, o client.DeleteOptions) (*wire.DeleteResult, error)
+	// List reads a whole listing (at most max keys when max > 0); o.Limit
+	// is the page size.
+	List(repo string, o client.ListOptions, max int) (*wire.ListResponse, error)
+	Log(repo string, o client.LogOptions) (*wire.CommitList, error)
+	Diff(repo string, from, to wire.Rev, o client.DiffOptions) (*wire.DiffResponse, error)
+	Revert(repo string, rev wire.Rev, force bool) (*wire.CommitResult, error)
+	Rollback(repo string, to wire.Rev, prefix string) (*wire.CommitResult, error)
+}
+
+// testToken is the administrator token of test servers started without
+// one of their own.
+const testToken = "gitstate-test-admin-token"
+
+// startServer starts the real server on a loopback port over a fresh data
+// directory, stopped when the test ends, and returns its URL.
+func startServer(t testing.TB, adminToken string) string {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	if adminToken == "" {
+		adminToken = testToken
+	}
+	cfg.AdminToken = adminToken
+	cfg.Banner = io.Discard
+	cfg.ShutdownTimeout = 10 * time.Second
+	srv, err := server.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return "http://" + srv.Addr()
+}
+
+// clientDriver drives gitstate through the Go client.
+type clientDriver struct{ c *client.Client }
+
+var _ driver = clientDriver{}
+
+func newClientDriver(t testing.TB, url string) clientDriver {
+	c, err := client.New(url, client.WithToken(testToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clientDriver{c: c}
+}
+
+func (d clientDriver) CreateRepo(name string) (*wire.Repo, error) {
+	return d.c.CreateRepo(context.Background(), name)
+}
+
+func (d clientDriver) ListRepos() (*wire.RepoList, error) { return d.c.ListRepos(context.Background()) }
+
+func (d clientDriver) Put(repo, key string, value []byte, o client.PutOptions) (*wire.WriteResult, error) {
+	return d.c.Repo(repo).Put(context.Background(), key, value, &o)
+}
+
+func (d clientDriver) Get(repo, key string, rev wire.Rev) (*client.Value, error) {
+	return d.c.Repo(repo).Get(context.Background(), key, &client.GetOptions{Rev: rev})
+}
+
+func (d clientDriver) Del(repo, key string, o client.DeleteOptions) (*wire.DeleteResult, error) {
+	return d.c.Repo(repo).Delete(context.Background(), key, &o)
+}
+
+func (d clientDriver) List(repo string, o client.ListOptions, max int) (*wire.ListResponse, error) {
+	return d.c.Repo(repo).ListAll(context.Background(), &o, max)
+}
+
+func (d clientDriver) Log(repo string, o client.LogOptions) (*wire.CommitList, error) {
+	return d.c.Repo(repo).Log(context.Background(), &o)
+}
+
+func (d clientDriver) Diff(repo string, from, to wire.Rev, o client.DiffOptions) (*wire.DiffResponse, error) {
+	return d.c.Repo(repo).Diff(context.Background(), from, to, &o)
+}
+
+func (d clientDriver) Revert(repo string, rev wire.Rev, force bool) (*wire.CommitResult, error) {
+	return d.c.Repo(repo).Revert(context.Background(), rev, &client.RevertOptions{Force: force})
+}
+
+func (d clientDriver) Rollback(repo string, to wire.Rev, prefix string) (*wire.CommitResult, error) {
+	return d.c.Repo(repo).Rollback(context.Background(), to, &client.RollbackOptions{Prefix: prefix})
+}
+
+// The gitstate binary, built once per test run by gitstateBinary.
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// gitstateBinary builds cmd/gitstate with "go build" (once) and returns the
+// path of the binary.
+func gitstateBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			binErr = fmt.Errorf("go tool not found: %w", err)
+			return
+		}
+		if binDir, binErr = os.MkdirTemp("", "gitstate-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "gitstate")
+		out, err := exec.Command(goTool, "build", "-o", binPath, "github.com/gitstate/gitstate/cmd/gitstate").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// cliEnv is the environment of a run of the binary: the test's, without
+// its GITSTATE_ variables, with GITSTATE_SERVER set to url.
+func cliEnv(url string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GITSTATE_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "GITSTATE_SERVER="+url, "GITSTATE_TOKEN="+testToken)
+}
+
+// cliResult is what one run of the binary did.
+type cliResult struct {
+	stdout, stderr string
+	exit           int
+}
+
+// runCLI runs the binary with args and stdin, with GITSTATE_SERVER set to
+// url and every other GITSTATE_ variable of the test's environment removed
+// (env adds some back).
+func runCLI(t testing.TB, url string, stdin []byte, env []string, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.Command(gitstateBinary(t), args...)
+	cmd.Env = append(cliEnv(url), env...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := cliResult{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		res.exit = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run gitstate %q: %v", args, err)
+	}
+	return res
+}
+
+// cliError is a failed run of the binary: the API error rebuilt from
+// stderr ("gitstate: <code>: <message>") and the exit status.
+type cliError struct {
+	exit int
+	err  *gitstate.Error
+}
+
+func (e *cliError) Error() string { return fmt.Sprintf("%v (exit status %d)", e.err, e.exit) }
+func (e *cliError) Unwrap() error { return e.err }
+
+// cliDriver drives gitstate through the built binary with -o json.
+type cliDriver struct {
+	t   testing.TB
+	url string
+}
+
+var _ driver = cliDriver{}
+
+// run runs a client command with -o json and decodes its output into out.
+func (d cliDriver) run(out any, stdin []byte, args ...string) error {
+	d.t.Helper()
+	res := runCLI(d.t, d.url, stdin, nil, append(args, "-o", "json")...)
+	if res.exit != 0 {
+		line, _, _ := strings.Cut(res.stderr, "\n")
+		rest, ok := strings.CutPrefix(line, "gitstate: ")
+		if !ok {
+			d.t.Fatalf("gitstate %q: exit %d, stderr %q does not start with \"gitstate: \"", args, res.exit, res.stderr)
+		}
+		code, msg, _ := strings.Cut(rest, ": ")
+		ge := &gitstate.Error{Code: code, Message: msg}
+		if m, keys, ok := strings.Cut(strings.TrimSuffix(msg, ")"), " (keys: "); ok {
+			ge.Message, ge.Keys = m, strings.Split(keys, ", ")
+		}
+		return &cliError{exit: res.exit, err: ge}
+	}
+	if res.stderr != "" {
+		d.t.Errorf("gitstate %q succeeded but wrote to stderr: %q", args, res.stderr)
+	}
+	dec := json.NewDecoder(strings.NewReader(res.stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		d.t.Fatalf("gitstate %q -o json: decode %q: %v", args, res.stdout, err)
+	}
+	return nil
+}
+
+func (d cliDriver) CreateRepo(name string) (*wire.Repo, error) {
+	var out wire.Repo
+	return &out, d.run(&out, nil, "repo", "create", name)
+}
+
+func (d cliDriver) ListRepos() (*wire.RepoList, error) {
+	var out wire.RepoList
+	return &out, d.run(&out, nil, "repo", "ls")
+}
+
+// Put always sends the value on stdin ("-"), so that any bytes go through.
+func (d cliDriver) Put(repo, key string, value []byte, o client.PutOptions) (*wire.WriteResult, error) {
+	args := []string{"put", "--repo", repo, key, "-"}
+	if o.IfMatch != "" {
+		args = append(args, "--if-match", o.IfMatch)
+	}
+	if o.Create {
+		args = append(args, "--create")
+	}
+	if o.Message != "" {
+		args = append(args, "-m", o.Message)
+	}
+	var out wire.WriteResult
+	return &out, d.run(&out, value, args...)
+}
+
+func (d cliDriver) Get(repo, key string, rev wire.Rev) (*client.Value, error) {
+	args := []string{"get", "--repo", repo, key}
+	if rev != "" {
+		args = append(args, "--rev", string(rev))
+	}
+	var out getOutput
+	if err := d.run(&out, nil, args...); err != nil {
+		return nil, err
+	}
+	v := &client.Value{Key: out.Key, ETag: out.ETag, Size: out.Size, Revision: out.Revision, Commit: out.Commit, ModRevision: out.ModRevision}
+	switch {
+	case out.Value != nil:
+		v.Data = []byte(*out.Value)
+	case out.ValueBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*out.ValueBase64)
+		if err != nil {
+			d.t.Fatalf("get %s: value_base64: %v", key, err)
+		}
+		v.Data = b
+	default:
+		d.t.Fatalf("get %s -o json: neither value nor value_base64", key)
+	}
+	return v, nil
+}
+
+func (d cliDriver) Del(repo, key string, o client.DeleteOptions) (*wire.DeleteResult, error) {
+	args := []string{"del", "--repo", repo, key}
+	if o.IfMatch != "" {
+		args = append(args, "--if-match", o.IfMatch)
+	}
+	if o.Prefix {
+		args = append(args, "--prefix")
+	}
+	var out wire.DeleteResult
+	return &out, d.run(&out, nil, args...)
+}
+
+func (d cliDriver) List(repo string, o client.ListOptions, max int) (*wire.ListResponse, error) {
+	args := []string{"ls", "--repo", repo}
+	if o.Prefix != "" {
+		args = append(args, o.Prefix)
+	}
+	if o.After != "" {
+		args = append(args, "--after", o.After)
+	}
+	if o.Limit > 0 {
+		args = append(args, "--page-size", strconv.Itoa(o.Limit))
+	}
+	if o.Values {
+		args = append(args, "--values")
+	}
+	if o.Rev != "" {
+		args = append(args, "--rev", string(o.Rev))
+	}
+	if max > 0 {
+		args = append(args, "--limit", strconv.Itoa(max))
+	}
+	var out wire.ListResponse
+	return &out, d.run(&out, nil, args...)
+}
+
+func (d cliDriver) Log(repo string, o client.LogOptions) (*wire.CommitList, error) {
+	args := []string{"log", "--repo", repo}
+	if o.Key != "" {
+		args = append(args, "--key", o.Key)
+	}
+	if o.Prefix != "" {
+		args = append(args, "--prefix", o.Prefix)
+	}
+	if o.Limit > 0 {
+		args = append(args, "--limit", strconv.Itoa(o.Limit))
+	}
+	if o.After > 0 {
+		args = append(args, "--after", strconv.FormatInt(o.After, 10))
+	}
+	var out wire.CommitList
+	return &out, d.run(&out, nil, args...)
+}
+
+func (d cliDriver) Diff(repo string, from, to wire.Rev, o client.DiffOptions) (*wire.DiffResponse, error) {
+	args := []string{"diff", "--repo", repo, string(from)}
+	if to != "" {
+		args = append(args, string(to))
+	}
+	if o.Prefix != "" {
+		args = append(args, "--prefix", o.Prefix)
+	}
+	if o.Patch {
+		args = append(args, "--patch")
+	}
+	var out wire.DiffResponse
+	return &out, d.run(&out, nil, args...)
+}
+
+func (d cliDriver) Revert(repo string, rev wire.Rev, force bool) (*wire.CommitResult, error) {
+	args := []string{"revert", "--repo", repo, string(rev)}
+	if force {
+		args = append(args, "--force")
+	}
+	var out wire.CommitResult
+	return &out, d.run(&out, nil, args...)
+}
+
+func (d cliDriver) Rollback(repo string, to wire.Rev, prefix string) (*wire.CommitResult, error) {
+	args := []string{"rollback", "--repo", repo, string(to)}
+	if prefix != "" {
+		args = append(args, "--prefix", prefix)
+	}
+	var out wire.CommitResult
+	return &out, d.run(&out, nil, args...)
+}

@@ -1,0 +1,209 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/server"
+)
+
+// auditLines reads the audit file as it is on disk now.
+func (ts *testServer) auditLines(t *testing.T) []wire.AuditEntry {
+	t.Helper()
+	f, err := os.Open(filepath.Join(ts.cfg.DataDir, "audit", "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []wire.AuditEntry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var e wire.AuditEntry
+		mustJSON(t, sc.Bytes(), &e)
+		out = append(out, e)
+	}
+	return out
+}
+
+// auditFile returns every audit file's content, rotated ones included.
+func (ts *testServer) auditFile(t *testing.T) []byte {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(ts.cfg.DataDir, "audit", "*"))
+	var all []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	return all
+}
+
+func findAudit(entries []wire.AuditEntry, requestID string) *wire.AuditEntry {
+	for i := range entries {
+		if entries[i].RequestID == requestID {
+			return &entries[i]
+		}
+	}
+	return nil
+}
+
+// TestAuditLog: allowed mutations and denied requests are on disk when the
+// response arrives, with who, what, where and the result; reads are not
+// logged; no value, message or token appears in the file.
+func TestAuditLog(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.Limits.FailRate = 0 })
+	const value = "DISTINCTIVE-VALUE-91c2e"
+	const message = "DISTINCTIVE-MESSAGE-5d0a"
+	alice := ts.createToken(t, wire.CreateTokenRequest{Name: "alice", Scopes: []string{"read", "write"}})
+	bob := ts.createToken(t, wire.CreateTokenRequest{Name: "bob", Scopes: []string{"read"}})
+
+	// An allowed write.
+	resp, b := ts.do(t, http.MethodPut, "/v1/repos/default/kv/apps/web/x?message="+url.QueryEscape(message), alice.Secret, []byte(value),
+		"X-Request-Id", "req-allowed-1")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("put: %d %s", resp.StatusCode, b)
+	}
+	var wr wire.WriteResult
+	mustJSON(t, b, &wr)
+	e := findAudit(ts.auditLines(t), "req-allowed-1")
+	if e == nil {
+		t.Fatal("no audit line for an allowed write right after its response")
+	}
+	if e.Identity != "alice" || e.TokenID != alice.ID || e.Action != "kv.put" || e.Method != http.MethodPut ||
+		e.Route != "/v1/repos/{repo}/kv/{key}" || e.Repo != "default" || len(e.Keys) != 1 || e.Keys[0] != "apps/web/x" ||
+		e.Status != http.StatusOK || e.Revision != wr.Revision || !strings.HasPrefix(e.Remote, "127.0.0.1:") ||
+		time.Since(e.Time) > time.Minute {
+		t.Errorf("audit line for the write: %+v (revision %d)", e, wr.Revision)
+	}
+
+	// A batch with a value in its body.
+	resp, _ = ts.do(t, http.MethodPost, "/v1/repos/default/commits", alice.Secret,
+		[]byte(`{"message":"`+message+`","ops":[{"op":"put","key":"apps/web/y","value":"`+value+`"},{"op":"delete","key":"apps/web/x"}]}`),
+		"X-Request-Id", "req-batch")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("commit: %d", resp.StatusCode)
+	}
+	if e := findAudit(ts.auditLines(t), "req-batch"); e == nil || len(e.Keys) != 2 || e.Action != "commit.create" {
+		t.Errorf("audit line for the batch: %+v", e)
+	}
+
+	// Denied: no scope (403) and no token (401).
+	ts.do(t, http.MethodPut, "/v1/repos/default/kv/apps/web/z", bob.Secret, []byte(value), "X-Request-Id", "req-denied-403")
+	if e := findAudit(ts.auditLines(t), "req-denied-403"); e == nil || e.Status != http.StatusForbidden || e.Identity != "bob" || e.Revision != 0 {
+		t.Errorf("audit line for a 403: %+v", e)
+	}
+	ts.do(t, http.MethodGet, "/v1/repos/default/kv/apps/web/y", "", nil, "X-Request-Id", "req-denied-401")
+	if e := findAudit(ts.auditLines(t), "req-denied-401"); e == nil || e.Status != http.StatusUnauthorized || e.Identity != "" {
+		t.Errorf("audit line for a 401: %+v", e)
+	}
+
+	// An allowed read is not audited.
+	ts.do(t, http.MethodGet, "/v1/repos/default/kv/apps/web/y", bob.Secret, nil, "X-Request-Id", "req-read")
+	if e := findAudit(ts.auditLines(t), "req-read"); e != nil {
+		t.Errorf("an allowed read was audited: %+v", e)
+	}
+
+	// Token creation is audited with its target, never its secret.
+	lines := ts.auditLines(t)
+	targets := map[string]bool{}
+	for _, l := range lines {
+		targets[l.Target] = true
+	}
+	if !targets["token:"+alice.ID] || !targets["token:"+bob.ID] {
+		t.Errorf("token creations not audited: %v", targets)
+	}
+
+	all := ts.auditFile(t)
+	for _, secret := range []string{value, message, alice.Secret, bob.Secret, ts.admin, strings.Split(alice.Secret, "_")[2]} {
+		if n := bytes.Count(all, []byte(secret)); n != 0 {
+			t.Errorf("the audit log holds %q %d times", secret, n)
+		}
+	}
+	if logs := ts.logs.String(); strings.Contains(logs, alice.Secret) || strings.Contains(logs, ts.admin) || strings.Contains(logs, value) {
+		t.Errorf("the server's log holds a token or a value")
+	}
+	fi, err := os.Stat(filepath.Join(ts.cfg.DataDir, "audit", "audit.log"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("audit.log mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+}
+
+// TestAuditQuery: GET /v1/audit filters by identity, repo and time, newest
+// first, with a limit.
+func TestAuditQuery(t *testing.T) {
+	ts := startServer(t)
+	ts.mustDo(t, http.StatusCreated, http.MethodPost, "/v1/repos", ts.admin, []byte(`{"name":"other"}`))
+	alice := ts.createToken(t, wire.CreateTokenRequest{Name: "alice", Scopes: []string{"read", "write"}}).Secret
+	for i := range 3 {
+		ts.put(t, alice, fmt.Sprintf("k%d", i), "v")
+	}
+	mid := time.Now()
+	ts.mustDo(t, http.StatusOK, http.MethodPut, "/v1/repos/other/kv/k", alice, []byte("v"))
+
+	query := func(q string) wire.AuditList {
+		t.Helper()
+		var l wire.AuditList
+		mustJSON(t, ts.mustDo(t, http.StatusOK, http.MethodGet, "/v1/audit?"+q, ts.admin, nil), &l)
+		return l
+	}
+	l := query("identity=alice")
+	if len(l.Entries) != 4 || l.Truncated {
+		t.Fatalf("alice's entries: %+v", l)
+	}
+	if l.Entries[0].Repo != "other" || l.Entries[3].Keys[0] != "k0" {
+		t.Errorf("entries not newest first: %+v", l.Entries)
+	}
+	if l := query("identity=alice&repo=other"); len(l.Entries) != 1 {
+		t.Errorf("alice in other: %+v", l)
+	}
+	if l := query("since=" + url.QueryEscape(mid.Format(time.RFC3339Nano))); len(l.Entries) != 1 || l.Entries[0].Repo != "other" {
+		t.Errorf("since %v: %+v", mid, l)
+	}
+	if l := query("since=1h&identity=alice"); len(l.Entries) != 4 {
+		t.Errorf("since=1h: %+v", l)
+	}
+	if l := query("identity=alice&limit=2"); len(l.Entries) != 2 || !l.Truncated || l.Entries[0].Repo != "other" {
+		t.Errorf("limit=2: %+v", l)
+	}
+	if l := query("identity=nobody"); len(l.Entries) != 0 || l.Entries == nil {
+		t.Errorf("nobody: %+v", l)
+	}
+	ts.mustDo(t, http.StatusBadRequest, http.MethodGet, "/v1/audit?since=yesterday", ts.admin, nil)
+	ts.mustDo(t, http.StatusBadRequest, http.MethodGet, "/v1/audit?limit=0", ts.admin, nil)
+}
+
+// TestAuditRotation: the log rotates by size, keeps the rotated files, and
+// queries read across them.
+func TestAuditRotation(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.AuditMaxSize = 2 << 10 })
+	for i := range 40 {
+		ts.put(t, ts.admin, fmt.Sprintf("key-%02d", i), "v")
+	}
+	rotated, _ := filepath.Glob(filepath.Join(ts.cfg.DataDir, "audit", "audit-*.log"))
+	if len(rotated) < 2 {
+		t.Fatalf("%d rotated files after 40 writes with a 2 KiB limit", len(rotated))
+	}
+	var l wire.AuditList
+	mustJSON(t, ts.mustDo(t, http.StatusOK, http.MethodGet, "/v1/audit?limit=1000&identity=admin", ts.admin, nil), &l)
+	puts := 0
+	for _, e := range l.Entries {
+		if e.Action == "kv.put" {
+			puts++
+		}
+	}
+	if puts != 40 {
+		t.Errorf("query across rotated files found %d of 40 writes", puts)
+	}
+}

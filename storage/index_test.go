@@ -1,0 +1,371 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// logRecorder is a slog.Handler that keeps the messages it is given.
+type logRecorder struct {
+	mu   *sync.Mutex
+	msgs *[]string
+}
+
+func newLogRecorder() logRecorder { return logRecorder{mu: &sync.Mutex{}, msgs: new([]string)} }
+
+func (l logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l logRecorder) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	*l.msgs = append(*l.msgs, r.Message)
+	return nil
+}
+func (l logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func (l logRecorder) logged(msg string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Contains(*l.msgs, msg)
+}
+
+func (l logRecorder) option(o *Options) { o.Logger = slog.New(l) }
+
+// storeAnswers is what a repo answers about every revision: the full
+// listing (with values and mod revisions), the revision records, and the
+// log.
+type storeAnswers struct {
+	Head      Head
+	Lists     []*ListResult
+	Revisions []*RevisionInfo
+	Log       []*RevisionInfo
+	Gets      map[string]*Value
+}
+
+func answers(t testing.TB, r *Repo) *storeAnswers {
+	t.Helper()
+	ctx := context.Background()
+	a := &storeAnswers{Head: r.Head(), Gets: map[string]*Value{}}
+	for rev := int64(1); rev <= a.Head.Revision; rev++ {
+		l, err := r.List(ctx, ListOptions{Revision: rev, Values: true, Limit: 1 << 20})
+		if err != nil {
+			t.Fatalf("list at %d: %v", rev, err)
+		}
+		a.Lists = append(a.Lists, l)
+		ri, err := r.Revision(rev)
+		if err != nil {
+			t.Fatalf("revision %d: %v", rev, err)
+		}
+		a.Revisions = append(a.Revisions, ri)
+		for _, it := range l.Items {
+			v, err := r.Get(ctx, it.Key, rev)
+			if err != nil {
+				t.Fatalf("get %s at %d: %v", it.Key, rev, err)
+			}
+			a.Gets[fmt.Sprintf("%s@%d", it.Key, rev)] = v
+		}
+	}
+	log, _, err := r.Log(ctx, LogOptions{Limit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Log = log
+	return a
+}
+
+func compareAnswers(t testing.TB, got, want *storeAnswers) {
+	t.Helper()
+	if got.Head != want.Head {
+		t.Fatalf("head %+v, want %+v", got.Head, want.Head)
+	}
+	for i := range want.Lists {
+		if !reflect.DeepEqual(got.Lists[i], want.Lists[i]) {
+			t.Errorf("list at %d differs:\n got %+v\nwant %+v", i+1, got.Lists[i], want.Lists[i])
+		}
+		if !reflect.DeepEqual(got.Revisions[i], want.Revisions[i]) {
+			t.Errorf("revision %d differs:\n got %+v\nwant %+v", i+1, got.Revisions[i], want.Revisions[i])
+		}
+	}
+	if !reflect.DeepEqual(got.Log, want.Log) {
+		t.Errorf("log differs")
+	}
+	if len(got.Gets) != len(want.Gets) {
+		t.Errorf("%d gets, want %d", len(got.Gets), len(want.Gets))
+	}
+	for k, w := range want.Gets {
+		if g := got.Gets[k]; !reflect.DeepEqual(g, w) {
+			t.Errorf("get %s: %+v, want %+v", k, g, w)
+		}
+	}
+}
+
+// writeHistory makes revisions of every kind: puts, a batch, a move, a
+// delete of a prefix, a revert, a rollback, a large value.
+func writeHistory(t testing.TB, r *Repo, tag string) {
+	t.Helper()
+	ctx := context.Background()
+	put(t, r, tag+"/apps/web/deploy.yaml", "replicas: 1\n")
+	put(t, r, tag+"/apps/web/deploy.yaml", "replicas: 2\n")
+	if _, err := r.WriteOne(ctx, &Batch{Ops: []Op{
+		{Kind: OpPut, Key: tag + "/apps/api/deploy.yaml", Value: []byte("api")},
+		{Kind: OpPut, Key: tag + "/cfg/a", Value: []byte("a")},
+		{Kind: OpPut, Key: tag + "/cfg/b", Value: []byte("b")},
+		{Kind: OpPut, Key: tag + "/big", Value: []byte(strings.Repeat("large value\n", 10000))},
+	}, Message: "several\n\nwith a body"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WriteOne(ctx, &Batch{Ops: []Op{{Kind: OpMove, From: tag + "/cfg/a", Key: tag + "/moved/a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	rev := put(t, r, tag+"/apps/web/deploy.yaml", "replicas: 3\n").Revision
+	if _, err := r.WriteOne(ctx, &Batch{Ops: []Op{{Kind: OpDeletePrefix, Key: tag + "/cfg"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Revert(ctx, rev, false, Batch{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Rollback(ctx, rev-1, tag+"/cfg/", nil, Batch{}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, r, tag+"/dir with space/ключ", "unicode")
+}
+
+func TestIndexDeletedIsRebuilt(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	r := defaultRepo(t, s)
+	writeHistory(t, r, "x")
+	want := answers(t, r)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogRecorder()
+	s = reopenTestStore(t, dir, logs.option)
+	if !logs.logged("rebuilding the index from git") {
+		t.Error("no rebuild was logged")
+	}
+	compareAnswers(t, answers(t, defaultRepo(t, s)), want)
+}
+
+func TestIndexLaggingIsCaughtUp(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	writeHistory(t, defaultRepo(t, s), "early")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(t.TempDir(), "index")
+	copyDir(t, filepath.Join(dir, "index"), old)
+
+	s = openTestStore(t, dir)
+	r := defaultRepo(t, s)
+	// Change what the old index holds, so that a catch-up that only adds
+	// would be caught.
+	ctx := context.Background()
+	if _, err := r.WriteOne(ctx, &Batch{Ops: []Op{
+		{Kind: OpDeletePrefix, Key: "early/apps"},
+		{Kind: OpMove, From: "early/big", Key: "late/big"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	writeHistory(t, r, "late2")
+	want := answers(t, r)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+		t.Fatal(err)
+	}
+	copyDir(t, old, filepath.Join(dir, "index"))
+
+	logs := newLogRecorder()
+	s = reopenTestStore(t, dir, logs.option)
+	if !logs.logged("catching the index up with git") || logs.logged("rebuilding the index from git") {
+		t.Errorf("the index was not caught up from its head: %q", *logs.msgs)
+	}
+	compareAnswers(t, answers(t, defaultRepo(t, s)), want)
+}
+
+// TestIndexHistoryRewritten moves main, behind the store's back, to a line
+// whose commits the index has not seen: the index must be rebuilt.
+func TestIndexHistoryRewritten(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		resetTo int64 // main goes back to this revision (of 12)...
+		add     int   // ...and gets this many new commits
+	}{
+		{"shorter", 5, 1},
+		{"as long", 11, 1},
+		{"longer", 5, 10},
+		{"only reset", 5, 0},
+		{"to nothing but new commits", 0, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTestStore(t, dir)
+			r := defaultRepo(t, s)
+			for i := range 12 {
+				put(t, r, fmt.Sprintf("k/%02d", i), fmt.Sprint("old ", i))
+			}
+			base, err := r.RevisionCommit(tc.resetTo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			repo := s.repoDir(DefaultRepo)
+			tip := base
+			for i := range tc.add {
+				blob := strings.TrimSpace(gitInput(t, repo, fmt.Sprint("new ", i), "hash-object", "-w", "--stdin"))
+				tree := ""
+				if !tip.IsZero() {
+					// Keep what the tip has, and add a key.
+					tree = git(t, repo, "ls-tree", tip.String())
+				}
+				tree += fmt.Sprintf("100644 blob %s\tnew-%02d\n", blob, i)
+				treeID := strings.TrimSpace(gitInput(t, repo, tree, "mktree"))
+				args := []string{"commit-tree", treeID, "-m", fmt.Sprint("rewritten ", i)}
+				if !tip.IsZero() {
+					args = append(args, "-p", tip.String())
+				}
+				h, ok := parseHash(strings.TrimSpace(git(t, repo, args...)))
+				if !ok {
+					t.Fatal("commit-tree gave no id")
+				}
+				tip = h
+			}
+			// Keep the old line under another ref, so that git fsck finds
+			// no dangling commits.
+			git(t, repo, "update-ref", "refs/old/main", "refs/heads/main")
+			git(t, repo, "update-ref", "refs/heads/main", tip.String())
+
+			logs := newLogRecorder()
+			s = reopenTestStore(t, dir, logs.option)
+			r = defaultRepo(t, s)
+			if !logs.logged("rebuilding the index from git") {
+				t.Errorf("no rebuild logged: %q", *logs.msgs)
+			}
+			wantRev := tc.resetTo + int64(tc.add)
+			if h := r.Head(); h.Revision != wantRev || h.Commit != tip {
+				t.Fatalf("head %+v, want revision %d at %s", h, wantRev, tip)
+			}
+			// The index holds exactly the new line's keys, with the new
+			// line's mod revisions.
+			res, err := r.List(context.Background(), ListOptions{Values: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, it := range res.Items {
+				got = append(got, fmt.Sprintf("%s=%s@%d", it.Key, it.Value, it.ModRevision))
+			}
+			var want []string
+			for i := range tc.resetTo {
+				want = append(want, fmt.Sprintf("k/%02d=old %d@%d", i, i, i+1))
+			}
+			for i := range tc.add {
+				want = append(want, fmt.Sprintf("new-%02d=new %d@%d", i, i, tc.resetTo+int64(i)+1))
+			}
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("index at head:\n got %q\nwant %q", got, want)
+			}
+			for rev := tc.resetTo + 1; rev <= wantRev; rev++ {
+				ri, err := r.Revision(rev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := fmt.Sprint("rewritten ", rev-tc.resetTo-1); strings.TrimSpace(ri.Message) != want {
+					t.Errorf("revision %d is %q, want %q", rev, ri.Message, want)
+				}
+			}
+			// And it keeps working.
+			put(t, r, "after", "rewrite")
+			if h := r.Head().Revision; h != wantRev+1 {
+				t.Errorf("next write at %d, want %d", h, wantRev+1)
+			}
+		})
+	}
+}
+
+// gitInput runs git with stdin.
+func gitInput(t testing.TB, dir, stdin string, args ...string) string {
+	t.Helper()
+	cmd := gitCmd(dir, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestIndexDamaged: an index pebble cannot open is set aside, and one whose
+// revision list has a hole is dropped; either way the index is rebuilt from
+// Git with the same answers.
+func TestIndexDamaged(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, s *Store, dir string) // s is open; close it
+		logged string
+		aside  int // broken indexes set aside
+	}{
+		{"unopenable", func(t *testing.T, s *Store, dir string) {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ms, err := filepath.Glob(filepath.Join(dir, "index", "MANIFEST-*"))
+			if err != nil || len(ms) == 0 {
+				t.Fatalf("no manifest in the index: %v", err)
+			}
+			for _, m := range ms {
+				if err := os.WriteFile(m, []byte("this is not a manifest"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, "cannot open the index; rebuilding it from Git", 1},
+		{"revision without its commit", func(t *testing.T, s *Store, dir string) {
+			r := defaultRepo(t, s)
+			h, err := r.RevisionCommit(3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ix.db.Delete(commitKey(DefaultRepo, h), nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}, "index revision list is damaged; rebuilding", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openTestStore(t, dir)
+			writeHistory(t, defaultRepo(t, s), "x")
+			want := answers(t, defaultRepo(t, s))
+			tc.damage(t, s, dir)
+			logs := newLogRecorder()
+			s = reopenTestStore(t, dir, logs.option)
+			if !logs.logged(tc.logged) || !logs.logged("rebuilding the index from git") {
+				t.Errorf("logged %q", *logs.msgs)
+			}
+			compareAnswers(t, answers(t, defaultRepo(t, s)), want)
+			if aside, _ := filepath.Glob(filepath.Join(dir, "index.broken-*")); len(aside) != tc.aside {
+				t.Errorf("indexes set aside: %v", aside)
+			}
+		})
+	}
+}
