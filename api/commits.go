@@ -9,6 +9,7 @@ import (
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/secrets"
 	"github.com/gitstate/gitstate/storage"
 )
 
@@ -31,32 +32,56 @@ func opValue(op wire.Op, i int) ([]byte, error) {
 }
 
 // storageOps validates a batch's ops and turns them into storage ops,
-// returning the keys they touch.
-func (s *Server) storageOps(r *http.Request, ops []wire.Op) ([]storage.Op, []string, error) {
+// returning the keys they touch and the secrets to encrypt: a put_secret op
+// becomes a put of the secret's file (<key>.sops.json) whose value is left
+// empty until writeSecrets encrypts it, so that no plaintext can reach a
+// tree by mistake. The secrets are returned even with an error, for the
+// caller to clear.
+func (s *Server) storageOps(ops []wire.Op) ([]storage.Op, []string, []sealOp, error) {
 	if len(ops) == 0 {
-		return nil, nil, badRequest("ops must not be empty")
+		return nil, nil, nil, badRequest("ops must not be empty")
 	}
 	out := make([]storage.Op, 0, len(ops))
 	var keys []string
+	var seal []sealOp
 	for i, op := range ops {
 		switch op.Op {
-		case "put":
-			if err := storage.ValidateKey(op.Key); err != nil {
-				return nil, nil, err
+		case "put_secret":
+			if err := secrets.ValidateKey(op.Key); err != nil {
+				return nil, nil, seal, err
+			}
+			path := secrets.PathOf(op.Key)
+			if err := storage.ValidateKey(path); err != nil {
+				return nil, nil, seal, err
 			}
 			v, err := opValue(op, i)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, seal, err
+			}
+			seal = append(seal, sealOp{index: len(out), plaintext: v})
+			if int64(len(v)) > s.opts.MaxValueSize {
+				return nil, nil, seal, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large",
+					"ops[%d]: the secret %q is %d bytes; the limit is %d", i, op.Key, len(v), s.opts.MaxValueSize).WithKeys(path)
+			}
+			out = append(out, storage.Op{Kind: storage.OpPut, Key: path})
+			keys = append(keys, path)
+		case "put":
+			if err := storage.ValidateKey(op.Key); err != nil {
+				return nil, nil, seal, err
+			}
+			v, err := opValue(op, i)
+			if err != nil {
+				return nil, nil, seal, err
 			}
 			if int64(len(v)) > s.opts.MaxValueSize {
-				return nil, nil, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large",
+				return nil, nil, seal, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large",
 					"ops[%d]: value of %q is %d bytes; the limit is %d", i, op.Key, len(v), s.opts.MaxValueSize).WithKeys(op.Key)
 			}
 			out = append(out, storage.Op{Kind: storage.OpPut, Key: op.Key, Value: v})
 			keys = append(keys, op.Key)
 		case "delete":
 			if err := storage.ValidateKey(op.Key); err != nil {
-				return nil, nil, err
+				return nil, nil, seal, err
 			}
 			out = append(out, storage.Op{Kind: storage.OpDelete, Key: op.Key})
 			keys = append(keys, op.Key)
@@ -67,16 +92,16 @@ func (s *Server) storageOps(r *http.Request, ops []wire.Op) ([]storage.Op, []str
 			}
 			for _, k := range []string{op.From, to} {
 				if err := storage.ValidateKey(k); err != nil {
-					return nil, nil, err
+					return nil, nil, seal, err
 				}
 			}
 			out = append(out, storage.Op{Kind: storage.OpMove, From: op.From, Key: to})
 			keys = append(keys, op.From, to)
 		default:
-			return nil, nil, gitstate.Errorf(gitstate.KindInvalid, "unknown_op", "ops[%d]: unknown op %q", i, op.Op)
+			return nil, nil, seal, gitstate.Errorf(gitstate.KindInvalid, "unknown_op", "ops[%d]: unknown op %q", i, op.Op)
 		}
 	}
-	return out, keys, nil
+	return out, keys, seal, nil
 }
 
 func storagePreconditions(ps []wire.Precondition) ([]storage.Precondition, []string, error) {
@@ -111,7 +136,12 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	ops, keys, err := s.storageOps(r, req.Ops)
+	ops, keys, seal, err := s.storageOps(req.Ops)
+	defer func() {
+		for _, so := range seal {
+			clear(so.plaintext)
+		}
+	}()
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -126,6 +156,16 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if len(seal) > 0 {
+		if s.opts.Secrets == nil {
+			s.writeError(w, r, secretsDisabled())
+			return
+		}
+		if err := authorize(r, ScopeSecretsWrite, t.repo.Name(), secretOpKeys(ops, seal)...); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	b := s.batchFor(r, req.Message)
 	b.Ops, b.Preconditions = ops, pre
 	if req.BaseRevision != "" {
@@ -139,7 +179,12 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		}
 		b.CheckBase = true
 	}
-	res, err := t.write(r.Context(), &b)
+	var res *storage.Result
+	if len(seal) > 0 {
+		res, err = s.writeSecrets(r.Context(), t, &b, seal)
+	} else {
+		res, err = t.write(r.Context(), &b)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -310,6 +355,10 @@ func (s *Server) revert(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if err := checkSecretScope(PrincipalOf(r), keys); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if err := s.checkDirect(r.Context(), repo, actorOf(r), deleteOps(keys)); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -378,6 +427,10 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 		if keep(c.Key) {
 			keys = append(keys, c.Key)
 		}
+	}
+	if err := checkSecretScope(p, keys); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	if err := s.checkDirect(r.Context(), repo, actorOf(r), deleteOps(keys)); err != nil {
 		s.writeError(w, r, err)

@@ -389,6 +389,7 @@ func TestGitPushRefusals(t *testing.T) {
 		"schema":           {map[string]string{"apps/api/config.json": `{"host": "x"}`}, []string{"schema_violation", "apps/api/config.json", "port"}},
 		"too large":        {map[string]string{"big": strings.Repeat("x", testMaxValue+1)}, []string{"value_too_large"}},
 		"bad key":          {map[string]string{`a\b`: "x"}, []string{"invalid_key", "backslash"}},
+		"secret scope":     {map[string]string{"db/password.sops.json": `{"password": "hunter2"}`}, []string{"secrets:write"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			gs.mustGit(dir, "reset", "-q", "--hard", base)
@@ -413,10 +414,20 @@ func TestGitPushRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Even with every scope, a secret's file must hold an encrypted
+	// document: no plaintext where a secret is expected.
+	gs.mustGit(dir, "reset", "-q", "--hard", base)
+	writeFile(t, dir, "db/password.sops.json", `{"password": "hunter2"}`)
+	gs.mustGit(dir, "add", "-A")
+	gs.mustGit(dir, "commit", "-qm", "plaintext secret")
+	out, err := gs.git(dir, "push", gs.remote("default", "root-token"), "HEAD:main")
+	if err == nil || !strings.Contains(out, "not_encrypted") {
+		t.Errorf("plaintext secret: %v\n%s", err, out)
+	}
 	// A forced push that rewrites main is refused by the server.
 	gs.mustGit(dir, "reset", "-q", "--hard", base)
 	gs.mustGit(dir, "commit", "-q", "--amend", "-m", "rewritten")
-	out, err := gs.git(dir, "push", "-f", "origin", "HEAD:main")
+	out, err = gs.git(dir, "push", "-f", "origin", "HEAD:main")
 	if err == nil || !strings.Contains(out, "non-fast-forward") {
 		t.Errorf("forced push: %v\n%s", err, out)
 	}
@@ -431,8 +442,8 @@ func TestGitPushRefusals(t *testing.T) {
 	}
 	// Refusals are audited with the refusal's status.
 	evs := gs.audit.actions("git.push")
-	if len(evs) != 7 { // the client itself refuses to delete main
-		t.Errorf("%d pushes audited, want 7", len(evs))
+	if len(evs) != 9 { // the client itself refuses to delete main
+		t.Errorf("%d pushes audited, want 9", len(evs))
 	}
 	for _, ev := range evs {
 		if ev.Status < 400 || ev.Revision != 0 {

@@ -30,6 +30,10 @@ const specPath = "../openapi.yaml"
 // type. Every exported type of package wire must be here (a test checks it),
 // so that a new wire type cannot be served without a schema.
 var wireSchemas = map[string]reflect.Type{
+	"SecretItem":              reflect.TypeFor[wire.SecretItem](),
+	"SecretList":              reflect.TypeFor[wire.SecretList](),
+	"RotateRequest":           reflect.TypeFor[wire.RotateRequest](),
+	"RotateResult":            reflect.TypeFor[wire.RotateResult](),
 	"WatchEvent":              reflect.TypeFor[wire.WatchEvent](),
 	"WatchProgress":           reflect.TypeFor[wire.WatchProgress](),
 	"WatchClose":              reflect.TypeFor[wire.WatchClose](),

@@ -22,9 +22,10 @@ import (
 //     write loses with non-fast-forward, and nothing is lost);
 //   - every pushed commit is checked by storage.PrepareAdvance (valid keys,
 //     value sizes, regular files only, every object present);
-//   - what each first-parent commit changes passes the checks of a direct
-//     write (checkDirect: reserved keys, protected prefixes, schemas, and
-//     whatever else checks the API's writes, such as secrets);
+//   - what each first-parent commit changes passes the checks of an API
+//     write (checkPushed: scope secrets:write and encrypted documents for
+//     secrets' files; checkDirect: reserved keys, protected prefixes,
+//     schemas);
 //   - each first-parent commit becomes a revision, indexed, watchers woken.
 //
 // A push to txn/<id> writes into that open transaction through
@@ -122,15 +123,8 @@ func (s *Server) pushRef(ctx context.Context, r *http.Request, repo *storage.Rep
 		if err != nil {
 			return nil, nil, err
 		}
-		actor := actorOf(r)
-		for _, ac := range adv.Line {
-			ops, err := adv.Ops(ac)
-			if err != nil {
-				return nil, nil, err
-			}
-			if err := s.checkDirect(ctx, repo, actor, ops); err != nil {
-				return nil, nil, storage.InCommit(ac.Hash, err)
-			}
+		if err := s.checkPushed(ctx, r, repo, adv, true); err != nil {
+			return nil, nil, err
 		}
 		res, err := repo.WriteOne(ctx, &storage.Batch{Ref: c.ref, Advance: adv})
 		return res, adv, err
@@ -152,6 +146,10 @@ func (s *Server) pushRef(ctx context.Context, r *http.Request, repo *storage.Rep
 		if err != nil {
 			return nil, nil, err
 		}
+		// The transaction's own checks run in Advance.
+		if err := s.checkPushed(ctx, r, repo, adv, false); err != nil {
+			return nil, nil, err
+		}
 		res, err := s.opts.Txns.Advance(ctx, repo.Name(), id, actorOf(r), adv)
 		return res, adv, err
 	default:
@@ -159,6 +157,38 @@ func (s *Server) pushRef(ctx context.Context, r *http.Request, repo *storage.Rep
 			"gitstate takes pushes to %s and to open transactions' branches (%s<id>) only", storage.MainBranch, txn.BranchPrefix)
 	}
 }
+
+// checkPushed applies to what each first-parent commit of a push changes
+// the checks of an API write (target.write): a secret's file needs scope
+// secrets:write and must hold an encrypted document; on main (direct), the
+// policy of a direct write too.
+func (s *Server) checkPushed(ctx context.Context, r *http.Request, repo *storage.Repo, adv *storage.Advance, direct bool) error {
+	p := PrincipalOf(r)
+	for _, ac := range adv.Line {
+		ops, err := adv.Ops(ac)
+		if err != nil {
+			return err
+		}
+		if err := checkSecretScope(p, opKeys(ops)); err != nil {
+			return storage.InCommit(ac.Hash, err)
+		}
+		if err := s.checkSecretWrites(ops); err != nil {
+			return storage.InCommit(ac.Hash, err)
+		}
+		if direct {
+			if err := s.checkDirect(ctx, repo, actorOf(r), ops); err != nil {
+				return storage.InCommit(ac.Hash, err)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckValues applies to ops the checks every write's values pass,
+// whoever writes: a secret's file must hold an encrypted document, a new
+// secrets configuration must be valid. Commits followed from an upstream
+// pass it (with txn.Manager.CheckWrite).
+func (s *Server) CheckValues(ops []storage.Op) error { return s.checkSecretWrites(ops) }
 
 // refuse records why a command was refused: a one-line reason for the
 // report, the details as messages, a log line and the audit status.

@@ -37,6 +37,11 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/revert", Action: "revert", handler: s.revert},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/rollback", Action: "rollback", handler: s.rollback},
 
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/secrets", Action: "secret.list", handler: s.listSecrets},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/secrets/rotate", Action: "secret.rotate", handler: s.rotateSecrets},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/secrets/{key}", Action: "secret.get", handler: s.getSecret},
+		{Method: http.MethodPut, Path: "/v1/repos/{repo}/secrets/{key}", Action: "secret.put", handler: s.putSecret},
+		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/secrets/{key}", Action: "secret.delete", handler: s.deleteSecret},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/webhooks", Action: "webhook.create", handler: s.createWebhook},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/webhooks", Action: "webhook.list", handler: s.listWebhooks},
 		{Method: http.MethodGet, Path: "/v1/repos/{repo}/webhooks/{id}", Action: "webhook.get", handler: s.getWebhook},
@@ -67,6 +72,11 @@ func (s *Server) routeTable() []Route {
 		{Method: http.MethodPut, Path: "/v1/repos/{repo}/txns/{id}/kv/{key}", Action: "txn.kv.put", handler: s.putKey},
 		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/txns/{id}/kv/{key}", Action: "txn.kv.delete", handler: s.deleteKey},
 		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns/{id}/commits", Action: "txn.commit_batch", handler: s.createCommit},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns/{id}/secrets", Action: "txn.secret.list", handler: s.listSecrets},
+		{Method: http.MethodPost, Path: "/v1/repos/{repo}/txns/{id}/secrets/rotate", Action: "txn.secret.rotate", handler: s.rotateSecrets},
+		{Method: http.MethodGet, Path: "/v1/repos/{repo}/txns/{id}/secrets/{key}", Action: "txn.secret.get", handler: s.getSecret},
+		{Method: http.MethodPut, Path: "/v1/repos/{repo}/txns/{id}/secrets/{key}", Action: "txn.secret.put", handler: s.putSecret},
+		{Method: http.MethodDelete, Path: "/v1/repos/{repo}/txns/{id}/secrets/{key}", Action: "txn.secret.delete", handler: s.deleteSecret},
 
 		// Git's smart HTTP protocol (docs/GIT.md): not in openapi.yaml.
 		{Method: http.MethodGet, Path: "/git/{repo}.git/info/refs", Action: "git.advertise", Git: true, handler: s.gitInfoRefs},

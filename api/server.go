@@ -60,6 +60,10 @@ type Options struct {
 	CommitEmail func(name string) string
 	// Txns runs branch transactions (nil: the txn routes answer 404).
 	Txns *txn.Manager
+	// Secrets encrypts and decrypts secrets (nil: the secrets routes
+	// answer 404; a secret's file written through the kv routes must
+	// still be an encrypted document).
+	Secrets Secrets
 	// Watch serves revision streams (nil: watch answers 404).
 	Watch *watch.Hub
 	// WatchProgress is the interval of progress events (default 10s).

@@ -18,6 +18,7 @@ type target struct {
 	repo  *storage.Repo
 	txnID string
 	actor txn.Actor
+	p     *Principal
 }
 
 // targetOf returns the request's target after checking the caller's scope:
@@ -31,11 +32,23 @@ func (s *Server) targetOf(r *http.Request, write bool, keys ...string) (*target,
 			scope = ScopeTxn
 		}
 	}
-	repo, err := s.repoOf(r, scope, keys...)
+	return s.targetWith(r, []Scope{scope}, keys...)
+}
+
+// targetWith returns the request's target after checking that the caller
+// holds every one of scopes on the repo and may touch keys.
+func (s *Server) targetWith(r *http.Request, scopes []Scope, keys ...string) (*target, error) {
+	id := mux.Vars(r)["id"]
+	repo, err := s.repoOf(r, scopes[0], keys...)
 	if err != nil {
 		return nil, err
 	}
-	t := &target{s: s, repo: repo, txnID: id, actor: actorOf(r)}
+	for _, sc := range scopes[1:] {
+		if err := authorize(r, sc, repo.Name(), keys...); err != nil {
+			return nil, err
+		}
+	}
+	t := &target{s: s, repo: repo, txnID: id, actor: actorOf(r), p: PrincipalOf(r)}
 	if id != "" {
 		if s.opts.Txns == nil {
 			return nil, gitstate.Errorf(gitstate.KindNotFound, "not_found", "transactions are not enabled")
@@ -99,10 +112,18 @@ func (t *target) list(ctx context.Context, o storage.ListOptions) (*storage.List
 	return t.repo.ListAt(ctx, head, o)
 }
 
-// write applies a batch after the repo's policy: on main, protected keys
-// are refused and values checked against their schemas; in a transaction
-// the transaction checks them.
+// write applies a batch after the repo's policy: changing a secret's file
+// needs scope secrets:write, and the file must hold an encrypted document
+// (checkSecretWrites); on main, protected keys are
+// refused and values checked against their schemas; in a transaction the
+// transaction checks them.
 func (t *target) write(ctx context.Context, b *storage.Batch) (*storage.Result, error) {
+	if err := checkSecretScope(t.p, opKeys(b.Ops)); err != nil {
+		return nil, err
+	}
+	if err := t.s.checkSecretWrites(b.Ops); err != nil {
+		return nil, err
+	}
 	if t.inTxn() {
 		return t.s.opts.Txns.Write(ctx, t.repo.Name(), t.txnID, t.actor, b)
 	}
@@ -118,8 +139,7 @@ func (t *target) write(ctx context.Context, b *storage.Batch) (*storage.Result, 
 // a git push brings (push.go, with the pushed values in its ops). With
 // transactions on, as the server runs, it defers to txn.Manager.CheckWrite,
 // which writes in transactions (API and push alike) and commits followed
-// from an upstream pass too: that is the one hook for value checks such as
-// the secrets feature's "no plaintext where a secret is expected".
+// from an upstream pass too.
 func (s *Server) checkDirect(ctx context.Context, repo *storage.Repo, a txn.Actor, ops []storage.Op) error {
 	if s.opts.Txns != nil {
 		return s.opts.Txns.CheckWrite(ctx, repo.Name(), a, ops, true)

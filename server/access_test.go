@@ -108,6 +108,19 @@ func accessMatrix() map[string]matrixCase {
 		// not exist answers 200 and closes.
 		"GET /v1/repos/{repo}/watch": {want: readRepo, path: "/v1/repos/default/watch?branch=txn/nosuchtxn"},
 
+		// Secrets: only the administrator holds secrets:read and
+		// secrets:write here; listing takes read too.
+		"GET /v1/repos/{repo}/secrets":                    {want: readRepo, path: "/v1/repos/default/secrets"},
+		"POST /v1/repos/{repo}/secrets/rotate":            {want: adminOnly, path: "/v1/repos/default/secrets/rotate", body: `{"prefix":"cfg/"}`},
+		"GET /v1/repos/{repo}/secrets/{key}":              {want: adminOnly, path: "/v1/repos/default/secrets/{arg}", setup: putSecret},
+		"PUT /v1/repos/{repo}/secrets/{key}":              {want: adminOnly, path: "/v1/repos/default/secrets/cfg/s-{arg}", body: "s3cret", setup: func(t *testing.T, ts *testServer, tok string) string { return tok }},
+		"DELETE /v1/repos/{repo}/secrets/{key}":           {want: adminOnly, path: "/v1/repos/default/secrets/{arg}", setup: putSecret},
+		"GET /v1/repos/{repo}/txns/{id}/secrets":          {want: readRepo, path: "/v1/repos/default/txns/{arg}/secrets", setup: beginTxn},
+		"POST /v1/repos/{repo}/txns/{id}/secrets/rotate":  {want: adminOnly, path: "/v1/repos/default/txns/{arg}/secrets/rotate", body: `{}`, setup: beginTxn},
+		"GET /v1/repos/{repo}/txns/{id}/secrets/{key}":    {want: adminOnly, path: "/v1/repos/default/txns/{arg}/secrets/cfg/shared", setup: txnWithSecret},
+		"PUT /v1/repos/{repo}/txns/{id}/secrets/{key}":    {want: adminOnly, path: "/v1/repos/default/txns/{arg}/secrets/cfg/t", body: "s3cret", setup: beginTxn},
+		"DELETE /v1/repos/{repo}/txns/{id}/secrets/{key}": {want: adminOnly, path: "/v1/repos/default/txns/{arg}/secrets/cfg/shared", setup: txnWithSecret},
+
 		// Webhooks are the administrator's; reconcilers report with scope
 		// write (a prefix-limited token too: a report names no key) and are
 		// forgotten by the administrator.
@@ -189,6 +202,20 @@ func reportReconciler(t *testing.T, ts *testServer, tok string) string {
 // txnOnly is a route that needs scope txn: of the matrix's principals,
 // only the administrator has it.
 func txnOnly(status int) want { return want{status, forbidden, forbidden, forbidden, forbidden} }
+
+// putSecret writes a secret as the administrator and returns its key.
+func putSecret(t *testing.T, ts *testServer, tok string) string {
+	key := "cfg/secret-" + tok
+	ts.mustDo(t, ok, http.MethodPut, "/v1/repos/default/secrets/"+key, ts.admin, []byte("s3cret"))
+	return key
+}
+
+// txnWithSecret writes the secret cfg/shared on main, then opens a
+// transaction (which sees it) and returns its id.
+func txnWithSecret(t *testing.T, ts *testServer, tok string) string {
+	ts.mustDo(t, ok, http.MethodPut, "/v1/repos/default/secrets/cfg/shared", ts.admin, []byte("s3cret"))
+	return beginTxn(t, ts, tok)
+}
 
 // beginTxn opens a transaction as the administrator and returns its id.
 func beginTxn(t *testing.T, ts *testServer, tok string) string {

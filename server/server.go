@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gitstate/gitstate/api"
+	"github.com/gitstate/gitstate/secrets"
 	"github.com/gitstate/gitstate/server/audit"
 	"github.com/gitstate/gitstate/server/auth"
 	"github.com/gitstate/gitstate/server/upstream"
@@ -82,6 +83,13 @@ type Config struct {
 	// TxnSweepInterval is how often expired transactions are closed
 	// (default 30s).
 	TxnSweepInterval time.Duration
+	// VaultAddr, when set, lets the transit keys of that Vault server be
+	// recipients of secrets; VaultToken authenticates (from VAULT_TOKEN).
+	VaultAddr  string
+	VaultToken string
+	// SecretsCacheEntries bounds the in-memory cache of decrypted secrets
+	// (0: the default, 1024; negative: no cache).
+	SecretsCacheEntries int
 	// WatchProgress is the interval of watch progress events (default 10s).
 	WatchProgress time.Duration
 	// Webhooks tunes webhook deliveries: timeouts, backoff, limits
@@ -256,6 +264,21 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		auditLog.Close()
 		return nil, err
 	}
+	// The server's age identity lives in the data directory (created on
+	// first start); it is the default recipient of every secret.
+	sec, err := secrets.New(secrets.Options{
+		KeyFile:      filepath.Join(cfg.DataDir, secrets.KeyFileName),
+		VaultAddr:    cfg.VaultAddr,
+		VaultToken:   cfg.VaultToken,
+		CacheEntries: cfg.SecretsCacheEntries,
+		Logger:       log,
+	})
+	if err != nil {
+		auditLog.Close()
+		st.Close()
+		return nil, err
+	}
+	log.Info("secrets enabled", "age_recipient", sec.Recipient(), "vault", sec.VaultAddr())
 	s := &Server{
 		cfg:     cfg,
 		log:     log,
@@ -304,7 +327,11 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		// through a transaction: the upstream's own review stands for the
 		// approvals, and its changes may touch any prefix; schemas (and
 		// every other value check) still apply.
+		// (s.api is set before Start.)
 		Check: func(ctx context.Context, repo string, ops []storage.Op) error {
+			if err := s.api.CheckValues(ops); err != nil {
+				return err
+			}
 			return s.txns.CheckWrite(ctx, repo, txn.Actor{Name: "upstream", Admin: true}, ops, false)
 		},
 		DefaultInterval: cfg.UpstreamInterval,
@@ -327,6 +354,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		MaxValueSize:  cfg.MaxValueSize,
 		Txns:          s.txns,
+		Secrets:       sec,
 		Watch:         s.watch,
 		WatchProgress: cfg.WatchProgress,
 		Webhooks:      s.hooks,
@@ -348,6 +376,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 	s.http = newHTTPServer(&cfg, s.api, tlsCfg)
 	s.hooks.Start()
 	s.conv.Start()
+	s.ups.Start()
 	s.ready.Store(true)
 	go func() {
 		defer close(s.stopped)

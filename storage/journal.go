@@ -30,7 +30,12 @@ import (
 // write that was never acknowledged) is cut off at open.
 
 const (
+	// journalSegmentSize is the size past which a segment is rotated, and
+	// the size new segments are preallocated to. The first segments of a
+	// repo are smaller (see segmentSize), so that an idle repo's journal
+	// stays small.
 	journalSegmentSize = 64 << 20
+	journalSegmentMin  = 1 << 20
 	recGroup           = 1
 	recCheckpoint      = 2
 	maxRecordSize      = 1 << 30
@@ -70,9 +75,84 @@ type journal struct {
 	first uint64 // the oldest segment not yet removed
 	size  int64
 	buf   []byte
+	// prep is the next segment, preallocated in the background under its
+	// .prep name (nil until it is ready); preparing is set meanwhile.
+	prep      *os.File
+	prepSeg   uint64
+	preparing bool
+	closed    bool
+	wg        sync.WaitGroup
 }
 
 func segmentName(seg uint64) string { return fmt.Sprintf("%016x.wal", seg) }
+
+// segmentSize is the preallocated size of a segment: 1 MiB for the first,
+// doubling up to journalSegmentSize.
+func segmentSize(seg uint64) int64 {
+	if seg > 7 {
+		return journalSegmentSize
+	}
+	return min(int64(journalSegmentMin)<<(seg-1), journalSegmentSize)
+}
+
+// Segments are preallocated: written with zeros and synced before the
+// first record goes in, so that an fdatasync after an append flushes data
+// only (the file's size and block map do not change), which is both faster
+// and steadier. The zeros after the last record mark the end of a segment.
+
+// preallocate writes a segment of size zero bytes under path and syncs it.
+func preallocate(path string, size int64) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	zeros := make([]byte, min(size, 1<<20))
+	for off := int64(0); off < size; off += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off); err != nil {
+			f.Close()
+			os.Remove(path)
+			return nil, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return f, nil
+}
+
+// prepareNextLocked starts preallocating the segment after the current one
+// in the background, unless that is under way or done.
+func (j *journal) prepareNextLocked() {
+	if j.preparing || j.closed || (j.prep != nil && j.prepSeg == j.seg+1) {
+		return
+	}
+	if j.prep != nil {
+		j.prep.Close()
+		os.Remove(j.prep.Name())
+		j.prep = nil
+	}
+	seg := j.seg + 1
+	j.preparing = true
+	j.wg.Add(1)
+	go func() {
+		defer j.wg.Done()
+		f, err := preallocate(filepath.Join(j.dir, segmentName(seg)+".prep"), segmentSize(seg))
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		j.preparing = false
+		if err != nil {
+			return // rotation creates the segment itself
+		}
+		if j.closed || j.seg+1 != seg {
+			f.Close()
+			os.Remove(f.Name())
+			return
+		}
+		j.prep, j.prepSeg = f, seg
+	}()
+}
 
 // openJournal opens the journal in dir, creating it if needed, and returns
 // the groups recorded after the last checkpoint, in order.
@@ -86,6 +166,11 @@ func openJournal(dir string) (*journal, []group, error) {
 	}
 	var segs []uint64
 	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".prep") {
+			// A segment that was being preallocated: never used.
+			os.Remove(filepath.Join(dir, e.Name()))
+			continue
+		}
 		var seg uint64
 		if n, _ := fmt.Sscanf(e.Name(), "%016x.wal", &seg); n == 1 && strings.HasSuffix(e.Name(), ".wal") {
 			segs = append(segs, seg)
@@ -116,8 +201,10 @@ func openJournal(dir string) (*journal, []group, error) {
 				if !last {
 					return nil, nil, fmt.Errorf("journal %s at %d: %w", path, off, err)
 				}
-				// A torn write at the tail: cut it off.
-				if err := os.Truncate(path, off); err != nil {
+				// A torn write at the tail: cut it off, zeroing what
+				// follows the last good record, so that it can never be
+				// read as records again.
+				if err := zeroFrom(path, off); err != nil {
 					return nil, nil, err
 				}
 				break
@@ -155,27 +242,60 @@ func openJournal(dir string) (*journal, []group, error) {
 	} else {
 		j.first = segs[0]
 	}
-	flags := os.O_WRONLY | os.O_CREATE
-	j.f, err = os.OpenFile(filepath.Join(dir, segmentName(j.seg)), flags, 0o644)
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := j.f.Seek(j.size, io.SeekStart); err != nil {
-		j.f.Close()
-		return nil, nil, err
-	}
 	if len(segs) == 0 {
+		path := filepath.Join(dir, segmentName(j.seg))
+		if j.f, err = preallocate(path+".prep", segmentSize(j.seg)); err != nil {
+			return nil, nil, err
+		}
+		if err := os.Rename(path+".prep", path); err != nil {
+			j.f.Close()
+			return nil, nil, err
+		}
 		if err := syncDir(dir); err != nil {
 			j.f.Close()
 			return nil, nil, err
 		}
+	} else if j.f, err = os.OpenFile(filepath.Join(dir, segmentName(j.seg)), os.O_WRONLY, 0o644); err != nil {
+		return nil, nil, err
 	}
+	j.mu.Lock()
+	j.prepareNextLocked()
+	j.mu.Unlock()
 	return j, out, nil
+}
+
+// zeroFrom overwrites a segment with zeros from off to its end, and syncs
+// it.
+func zeroFrom(path string, off int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	zeros := make([]byte, 1<<20)
+	for p := off; p < st.Size(); p += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), st.Size()-p)], p); err != nil {
+			return err
+		}
+	}
+	return f.Sync()
 }
 
 func readRecord(b []byte) (payload []byte, n int64, err error) {
 	if len(b) == 0 {
 		return nil, 0, io.EOF
+	}
+	if allZero(b[:min(len(b), 8)]) {
+		// The preallocated end of the segment, if nothing but zeros
+		// follows; anything else is damage.
+		if allZero(b) {
+			return nil, 0, io.EOF
+		}
+		return nil, 0, errors.New("data after the end of the records")
 	}
 	if len(b) < 8 {
 		return nil, 0, errors.New("short record header")
@@ -222,11 +342,9 @@ func (j *journal) writeLocked(b []byte) (journalPos, error) {
 	}
 	binary.BigEndian.PutUint32(b, uint32(len(payload)))
 	binary.BigEndian.PutUint32(b[4:], crc32.Checksum(payload, crcTable))
-	if _, err := j.f.Write(b); err != nil {
-		// The file may now hold part of the record; a later record would
-		// follow garbage. Cut it back.
-		_ = j.f.Truncate(j.size)
-		_, _ = j.f.Seek(j.size, io.SeekStart)
+	if _, err := j.f.WriteAt(b, j.size); err != nil {
+		// The file may now hold part of the record: the next record is
+		// written over it.
 		return journalPos{}, fmt.Errorf("journal write: %w", err)
 	}
 	j.size += int64(len(b))
@@ -242,7 +360,7 @@ func (j *journal) sync() error {
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		return fmt.Errorf("journal sync: %w", err)
 	}
-	if size < journalSegmentSize {
+	if size < segmentSize(j.seg) {
 		return nil
 	}
 	j.mu.Lock()
@@ -256,10 +374,20 @@ func (j *journal) sync() error {
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		return fmt.Errorf("journal sync: %w", err)
 	}
-	// Everything in the old segment is synced; records go to a new one.
-	nf, err := os.OpenFile(filepath.Join(j.dir, segmentName(j.seg+1)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("journal rotate: %w", err)
+	// Everything in the old segment is synced; records go to a new one,
+	// preallocated in the background if it is ready.
+	next := filepath.Join(j.dir, segmentName(j.seg+1))
+	var nf *os.File
+	if j.prep != nil && j.prepSeg == j.seg+1 {
+		if err := os.Rename(j.prep.Name(), next); err != nil {
+			return fmt.Errorf("journal rotate: %w", err)
+		}
+		nf, j.prep = j.prep, nil
+	} else {
+		var err error
+		if nf, err = os.OpenFile(next, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
+			return fmt.Errorf("journal rotate: %w", err)
+		}
 	}
 	if err := syncDir(j.dir); err != nil {
 		nf.Close()
@@ -267,6 +395,7 @@ func (j *journal) sync() error {
 	}
 	j.f.Close()
 	j.f, j.seg, j.size = nf, j.seg+1, 0
+	j.prepareNextLocked()
 	return nil
 }
 
@@ -294,8 +423,32 @@ func (j *journal) checkpoint(pos journalPos) error {
 
 func (j *journal) close() error {
 	j.mu.Lock()
+	j.closed = true
+	j.mu.Unlock()
+	j.wg.Wait()
+	j.mu.Lock()
 	defer j.mu.Unlock()
+	if j.prep != nil {
+		j.prep.Close()
+		os.Remove(j.prep.Name())
+		j.prep = nil
+	}
 	return j.f.Close()
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func decodeGroup(b []byte) (group, error) {

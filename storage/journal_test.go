@@ -84,26 +84,37 @@ func segments(t testing.TB, dir string) []string {
 }
 
 // readRecords parses a segment independently of journal.go: every record
-// must be whole and its checksum right.
+// must be whole and its checksum right, and only zeros (the preallocated
+// rest of the segment) may follow the last one.
 func readRecords(b []byte) ([][]byte, error) {
+	recs, _, err := readRecordsEnd(b)
+	return recs, err
+}
+
+// readRecordsEnd is readRecords, also returning where the records end.
+func readRecordsEnd(b []byte) ([][]byte, int, error) {
 	var out [][]byte
-	for off := 0; off < len(b); {
+	off := 0
+	for off < len(b) {
+		if !slices.ContainsFunc(b[off:], func(c byte) bool { return c != 0 }) {
+			break // the preallocated end
+		}
 		if len(b)-off < 8 {
-			return out, fmt.Errorf("short header at %d", off)
+			return out, off, fmt.Errorf("short header at %d", off)
 		}
 		n := int(binary.BigEndian.Uint32(b[off:]))
 		sum := binary.BigEndian.Uint32(b[off+4:])
 		if n == 0 || len(b)-off-8 < n {
-			return out, fmt.Errorf("bad length %d at %d", n, off)
+			return out, off, fmt.Errorf("bad length %d at %d", n, off)
 		}
 		p := b[off+8 : off+8+n]
 		if crc32.Checksum(p, crc32.MakeTable(crc32.Castagnoli)) != sum {
-			return out, fmt.Errorf("bad checksum at %d", off)
+			return out, off, fmt.Errorf("bad checksum at %d", off)
 		}
 		out = append(out, p)
 		off += 8 + n
 	}
-	return out, nil
+	return out, off, nil
 }
 
 // encodeRecord frames a payload as the journal does.
@@ -279,7 +290,7 @@ func TestJournalTornTail(t *testing.T) {
 			if err != nil || len(recs) < 5 {
 				t.Fatalf("journal before the tear: %d records, %v", len(recs), err)
 			}
-			appendFile(t, last, tc.tail(encodeRecord(recs[len(recs)-1])))
+			writeAfterRecords(t, last, tc.tail(encodeRecord(recs[len(recs)-1])))
 
 			// Open cuts the tail: what was acknowledged is there, and the
 			// segment parses to its end again.
@@ -304,13 +315,23 @@ func TestJournalTornTail(t *testing.T) {
 	}
 }
 
-func appendFile(t testing.TB, path string, b []byte) {
+// writeAfterRecords writes b right after the last record of a segment, as
+// a write torn by a crash would have left it.
+func writeAfterRecords(t testing.TB, path string, b []byte) {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Write(b); err != nil {
+	_, end, err := readRecordsEnd(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(b, int64(end)); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

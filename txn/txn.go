@@ -615,8 +615,8 @@ func (m *Manager) Policy(ctx context.Context, repo string) (*Policy, error) {
 //
 // Every write reaches it: the API's on main (through the API's
 // checkDirect) and in transactions, each revision of a git push to main or
-// to txn/<id>, and each commit followed from an upstream. Value checks
-// (secrets: no plaintext where a secret is expected) belong here.
+// to txn/<id>, and each commit followed from an upstream. (The checks of
+// secrets' files run in the API, before it, on the same paths.)
 func (m *Manager) CheckWrite(ctx context.Context, repo string, a Actor, ops []storage.Op, direct bool) error {
 	r, err := m.store.Repo(repo)
 	if err != nil {

@@ -426,6 +426,41 @@ type TxnDiff struct {
 	Changes []DiffChange `json:"changes"`
 }
 
+// SecretItem is one secret of a list: its key (without the .sops.json of
+// its file), the etag of its encrypted document and the revision that last
+// changed it. Never its value.
+type SecretItem struct {
+	Key         string `json:"key"`
+	ETag        string `json:"etag"`
+	ModRevision int64  `json:"mod_revision"`
+}
+
+// SecretList is the body of GET .../secrets.
+type SecretList struct {
+	Revision int64        `json:"revision"`
+	Items    []SecretItem `json:"items"`
+	// Next is the "after" of the following page; empty on the last page.
+	Next string `json:"next"`
+}
+
+// RotateRequest is the body of POST .../secrets/rotate: re-encrypt every
+// secret under Prefix to the recipients .gitstate/sops.yaml gives it now,
+// under new data keys, or (KeepDataKey) only re-wrapping the current ones.
+type RotateRequest struct {
+	Prefix      string `json:"prefix,omitempty"`
+	KeepDataKey bool   `json:"keep_data_key,omitempty"`
+	Message     string `json:"message,omitempty"`
+}
+
+// RotateResult is the body of a successful POST .../secrets/rotate. Keys
+// lists the secrets re-encrypted.
+type RotateResult struct {
+	Revision int64    `json:"revision"`
+	Commit   string   `json:"commit"`
+	Changed  bool     `json:"changed"`
+	Keys     []string `json:"keys"`
+}
+
 // WatchEvent is the data of an SSE "revision" event (and the body of a
 // webhook delivery): one revision of main, or one commit of a transaction's
 // branch (then Revision is 0), with its changes under the watched prefix.

@@ -31,7 +31,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&o.data, "data", envOr("GITSTATE_DATA", auth.DefaultDataDir),
 		"the server's data directory ($GITSTATE_DATA); client commands on the server's machine take the administrator token from its admin.token")
 	g := addClientCommands(root, o)
-	root.AddCommand(newServeCmd(o), newTokenCmd(g))
+	root.AddCommand(newServeCmd(o), newTokenCmd(g), newSecretCmd(g))
 	return root
 }
 

@@ -32,8 +32,9 @@ func newServeCmd(root *rootOptions) *cobra.Command {
 
 The data directory holds one bare Git repository per repo (clone them with
 plain git), the index (deletable: it is rebuilt from Git at start) and the
-server's own files: auth/tokens.json (token hashes), audit/ (the audit log)
-and, after the first start, admin.token.
+server's own files: auth/tokens.json (token hashes), audit/ (the audit log),
+age.key (the server's age identity, the default recipient of secrets: back
+it up, see docs/SECRETS.md) and, after the first start, admin.token.
 
 On the first start with no token configured (and no GITSTATE_ADMIN_TOKEN),
 the server creates an administrator token, saves it to <data>/admin.token
@@ -68,6 +69,7 @@ SIGTERM or SIGINT stops the server gracefully: writes in flight finish first.`,
 	f.DurationVar(&c.ReadTimeout, "read-timeout", def.ReadTimeout, "time allowed to read a whole request, body included")
 	f.DurationVar(&c.IdleTimeout, "idle-timeout", def.IdleTimeout, "how long an idle kept-alive connection stays open")
 	f.Int64Var(&c.AuditMaxSize, "audit-max-size", def.AuditMaxSize, "size in bytes past which the audit log is rotated (rotated files are kept)")
+	f.StringVar(&c.VaultAddr, "vault-addr", os.Getenv("GITSTATE_VAULT_ADDR"), "Vault server whose transit keys may be recipients of secrets, token from $VAULT_TOKEN ($GITSTATE_VAULT_ADDR)")
 	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
 	return cmd
 }
@@ -100,6 +102,9 @@ func (o *serveOptions) run(ctx context.Context) error {
 	cfg.DataDir = o.root.data
 	cfg.Listen = o.listen
 	cfg.AdminToken = os.Getenv("GITSTATE_ADMIN_TOKEN")
+	if cfg.VaultAddr != "" {
+		cfg.VaultToken = os.Getenv("VAULT_TOKEN")
+	}
 	cfg.Logger = log
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {

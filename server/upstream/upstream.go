@@ -71,14 +71,16 @@ type Manager struct {
 	syncs  *prometheus.CounterVec
 	closed bool
 
-	mu    sync.Mutex // guards links and closed; lock order: Manager.mu, then link.mu
-	links map[string]*link
+	mu      sync.Mutex // guards links, started and closed; lock order: Manager.mu, then link.mu
+	links   map[string]*link
+	started bool
 }
 
 var _ api.Upstreams = (*Manager)(nil)
 
-// Open loads the upstreams configured in opts.DataDir and starts keeping
-// each in step. Close stops them.
+// Open loads the upstreams configured in opts.DataDir. Start starts
+// keeping them in step (once what Options.Check uses is ready); Close stops
+// them.
 func Open(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -118,9 +120,23 @@ func Open(ctx context.Context, opts Options) (*Manager, error) {
 			m.log.Warn("upstream of a repo that does not exist; ignored", "repo", repo)
 			continue
 		}
-		m.links[repo] = m.start(r, c)
+		m.links[repo] = m.newLink(r, c)
 	}
 	return m, nil
+}
+
+// Start starts keeping every upstream in step; upstreams configured later
+// start at once.
+func (m *Manager) Start() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started || m.closed {
+		return
+	}
+	m.started = true
+	for _, l := range m.links {
+		l.start()
+	}
 }
 
 // Close stops every upstream and waits for attempts in flight.
@@ -232,14 +248,16 @@ func (m *Manager) Set(ctx context.Context, repo string, in wire.UpstreamConfig) 
 	if old != nil {
 		old.stop()
 	}
-	l := m.start(r, c)
+	l := m.newLink(r, c)
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		l.stop()
 		return nil, gitstate.Errorf(gitstate.KindUnavailable, "unavailable", "the server is shutting down")
 	}
 	m.links[repo] = l
+	if m.started {
+		l.start()
+	}
 	m.mu.Unlock()
 	m.log.Info("upstream configured", "repo", repo, "mode", c.Mode, "url", c.URL, "branch", c.Branch, "interval", c.Interval)
 	return l.describe(), nil
@@ -360,8 +378,11 @@ type link struct {
 	gr   gitRepo
 	cfg  *config // never changes: Set replaces the link
 	kick chan chan struct{}
-	stop func()
-	done chan struct{}
+	stop func() // cancels the goroutine, if started, and waits for it
+	// startFn starts the goroutine (once); done is closed when it ends, or
+	// when the link stops unstarted.
+	startFn func()
+	done    chan struct{}
 
 	mu sync.Mutex // guards st
 	st linkState
@@ -393,17 +414,30 @@ const (
 	stateDiverged = "diverged"
 )
 
-func (m *Manager) start(r *storage.Repo, c *config) *link {
+// newLink returns the link of a repo's upstream, not started.
+func (m *Manager) newLink(r *storage.Repo, c *config) *link {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &link{m: m, repo: r, gr: r.Backend().(gitRepo), cfg: c, kick: make(chan chan struct{}, 16), done: make(chan struct{}),
 		st: linkState{state: statePending}}
+	var once sync.Once
 	l.stop = func() {
 		cancel()
+		once.Do(func() { close(l.done) }) // never started: nothing to wait for
 		<-l.done
 	}
-	go l.run(ctx)
+	l.startFn = func() {
+		once.Do(func() {
+			go func() {
+				defer close(l.done)
+				l.run(ctx)
+			}()
+		})
+	}
 	return l
 }
+
+// start starts the link's goroutine (once).
+func (l *link) start() { l.startFn() }
 
 func (l *link) env() storage.GitEnv {
 	return storage.GitEnv{Dir: l.gr.Dir(), Header: l.cfg.header(), Config: []string{"http.followRedirects=false", "safe.directory=*"}}
@@ -412,7 +446,6 @@ func (l *link) env() storage.GitEnv {
 // run is the link's goroutine: an attempt at once, then on each new commit
 // (mirror), each kick, each interval, and each retry after a failure.
 func (l *link) run(ctx context.Context) {
-	defer close(l.done)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var waiters []chan struct{}

@@ -464,3 +464,20 @@ func TestMirrorTxnBranches(t *testing.T) {
 		t.Errorf("status %+v", u.Status)
 	}
 }
+
+// TestFollowRefusesPlaintextSecrets: an upstream commit that puts plaintext
+// in a secret's file is refused, like any write of it.
+func TestFollowRefusesPlaintextSecrets(t *testing.T) {
+	a := startNode(t, "admin-a")
+	bare, work := bareRepo(t)
+	commitFile(t, work, "db/password.sops.json", `{"password": "hunter2"}`, "oops")
+	gitOut(t, work, "push", "-q", "origin", "main")
+	if st := a.call("POST", "/v1/repos", wire.CreateRepoRequest{Name: "s"}, nil); st != 201 {
+		t.Fatalf("create: %d", st)
+	}
+	a.setUpstream("s", wire.UpstreamConfig{URL: bare, Mode: "follow", Interval: wire.Duration(time.Hour)})
+	u := a.sync("s")
+	if u.Status.State != "refused" || !strings.Contains(u.Status.Message, "not_encrypted") || a.head("s").Revision != 0 {
+		t.Errorf("status %+v, head %+v", u.Status, a.head("s"))
+	}
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gitstate/gitstate/api/wire"
+)
+
+// startSecretServer runs a server on a loopback port for the CLI, run in
+// process, to talk to.
+func startSecretServer(t *testing.T) string {
+	t.Helper()
+	url := startServer(t, "")
+	t.Setenv("GITSTATE_TOKEN", testToken)
+	t.Setenv("GITSTATE_TXN", "")
+	return url
+}
+
+// run runs the CLI with stdin and returns its stdout and stderr.
+func runSecret(t *testing.T, stdin string, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := newRootCmd()
+	var out, errOut bytes.Buffer
+	cmd.SetArgs(args)
+	cmd.SetIn(strings.NewReader(stdin))
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+func mustRun(t *testing.T, stdin string, args ...string) (string, string) {
+	t.Helper()
+	out, errOut, err := runSecret(t, stdin, args...)
+	if err != nil {
+		t.Fatalf("gitstate %v: %v\n%s", args, err, errOut)
+	}
+	return out, errOut
+}
+
+func TestSecretCLI(t *testing.T) {
+	srv := startSecretServer(t)
+	s := "--server=" + srv
+
+	// From stdin, byte for byte.
+	out, errOut := mustRun(t, "s3cret\n", "secret", "put", s, "apps/web/db")
+	if !strings.Contains(out, "wrote apps/web/db: revision 1") || errOut != "" {
+		t.Fatalf("put: %q %q", out, errOut)
+	}
+	if out, _ := mustRun(t, "", "secret", "get", s, "apps/web/db"); out != "s3cret\n" {
+		t.Errorf("get: %q", out)
+	}
+	// The same value again: no commit.
+	if out, _ := mustRun(t, "s3cret\n", "secret", "put", s, "apps/web/db"); !strings.Contains(out, "no commit") {
+		t.Errorf("re-put: %q", out)
+	}
+	// From a file.
+	file := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(file, []byte("tok\x00en"), 0o600)
+	mustRun(t, "", "secret", "put", s, "--from-file", file, "apps/web/token")
+	if out, _ := mustRun(t, "", "secret", "get", s, "apps/web/token"); out != "tok\x00en" {
+		t.Errorf("get from-file: %q", out)
+	}
+	// As an argument: taken, with a warning.
+	_, errOut = mustRun(t, "", "secret", "put", s, "apps/api/key", "on-the-command-line")
+	if !strings.Contains(errOut, "warning") || !strings.Contains(errOut, "history") {
+		t.Errorf("no warning for a value given as an argument: %q", errOut)
+	}
+	// Nothing on stdin.
+	if _, _, err := runSecret(t, "", "secret", "put", s, "apps/empty"); err == nil {
+		t.Error("an empty value is accepted")
+	}
+
+	// ls: keys and revisions.
+	out, _ = mustRun(t, "", "secret", "ls", s, "-o", "json", "apps/web/")
+	var list wire.SecretList
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Items) != 2 || list.Items[0].Key != "apps/web/db" {
+		t.Fatalf("ls: %s %v", out, err)
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Error("ls shows a value")
+	}
+	if out, _ := mustRun(t, "", "secret", "ls", s); !strings.Contains(out, "apps/api/key\t3") {
+		t.Errorf("ls text: %q", out)
+	}
+	// rotate: one commit for everything under the prefix.
+	out, _ = mustRun(t, "", "secret", "rotate", s, "apps/web/")
+	if !strings.Contains(out, "re-encrypted 2 secret(s): revision 4") {
+		t.Errorf("rotate: %q", out)
+	}
+	if out, _ := mustRun(t, "", "secret", "get", s, "--rev", "1", "apps/web/db"); out != "s3cret\n" {
+		t.Errorf("get --rev 1: %q", out)
+	}
+	// Errors: the server's code, and an exit status.
+	_, _, err := runSecret(t, "", "secret", "get", s, "apps/none")
+	if err == nil || !strings.Contains(err.Error(), "key_not_found") || exitCode(err) != exitNotFound {
+		t.Errorf("missing secret: %v (exit %d)", err, exitCode(err))
+	}
+	_, _, err = runSecret(t, "x", "secret", "put", s, "--create", "apps/web/db")
+	if err == nil || exitCode(err) != exitPrecondition {
+		t.Errorf("--create on an existing secret: %v", err)
+	}
+}
