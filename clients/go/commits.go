@@ -47,11 +47,7 @@ func IfAbsent(key string) wire.Precondition { return wire.Precondition{Key: key,
 // the error's Keys), and with BaseRevision set a key changed since then
 // gives gitstate.ErrChangedSinceBase.
 func (r *Repo) Commit(ctx context.Context, req *wire.CommitRequest) (*wire.CommitResult, error) {
-	var out wire.CommitResult
-	if err := r.c.doJSON(ctx, http.MethodPost, repoPath(r.name, "/commits"), req, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
+	return r.kv.commit(ctx, req)
 }
 
 // LogOptions select the commits of Log.

@@ -12,6 +12,24 @@
 //	res, err := kv.Put(ctx, "apps/web/replicas", []byte("3"), nil)
 //	v, err := kv.Get(ctx, "apps/web/replicas", nil)
 //
+// # Transactions
+//
+// Repo.BeginTxn opens a transaction: a branch of main where writes wait,
+// invisible on main, until Repo.CommitTxn applies them in one merge commit
+// (or Repo.AbortTxn drops them). Repo.Txn returns a handle on its keys with
+// the same calls as Repo's (Get, Put, Delete, List, Pages, Items, ListAll,
+// Commit), on the transaction's branch:
+//
+//	t, err := kv.BeginTxn(ctx, &client.BeginTxnOptions{Message: "scale web"})
+//	tx := kv.Txn(t.ID)
+//	_, err = tx.Put(ctx, "apps/web/replicas", []byte("5"), nil)
+//	d, err := kv.TxnDiff(ctx, t.ID, &client.TxnDiffOptions{Patch: true})
+//	res, err := kv.CommitTxn(ctx, t.ID) // 409 merge_conflict: nothing committed
+//
+// Repo also covers webhooks (CreateWebhook, ...) and reconcilers' convergence
+// (ReportStatus, Reconcilers, Rollout); Client covers tokens (CreateToken,
+// ...) and the audit log (Audit).
+//
 // Request and response bodies are the JSON types of package
 // github.com/gitstate/gitstate/api/wire, returned as decoded. Every returned
 // value, including byte slices, belongs to the caller.

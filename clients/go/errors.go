@@ -71,6 +71,9 @@ func errorOf(resp *http.Response) error {
 	var er wire.ErrorResponse
 	if err := json.Unmarshal(body, &er); err == nil && er.Error.Code != "" {
 		e := &gitstate.Error{Kind: kind, Code: er.Error.Code, Message: er.Error.Message, Keys: er.Error.Keys}
+		for _, d := range er.Error.Details {
+			e.Details = append(e.Details, gitstate.Detail{Key: d.Key, Path: d.Path, Message: d.Message})
+		}
 		if er.Error.Missing != "" {
 			e.Err = &MissingError{What: er.Error.Missing}
 		}

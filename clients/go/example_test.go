@@ -7,12 +7,14 @@ import (
 	"log"
 	"net/http/httptest"
 	"os"
+	"time"
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api"
 	"github.com/gitstate/gitstate/api/wire"
 	client "github.com/gitstate/gitstate/clients/go"
 	"github.com/gitstate/gitstate/storage"
+	"github.com/gitstate/gitstate/txn"
 )
 
 // exampleServer runs the real API over a store in a temporary directory
@@ -27,9 +29,14 @@ func exampleServer() (url string, stop func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ts := httptest.NewServer(api.New(api.Options{Store: st}))
+	txns := txn.NewManager(st, txn.Options{})
+	if err := txns.Load(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	ts := httptest.NewServer(api.New(api.Options{Store: st, Txns: txns}))
 	return ts.URL, func() {
 		ts.Close()
+		txns.Close()
 		st.Close()
 		os.RemoveAll(dir)
 	}
@@ -154,4 +161,44 @@ func ExampleRepo_Rollback() {
 	v, _ := kv.Get(ctx, "apps/web/image", nil)
 	fmt.Printf("revision %d: %s\n", res.Revision, v.Data)
 	// Output: revision 3: web:1.4
+}
+
+// A transaction: writes wait on a branch, read back there and previewed,
+// until one merge commit applies them to main.
+func ExampleRepo_BeginTxn() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	c, _ := client.New(url)
+	kv := c.Repo("default")
+	kv.Put(ctx, "apps/web/replicas", []byte("3\n"), nil) // revision 1
+
+	t, err := kv.BeginTxn(ctx, &client.BeginTxnOptions{Message: "scale web", TTL: time.Hour})
+	if err != nil {
+		log.Fatal(err)
+	}
+	tx := kv.Txn(t.ID)
+	tx.Put(ctx, "apps/web/replicas", []byte("5\n"), nil)
+	tx.Put(ctx, "apps/web/max", []byte("10\n"), nil)
+
+	in, _ := tx.Get(ctx, "apps/web/replicas", nil)
+	onMain, _ := kv.Get(ctx, "apps/web/replicas", nil)
+	fmt.Printf("in the transaction: %son main: %s", in.Data, onMain.Data)
+
+	d, _ := kv.TxnDiff(ctx, t.ID, nil)
+	for _, ch := range d.Changes {
+		fmt.Println(ch.Op, ch.Key)
+	}
+	res, err := kv.CommitTxn(ctx, t.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	onMain, _ = kv.Get(ctx, "apps/web/replicas", nil)
+	fmt.Printf("committed as revision %d: %s", res.Revision, onMain.Data)
+	// Output:
+	// in the transaction: 5
+	// on main: 3
+	// added apps/web/max
+	// modified apps/web/replicas
+	// committed as revision 2: 5
 }

@@ -27,10 +27,13 @@ type Value struct {
 	ETag string
 	// Size is the value's length in bytes.
 	Size int64
-	// Revision and Commit say which revision of main was read.
+	// Revision and Commit say which revision of main was read. In a
+	// transaction Revision is 0 (a branch has no revision numbers) and
+	// Commit is the head of the transaction's branch that was read.
 	Revision int64
 	Commit   string
-	// ModRevision is the revision that last changed the key.
+	// ModRevision is the revision that last changed the key (0 in a
+	// transaction).
 	ModRevision int64
 	// NotModified is set when GetOptions.IfNoneMatch matched: the server
 	// answered 304 and Data is nil.
@@ -39,17 +42,61 @@ type Value struct {
 
 // GetOptions are the options of Get and Stat. The zero value reads at head.
 type GetOptions struct {
-	// Rev reads at a past revision: a number or a commit id.
+	// Rev reads at a past revision: a number or a commit id. A
+	// transaction is read at its head only: there the server refuses Rev
+	// (gitstate.ErrInvalidRequest).
 	Rev wire.Rev
 	// IfNoneMatch is an etag (or "*"): when the value's etag matches, Get
 	// returns a Value with NotModified set and no Data.
 	IfNoneMatch string
 }
 
+// PutOptions are the options of Put. The zero value writes unconditionally
+// with a generated commit message.
+type PutOptions struct {
+	// IfMatch is the etag the key must have (or "*": the key must exist),
+	// else the write fails with gitstate.ErrPreconditionFailed.
+	IfMatch string
+	// Create writes only if the key is absent (If-None-Match: *), else the
+	// write fails with gitstate.ErrPreconditionFailed.
+	Create bool
+	// Message is the commit message.
+	Message string
+}
+
+// DeleteOptions are the options of Delete.
+type DeleteOptions struct {
+	// IfMatch is the etag the key must have, else the delete fails with
+	// gitstate.ErrPreconditionFailed.
+	IfMatch string
+	// Prefix deletes every key under key + "/" in one commit.
+	Prefix bool
+	// Message is the commit message.
+	Message string
+}
+
+// ListOptions select the keys of List, Pages, Items and ListAll.
+type ListOptions struct {
+	// Prefix keeps the keys that start with it ("apps/web/").
+	Prefix string
+	// After keeps the keys that sort after it: the Next of a previous page.
+	After string
+	// Limit is the page size (0: the server's default, 1,000; at most
+	// 10,000).
+	Limit int
+	// Values asks for each key's value (ListItem.Value, or ValueBase64 for
+	// bytes that are not UTF-8).
+	Values bool
+	// Rev lists a past revision: a number or a commit id (empty: head).
+	// A transaction is listed at its head only: there the server refuses
+	// Rev (gitstate.ErrInvalidRequest).
+	Rev wire.Rev
+}
+
 // Get reads key (GET /v1/repos/{repo}/kv/{key}). A missing key gives
 // gitstate.ErrKeyNotFound. opts may be nil.
 func (r *Repo) Get(ctx context.Context, key string, opts *GetOptions) (*Value, error) {
-	return r.read(ctx, http.MethodGet, key, opts)
+	return r.kv.read(ctx, http.MethodGet, key, opts)
 }
 
 // Stat is Get without the value (HEAD /v1/repos/{repo}/kv/{key}): the
@@ -57,24 +104,90 @@ func (r *Repo) Get(ctx context.Context, key string, opts *GetOptions) (*Value, e
 // error has the code of its status's kind ("not_found" for a missing key or
 // repo alike) and no message from the server.
 func (r *Repo) Stat(ctx context.Context, key string, opts *GetOptions) (*Value, error) {
-	return r.read(ctx, http.MethodHead, key, opts)
+	return r.kv.read(ctx, http.MethodHead, key, opts)
 }
 
-func (r *Repo) read(ctx context.Context, method, key string, opts *GetOptions) (*Value, error) {
+// Put sets key to value in one commit (PUT /v1/repos/{repo}/kv/{key}).
+// Writing the value the key already has makes no commit (Changed false).
+// opts may be nil.
+func (r *Repo) Put(ctx context.Context, key string, value []byte, opts *PutOptions) (*wire.WriteResult, error) {
+	return r.kv.put(ctx, key, value, opts)
+}
+
+// Delete removes key, or with Prefix every key under it, in one commit
+// (DELETE /v1/repos/{repo}/kv/{key}). A missing key gives
+// gitstate.ErrKeyNotFound. opts may be nil.
+func (r *Repo) Delete(ctx context.Context, key string, opts *DeleteOptions) (*wire.DeleteResult, error) {
+	return r.kv.delete(ctx, key, opts)
+}
+
+// List reads one page of keys in key order (GET /v1/repos/{repo}/kv). The
+// page's Next, when not empty, is the After of the following page; read it
+// at the page's Revision to stay on one snapshot (Pages does both). opts may
+// be nil.
+func (r *Repo) List(ctx context.Context, opts *ListOptions) (*wire.ListResponse, error) {
+	return r.kv.list(ctx, opts)
+}
+
+// Pages returns an iterator over every page of a listing. The first page is
+// read at opts.Rev (head when empty) and every following one at the
+// revision the first was read at, so the pages together are one consistent
+// snapshot even while others write. Iteration stops after the first error,
+// which is yielded with a nil page. opts may be nil.
+func (r *Repo) Pages(ctx context.Context, opts *ListOptions) iter.Seq2[*wire.ListResponse, error] {
+	return r.kv.pages(ctx, opts)
+}
+
+// Items returns an iterator over every key of a listing, one consistent
+// snapshot as with Pages. Iteration stops after the first error, which is
+// yielded with a zero item. opts may be nil.
+func (r *Repo) Items(ctx context.Context, opts *ListOptions) iter.Seq2[wire.ListItem, error] {
+	return r.kv.items(ctx, opts)
+}
+
+// ListAll reads a listing to its end, or to maxItems keys when maxItems > 0, as one
+// consistent snapshot (see Pages), and returns it as one response: Revision
+// is the snapshot's, Next is empty when every key was read and otherwise the
+// After that continues the listing. opts may be nil.
+func (r *Repo) ListAll(ctx context.Context, opts *ListOptions, maxItems int) (*wire.ListResponse, error) {
+	return r.kv.listAll(ctx, opts, maxItems)
+}
+
+// keys is the key-value API under one path prefix: main's
+// (/v1/repos/{repo}) or a transaction's (/v1/repos/{repo}/txns/{id}). Repo
+// and Txn each hold one, so that every key-value call has one
+// implementation, whichever branch it reads or writes.
+type keys struct {
+	c *Client
+	// base is the escaped path prefix, without a trailing slash.
+	base string
+	// txn is set on a transaction's branch. A branch has no revision
+	// numbers: reads answer revision 0, and the pages of a listing cannot
+	// be pinned to the first one's revision.
+	txn bool
+	// err, when set, is returned by every call: the handle names nothing
+	// (a transaction without an id).
+	err error
+}
+
+// path returns the escaped path of a route under the prefix.
+func (k *keys) path(rest string) string { return k.base + rest }
+
+func (k *keys) read(ctx context.Context, method, key string, opts *GetOptions) (*Value, error) {
 	if opts == nil {
 		opts = &GetOptions{}
 	}
-	if err := checkKey(key); err != nil {
+	if err := k.check(key); err != nil {
 		return nil, err
 	}
-	req := &request{method: method, path: repoPath(r.name, "/kv/"+escapeKey(key))}
+	req := &request{method: method, path: k.path("/kv/" + escapeKey(key))}
 	if opts.Rev != "" {
 		req.query = url.Values{"rev": {string(opts.Rev)}}
 	}
 	if opts.IfNoneMatch != "" {
 		req.header = http.Header{"If-None-Match": {quoteETag(opts.IfNoneMatch)}}
 	}
-	resp, err := r.c.send(ctx, req)
+	resp, err := k.c.send(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -104,33 +217,17 @@ func (r *Repo) read(ctx context.Context, method, key string, opts *GetOptions) (
 	return v, nil
 }
 
-// PutOptions are the options of Put. The zero value writes unconditionally
-// with a generated commit message.
-type PutOptions struct {
-	// IfMatch is the etag the key must have (or "*": the key must exist),
-	// else the write fails with gitstate.ErrPreconditionFailed.
-	IfMatch string
-	// Create writes only if the key is absent (If-None-Match: *), else the
-	// write fails with gitstate.ErrPreconditionFailed.
-	Create bool
-	// Message is the commit message.
-	Message string
-}
-
-// Put sets key to value in one commit (PUT /v1/repos/{repo}/kv/{key}).
-// Writing the value the key already has makes no commit (Changed false).
-// opts may be nil.
-func (r *Repo) Put(ctx context.Context, key string, value []byte, opts *PutOptions) (*wire.WriteResult, error) {
+func (k *keys) put(ctx context.Context, key string, value []byte, opts *PutOptions) (*wire.WriteResult, error) {
 	if opts == nil {
 		opts = &PutOptions{}
 	}
-	if err := checkKey(key); err != nil {
+	if err := k.check(key); err != nil {
 		return nil, err
 	}
 	if value == nil {
 		value = []byte{}
 	}
-	req := &request{method: http.MethodPut, path: repoPath(r.name, "/kv/"+escapeKey(key)), body: value, header: http.Header{}}
+	req := &request{method: http.MethodPut, path: k.path("/kv/" + escapeKey(key)), body: value, header: http.Header{}}
 	if opts.IfMatch != "" {
 		req.header.Set("If-Match", quoteETag(opts.IfMatch))
 	}
@@ -141,34 +238,20 @@ func (r *Repo) Put(ctx context.Context, key string, value []byte, opts *PutOptio
 		req.query = url.Values{"message": {opts.Message}}
 	}
 	var out wire.WriteResult
-	if err := r.c.do(ctx, req, &out); err != nil {
+	if err := k.c.do(ctx, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// DeleteOptions are the options of Delete.
-type DeleteOptions struct {
-	// IfMatch is the etag the key must have, else the delete fails with
-	// gitstate.ErrPreconditionFailed.
-	IfMatch string
-	// Prefix deletes every key under key + "/" in one commit.
-	Prefix bool
-	// Message is the commit message.
-	Message string
-}
-
-// Delete removes key, or with Prefix every key under it, in one commit
-// (DELETE /v1/repos/{repo}/kv/{key}). A missing key gives
-// gitstate.ErrKeyNotFound. opts may be nil.
-func (r *Repo) Delete(ctx context.Context, key string, opts *DeleteOptions) (*wire.DeleteResult, error) {
+func (k *keys) delete(ctx context.Context, key string, opts *DeleteOptions) (*wire.DeleteResult, error) {
 	if opts == nil {
 		opts = &DeleteOptions{}
 	}
-	if err := checkKey(key); err != nil {
+	if err := k.check(key); err != nil {
 		return nil, err
 	}
-	req := &request{method: http.MethodDelete, path: repoPath(r.name, "/kv/"+escapeKey(key)), query: url.Values{}}
+	req := &request{method: http.MethodDelete, path: k.path("/kv/" + escapeKey(key)), query: url.Values{}}
 	if opts.IfMatch != "" {
 		req.header = http.Header{"If-Match": {quoteETag(opts.IfMatch)}}
 	}
@@ -179,33 +262,16 @@ func (r *Repo) Delete(ctx context.Context, key string, opts *DeleteOptions) (*wi
 		req.query.Set("message", opts.Message)
 	}
 	var out wire.DeleteResult
-	if err := r.c.do(ctx, req, &out); err != nil {
+	if err := k.c.do(ctx, req, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// ListOptions select the keys of List, Pages, Items and ListAll.
-type ListOptions struct {
-	// Prefix keeps the keys that start with it ("apps/web/").
-	Prefix string
-	// After keeps the keys that sort after it: the Next of a previous page.
-	After string
-	// Limit is the page size (0: the server's default, 1,000; at most
-	// 10,000).
-	Limit int
-	// Values asks for each key's value (ListItem.Value, or ValueBase64 for
-	// bytes that are not UTF-8).
-	Values bool
-	// Rev lists a past revision: a number or a commit id (empty: head).
-	Rev wire.Rev
-}
-
-// List reads one page of keys in key order (GET /v1/repos/{repo}/kv). The
-// page's Next, when not empty, is the After of the following page; read it
-// at the page's Revision to stay on one snapshot (Pages does both). opts may
-// be nil.
-func (r *Repo) List(ctx context.Context, opts *ListOptions) (*wire.ListResponse, error) {
+func (k *keys) list(ctx context.Context, opts *ListOptions) (*wire.ListResponse, error) {
+	if k.err != nil {
+		return nil, k.err
+	}
 	if opts == nil {
 		opts = &ListOptions{}
 	}
@@ -226,32 +292,24 @@ func (r *Repo) List(ctx context.Context, opts *ListOptions) (*wire.ListResponse,
 		q.Set("rev", string(opts.Rev))
 	}
 	var out wire.ListResponse
-	if err := r.c.do(ctx, &request{method: http.MethodGet, path: repoPath(r.name, "/kv"), query: q}, &out); err != nil {
+	if err := k.c.do(ctx, &request{method: http.MethodGet, path: k.path("/kv"), query: q}, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
 }
 
-// Pages returns an iterator over every page of a listing. The first page is
-// read at opts.Rev (head when empty) and every following one at the
-// revision the first was read at, so the pages together are one consistent
-// snapshot even while others write. Iteration stops after the first error,
-// which is yielded with a nil page. opts may be nil.
-func (r *Repo) Pages(ctx context.Context, opts *ListOptions) iter.Seq2[*wire.ListResponse, error] {
+func (k *keys) pages(ctx context.Context, opts *ListOptions) iter.Seq2[*wire.ListResponse, error] {
 	return func(yield func(*wire.ListResponse, error) bool) {
-		err := r.walk(ctx, opts, 0, func(page *wire.ListResponse) bool { return yield(page, nil) })
+		err := k.walk(ctx, opts, 0, func(page *wire.ListResponse) bool { return yield(page, nil) })
 		if err != nil {
 			yield(nil, err)
 		}
 	}
 }
 
-// Items returns an iterator over every key of a listing, one consistent
-// snapshot as with Pages. Iteration stops after the first error, which is
-// yielded with a zero item. opts may be nil.
-func (r *Repo) Items(ctx context.Context, opts *ListOptions) iter.Seq2[wire.ListItem, error] {
+func (k *keys) items(ctx context.Context, opts *ListOptions) iter.Seq2[wire.ListItem, error] {
 	return func(yield func(wire.ListItem, error) bool) {
-		err := r.walk(ctx, opts, 0, func(page *wire.ListResponse) bool {
+		err := k.walk(ctx, opts, 0, func(page *wire.ListResponse) bool {
 			for _, it := range page.Items {
 				if !yield(it, nil) {
 					return false
@@ -265,13 +323,9 @@ func (r *Repo) Items(ctx context.Context, opts *ListOptions) iter.Seq2[wire.List
 	}
 }
 
-// ListAll reads a listing to its end, or to maxItems keys when maxItems > 0, as one
-// consistent snapshot (see Pages), and returns it as one response: Revision
-// is the snapshot's, Next is empty when every key was read and otherwise the
-// After that continues the listing. opts may be nil.
-func (r *Repo) ListAll(ctx context.Context, opts *ListOptions, maxItems int) (*wire.ListResponse, error) {
+func (k *keys) listAll(ctx context.Context, opts *ListOptions, maxItems int) (*wire.ListResponse, error) {
 	out := &wire.ListResponse{Items: []wire.ListItem{}}
-	err := r.walk(ctx, opts, maxItems, func(page *wire.ListResponse) bool {
+	err := k.walk(ctx, opts, maxItems, func(page *wire.ListResponse) bool {
 		out.Revision = page.Revision
 		out.Items = append(out.Items, page.Items...)
 		out.Next = page.Next
@@ -283,10 +337,11 @@ func (r *Repo) ListAll(ctx context.Context, opts *ListOptions, maxItems int) (*w
 	return out, nil
 }
 
-// walk reads the pages of a listing, pinned to the first page's revision,
-// until the last page, maxItems keys (when maxItems > 0) or fn returning
-// false.
-func (r *Repo) walk(ctx context.Context, opts *ListOptions, maxItems int, fn func(*wire.ListResponse) bool) error {
+// walk reads the pages of a listing until the last page, maxItems keys
+// (when maxItems > 0) or fn returning false. On main every page after the
+// first is read at the first one's revision; a transaction's branch has no
+// revisions, so there each page is read at the branch's head.
+func (k *keys) walk(ctx context.Context, opts *ListOptions, maxItems int, fn func(*wire.ListResponse) bool) error {
 	o := ListOptions{}
 	if opts != nil {
 		o = *opts
@@ -300,7 +355,7 @@ func (r *Repo) walk(ctx context.Context, opts *ListOptions, maxItems int, fn fun
 		if maxItems > 0 {
 			o.Limit = min(pageSize, maxItems-read)
 		}
-		page, err := r.List(ctx, &o)
+		page, err := k.list(ctx, &o)
 		if err != nil {
 			return err
 		}
@@ -309,8 +364,30 @@ func (r *Repo) walk(ctx context.Context, opts *ListOptions, maxItems int, fn fun
 			return nil
 		}
 		o.After = page.Next
-		o.Rev = wire.RevNumber(page.Revision)
+		if !k.txn {
+			o.Rev = wire.RevNumber(page.Revision)
+		}
 	}
+}
+
+// commit applies a batch in one commit (POST .../commits).
+func (k *keys) commit(ctx context.Context, req *wire.CommitRequest) (*wire.CommitResult, error) {
+	if k.err != nil {
+		return nil, k.err
+	}
+	var out wire.CommitResult
+	if err := k.c.doJSON(ctx, http.MethodPost, k.path("/commits"), req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// check refuses a call on a handle that names nothing, and the empty key.
+func (k *keys) check(key string) error {
+	if k.err != nil {
+		return k.err
+	}
+	return checkKey(key)
 }
 
 // defaultPageSize is the server's default page size.

@@ -27,15 +27,20 @@ func (c *Client) CreateRepo(ctx context.Context, name string) (*wire.Repo, error
 	return &out, nil
 }
 
-// Repo is a handle on one repo of a server: its keys, commits and history.
-// Making one sends no request. It is safe for concurrent use.
+// Repo is a handle on one repo of a server: its keys, commits and history
+// on main, its transactions, webhooks and reconcilers. Making one sends no
+// request. It is safe for concurrent use.
 type Repo struct {
 	c    *Client
 	name string
+	// kv is main's key-value API.
+	kv keys
 }
 
 // Repo returns a handle on the repo called name.
-func (c *Client) Repo(name string) *Repo { return &Repo{c: c, name: name} }
+func (c *Client) Repo(name string) *Repo {
+	return &Repo{c: c, name: name, kv: keys{c: c, base: repoPath(name, "")}}
+}
 
 // Name returns the repo's name.
 func (r *Repo) Name() string { return r.name }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gitstate/gitstate/api/wire"
 )
 
 // TestCLIText checks the text output of every client command, through the
@@ -144,5 +148,84 @@ func TestCLIEnv(t *testing.T) {
 	host := strings.TrimPrefix(url, "http://")
 	if res := runCLI(t, url, nil, tok, "get", "k", "--repo", "team-a", "--server", host); res.stdout != "in team-a" {
 		t.Errorf("--server without a scheme: %+v", res)
+	}
+}
+
+// TestCLIConvergence checks the text of reconcilers, rollout and webhook,
+// through the binary against the real server.
+func TestCLIConvergence(t *testing.T) {
+	url := startServer(t, "")
+	d := newClientDriver(t, url)
+	run := func(stdin string, args ...string) string {
+		t.Helper()
+		res := runCLI(t, url, []byte(stdin), nil, args...)
+		if res.exit != 0 {
+			t.Fatalf("gitstate %q: exit %d: %s", args, res.exit, res.stderr)
+		}
+		return res.stdout
+	}
+	for _, k := range []string{"a", "b", "c"} {
+		run("", "put", k, "1")
+	}
+	repo := d.c.Repo("default")
+	for _, r := range []struct {
+		name, rev, state string
+	}{{"eu", "3", "applied"}, {"us", "1", "applied"}, {"us", "2", "failed"}} {
+		if err := repo.ReportStatus(context.Background(), r.name, wire.ReconcilerStatusRequest{Revision: wire.Rev(r.rev), State: r.state}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := run("", "reconcilers")
+	for _, want := range []string{`(?m)^head: revision 3$`, `(?m)^NAME\s+STATE\s+REVISION\s+APPLIED\s+LAG\s+LAST REPORT\s+STALE$`,
+		`(?m)^eu\s+applied\s+3\s+3\s+0\s+\S+Z\s+no$`, `(?m)^us\s+failed\s+2\s+1\s+2 \(\d+s\)\s+\S+Z\s+no$`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("reconcilers lacks %s:\n%s", want, out)
+		}
+	}
+	out = run("", "rollout", "2")
+	if !regexp.MustCompile(`^revision 2 \([0-9a-f]{12}\), head 3: not converged: 1 of 2 reconcilers pending\n.*\nus\s+pending\s+failed\s+1\s.*\neu\s+applied\s+applied\s+3\s`).MatchString(out) {
+		t.Errorf("rollout 2:\n%s", out)
+	}
+	if out := run("", "reconcilers", "rm", "us"); out != "deleted reconciler us\n" {
+		t.Errorf("reconcilers rm: %q", out)
+	}
+	if out := run("", "rollout", "2"); !strings.HasPrefix(out, "revision 2 (") || !strings.Contains(out, "head 3: converged\n") {
+		t.Errorf("rollout 2 after rm:\n%s", out)
+	}
+	if res := runCLI(t, url, nil, nil, "rollout", "9"); res.exit != exitNotFound {
+		t.Errorf("rollout 9: %+v", res)
+	}
+
+	// A webhook to a closed port: its deliveries fail and say why.
+	out = run("a-secret-of-at-least-16-bytes\n", "webhook", "create", "http://127.0.0.1:1/hook", "--prefix", "a", "--secret-file", "-", "--from", "0")
+	m := regexp.MustCompile(`^created webhook (\S+): revisions after 0 under a go to http://127.0.0.1:1/hook\n$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("webhook create: %q", out)
+	}
+	id := m[1]
+	if out := run("", "webhook", "create", "http://127.0.0.1:1/other"); !regexp.MustCompile(`\nsecret: [0-9a-f]{64} \(it will not be shown again\)\n$`).MatchString(out) {
+		t.Errorf("webhook create with a secret made up: %q", out)
+	}
+	if out := run("", "webhook", "ls"); !regexp.MustCompile(`(?m)^` + id + `\s+http://127.0.0.1:1/hook\s+a\s+0\s+`).MatchString(out) {
+		t.Errorf("webhook ls:\n%s", out)
+	}
+	var deliveries string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if deliveries = run("", "webhook", "deliveries", id); strings.Count(deliveries, "\n") > 1 {
+			break
+		}
+	}
+	if !regexp.MustCompile(`(?m)^` + id + `-1\s+1\s+1\s+\S+Z\s+-\s+\S+\s+.*connection refused`).MatchString(deliveries) {
+		t.Errorf("webhook deliveries:\n%s", deliveries)
+	}
+	if out := run("", "webhook", "rm", id); out != "deleted webhook "+id+" (http://127.0.0.1:1/hook)\n" {
+		t.Errorf("webhook rm: %q", out)
+	}
+	if res := runCLI(t, url, nil, nil, "webhook", "rm", id); res.exit != exitNotFound {
+		t.Errorf("webhook rm of a removed webhook: %+v", res)
+	}
+	if res := runCLI(t, url, []byte("short"), nil, "webhook", "create", "http://127.0.0.1:1/x", "--secret-file", "-"); res.exit != exitError ||
+		!strings.HasPrefix(res.stderr, "gitstate: invalid_request: secret must be") {
+		t.Errorf("webhook create with a short secret: %+v", res)
 	}
 }

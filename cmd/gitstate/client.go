@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/api/wire"
 	client "github.com/gitstate/gitstate/clients/go"
 )
 
@@ -26,6 +29,12 @@ type globalOptions struct {
 	repo   string
 	token  string
 	output string
+	// txn is the transaction the key-value commands act in (--txn,
+	// $GITSTATE_TXN); empty for main.
+	txn string
+	// tokenless is set once a client was made without a token, so that a
+	// 401 can say where a token comes from.
+	tokenless bool
 }
 
 // addClientCommands registers the client commands and their global flags
@@ -39,16 +48,89 @@ func addClientCommands(root *cobra.Command, o *rootOptions) *globalOptions {
 	// prints it.
 	f.StringVar(&g.token, "token", "", "bearer token (default $GITSTATE_TOKEN)")
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json (the API's JSON, for scripts)")
-	cmds := []*cobra.Command{
-		newGetCmd(g), newPutCmd(g), newDelCmd(g), newLsCmd(g), newLogCmd(g),
-		newDiffCmd(g), newRevertCmd(g), newRollbackCmd(g), newRepoCmd(g), newWatchCmd(g),
+	f.StringVar(&g.txn, "txn", os.Getenv("GITSTATE_TXN"),
+		"transaction ($GITSTATE_TXN): get, put, del and ls act inside it, txn commands default to it; --txn= for main")
+	root.AddGroup(
+		&cobra.Group{ID: groupKeys, Title: "Keys (on main, or inside the transaction --txn names):"},
+		&cobra.Group{ID: groupHistory, Title: "History (main only):"},
+		&cobra.Group{ID: groupTxn, Title: "Transactions:"},
+		&cobra.Group{ID: groupConvergence, Title: "Convergence:"},
+		&cobra.Group{ID: groupAdmin, Title: "Administration:"},
+	)
+	groups := []struct {
+		id   string
+		cmds []*cobra.Command
+	}{
+		{groupKeys, []*cobra.Command{inTxn(newGetCmd(g)), inTxn(newPutCmd(g)), inTxn(newDelCmd(g)), inTxn(newLsCmd(g)), inTxn(newSecretCmd(g))}},
+		{groupHistory, []*cobra.Command{mainOnly(newLogCmd(g)), mainOnly(newDiffCmd(g)), mainOnly(newRevertCmd(g)),
+			mainOnly(newRollbackCmd(g)), mainOnly(newWatchCmd(g))}},
+		{groupTxn, []*cobra.Command{newTxnCmd(g)}},
+		{groupConvergence, []*cobra.Command{newReconcilersCmd(g), mainOnly(newRolloutCmd(g)), newWebhookCmd(g)}},
+		{groupAdmin, []*cobra.Command{newRepoCmd(g), newTokenCmd(g)}},
 	}
-	for _, c := range cmds {
-		setUsageErrors(c)
-		root.AddCommand(c)
+	for _, gr := range groups {
+		for _, c := range gr.cmds {
+			c.GroupID = gr.id
+			setUsageErrors(c)
+			root.AddCommand(c)
+		}
 	}
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return g.checkTxn(cmd) }
 	root.AddCommand(newExitCodesTopic())
 	return g
+}
+
+// Command groups of "gitstate help".
+const (
+	groupKeys        = "keys"
+	groupHistory     = "history"
+	groupTxn         = "txn"
+	groupConvergence = "convergence"
+	groupAdmin       = "admin"
+)
+
+// txnAnnotation is the annotation that says how a command treats the
+// transaction --txn (or $GITSTATE_TXN) names: txnInside, txnMainOnly, or
+// (no annotation) it has nothing to do with a repo's keys and ignores it.
+const (
+	txnAnnotation = "gitstate/txn"
+	// txnInside: the command reads and writes the transaction's branch.
+	txnInside = "inside"
+	// txnMainOnly: the command works on main only; a transaction is a
+	// usage error, lest a revert meant for the transaction land on main.
+	txnMainOnly = "main-only"
+)
+
+// inTxn marks cmd as acting inside the transaction, when there is one.
+func inTxn(cmd *cobra.Command) *cobra.Command { return annotate(cmd, txnAnnotation, txnInside) }
+
+// mainOnly marks cmd as refusing a transaction, and says so in its help.
+func mainOnly(cmd *cobra.Command) *cobra.Command {
+	cmd.Long = strings.TrimSpace(cmd.Long + "\n\n" +
+		"This command works on main only: it refuses to run while --txn or\n" +
+		"$GITSTATE_TXN names a transaction (give --txn= to run it on main).")
+	return annotate(cmd, txnAnnotation, txnMainOnly)
+}
+
+func annotate(cmd *cobra.Command, key, value string) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[key] = value
+	return cmd
+}
+
+// checkTxn refuses a transaction to a command that works on main only.
+func (g *globalOptions) checkTxn(cmd *cobra.Command) error {
+	if g.txn == "" || cmd.Annotations[txnAnnotation] != txnMainOnly {
+		return nil
+	}
+	from := "--txn"
+	if f := cmd.Flags().Lookup("txn"); f == nil || !f.Changed {
+		from = "$GITSTATE_TXN"
+	}
+	return usageErrorf("%s works on main only, and %s names transaction %s: give --txn= to use main, "+
+		"or see the transaction with \"gitstate txn show\" and \"gitstate txn diff\"", cmd.Name(), from, g.txn)
 }
 
 // client returns a client of the server the flags name.
@@ -65,7 +147,60 @@ func (g *globalOptions) client() (*client.Client, error) {
 	if err != nil {
 		return nil, usageErrorf("--server: %v", err)
 	}
+	g.tokenless = token == ""
 	return c, nil
+}
+
+// keyValues is what the key-value commands need of main (*client.Repo) or
+// of a transaction (*client.Txn).
+type keyValues interface {
+	Get(ctx context.Context, key string, opts *client.GetOptions) (*client.Value, error)
+	Put(ctx context.Context, key string, value []byte, opts *client.PutOptions) (*wire.WriteResult, error)
+	Delete(ctx context.Context, key string, opts *client.DeleteOptions) (*wire.DeleteResult, error)
+	ListAll(ctx context.Context, opts *client.ListOptions, maxItems int) (*wire.ListResponse, error)
+}
+
+var (
+	_ keyValues = (*client.Repo)(nil)
+	_ keyValues = (*client.Txn)(nil)
+)
+
+// keyValues returns the keys the flags name: the repo's on main, or the
+// transaction's when --txn names one.
+func (g *globalOptions) keyValues() (keyValues, error) {
+	repo, err := g.repoClient()
+	if err != nil {
+		return nil, err
+	}
+	if g.txn != "" {
+		return repo.Txn(g.txn), nil
+	}
+	return repo, nil
+}
+
+// txnArg returns the transaction a txn command is about: its argument, or
+// the transaction --txn (or $GITSTATE_TXN) names.
+func (g *globalOptions) txnArg(args []string) (string, error) {
+	if len(args) > 0 {
+		return args[0], nil
+	}
+	if g.txn == "" {
+		return "", usageErrorf("which transaction? give its id, --txn or $GITSTATE_TXN")
+	}
+	return g.txn, nil
+}
+
+// runE adapts a client command's run function: its error gets an exit
+// status, and a 401 without a token says where tokens come from.
+func (g *globalOptions) runE(run func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := run(cmd, args)
+		if g.tokenless && gitstate.KindOf(err) == gitstate.KindUnauthorized {
+			err = &exitErr{code: exitError, err: errors.Join(err,
+				errors.New("no token: give --token or $GITSTATE_TOKEN, or run on the server's machine with --data pointing at its data directory"))}
+		}
+		return withExitCode(err)
+	}
 }
 
 // repoClient returns a handle on the repo the flags name.
@@ -133,11 +268,6 @@ func withExitCode(err error) error {
 	return &exitErr{code: code, err: err}
 }
 
-// runE adapts a command's run function: its error gets an exit status.
-func runE(run func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error { return withExitCode(run(cmd, args)) }
-}
-
 // usageArgs makes an argument validator's errors usage errors.
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
@@ -164,16 +294,21 @@ func newExitCodesTopic() *cobra.Command {
 	return &cobra.Command{
 		Use:   "exit-codes",
 		Short: "Exit statuses of the client commands",
-		Long: `The client commands (get, put, del, ls, log, diff, revert, rollback, repo)
-exit with:
+		Long: `The client commands (every command but serve and help) exit with:
 
   0  success
-  1  any other error: the server's, the network's
-  2  usage: an unknown flag, a missing or extra argument, a bad flag value
-  3  not found: the key, the repo or the revision does not exist (404)
+  1  any other error: the server's, the network's, a refusal (401, 403:
+     a missing scope, a protected prefix, approvals a transaction still
+     needs), an invalid request or value (400, 422)
+  2  usage: an unknown flag, a missing or extra argument, a bad flag value,
+     or a transaction (--txn, $GITSTATE_TXN) given to a command that works
+     on main only
+  3  not found: the key, the repo, the revision, the transaction or the
+     webhook does not exist (404)
   4  the state is not as expected: a precondition failed (412, --if-match,
-     --create) or the state changed (409: a revert over later changes);
-     read again and retry
+     --create) or the state changed (409: a revert over later changes, a
+     transaction whose keys main changed meanwhile, a transaction that is
+     no longer open); read again and retry
 
 An error is printed on stderr as "gitstate: <code>: <message>", where code
 is the API's error code (key_not_found, precondition_failed, ...).`,

@@ -20,10 +20,12 @@ func newDelCmd(g *globalOptions) *cobra.Command {
 		Use:     "del KEY",
 		Aliases: []string{"delete", "rm"},
 		Short:   "Delete a key, or every key under it, in one commit",
+		Long: `Delete a key, or with --prefix every key under it, in one commit. With --txn
+(or $GITSTATE_TXN) the commit is made on the transaction's branch.`,
 		Example: `  gitstate del apps/web/replicas
   gitstate del apps/web --prefix    # every key under apps/web/`,
 		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: runE(o.run),
+		RunE: o.g.runE(o.run),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.prefix, "prefix", false, "delete every key under KEY/")
@@ -37,7 +39,7 @@ func (o *delOptions) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	kv, err := o.g.repoClient()
+	kv, err := o.g.keyValues()
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ before the first commit.`,
 		Example: `  gitstate diff 12
   gitstate diff 12 15 --prefix apps/web/ --patch`,
 		Args: usageArgs(cobra.RangeArgs(1, 2)),
-		RunE: runE(o.run),
+		RunE: o.g.runE(o.run),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.prefix, "prefix", "", "only keys under this prefix")

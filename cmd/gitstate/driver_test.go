@@ -40,6 +40,22 @@ type driver interface {
 	Diff(repo string, from, to wire.Rev, o client.DiffOptions) (*wire.DiffResponse, error)
 	Revert(repo string, rev wire.Rev, force bool) (*wire.CommitResult, error)
 	Rollback(repo string, to wire.Rev, prefix string) (*wire.CommitResult, error)
+
+	// InTxn returns a driver whose key-value calls (Put, Get, Del, List)
+	// act inside transaction id; its other calls are the receiver's.
+	InTxn(id string) driver
+	// As returns a driver that authenticates with token.
+	As(token string) driver
+	CreateToken(name string, scopes ...string) (*wire.CreatedToken, error)
+	BeginTxn(repo string, o client.BeginTxnOptions) (*wire.Txn, error)
+	ListTxns(repo string, o client.ListTxnsOptions) (*wire.TxnList, error)
+	ShowTxn(repo, id string) (*wire.Txn, error)
+	TxnDiff(repo, id string, o client.TxnDiffOptions) (*wire.TxnDiff, error)
+	ApproveTxn(repo, id, comment string) (*wire.Txn, error)
+	ReportTxn(repo, id string, r wire.ReportRequest) (*wire.Txn, error)
+	CommitTxn(repo, id string) (*wire.CommitResult, error)
+	RebaseTxn(repo, id string) (*wire.Txn, error)
+	AbortTxn(repo, id string) (*wire.Txn, error)
 }
 
 // testToken is the administrator token of test servers started without
@@ -72,7 +88,11 @@ func startServer(t testing.TB, adminToken string) string {
 }
 
 // clientDriver drives gitstate through the Go client.
-type clientDriver struct{ c *client.Client }
+type clientDriver struct {
+	c *client.Client
+	// txn is the transaction the key-value calls act in ("": main).
+	txn string
+}
 
 var _ driver = clientDriver{}
 
@@ -84,6 +104,15 @@ func newClientDriver(t testing.TB, url string) clientDriver {
 	return clientDriver{c: c}
 }
 
+// kv returns the repo's keys on main, or in the driver's transaction: the
+// same choice the CLI's key-value commands make.
+func (d clientDriver) kv(repo string) keyValues {
+	if d.txn != "" {
+		return d.c.Repo(repo).Txn(d.txn)
+	}
+	return d.c.Repo(repo)
+}
+
 func (d clientDriver) CreateRepo(name string) (*wire.Repo, error) {
 	return d.c.CreateRepo(context.Background(), name)
 }
@@ -91,19 +120,19 @@ func (d clientDriver) CreateRepo(name string) (*wire.Repo, error) {
 func (d clientDriver) ListRepos() (*wire.RepoList, error) { return d.c.ListRepos(context.Background()) }
 
 func (d clientDriver) Put(repo, key string, value []byte, o client.PutOptions) (*wire.WriteResult, error) {
-	return d.c.Repo(repo).Put(context.Background(), key, value, &o)
+	return d.kv(repo).Put(context.Background(), key, value, &o)
 }
 
 func (d clientDriver) Get(repo, key string, rev wire.Rev) (*client.Value, error) {
-	return d.c.Repo(repo).Get(context.Background(), key, &client.GetOptions{Rev: rev})
+	return d.kv(repo).Get(context.Background(), key, &client.GetOptions{Rev: rev})
 }
 
 func (d clientDriver) Del(repo, key string, o client.DeleteOptions) (*wire.DeleteResult, error) {
-	return d.c.Repo(repo).Delete(context.Background(), key, &o)
+	return d.kv(repo).Delete(context.Background(), key, &o)
 }
 
 func (d clientDriver) List(repo string, o client.ListOptions, max int) (*wire.ListResponse, error) {
-	return d.c.Repo(repo).ListAll(context.Background(), &o, max)
+	return d.kv(repo).ListAll(context.Background(), &o, max)
 }
 
 func (d clientDriver) Log(repo string, o client.LogOptions) (*wire.CommitList, error) {
@@ -120,6 +149,57 @@ func (d clientDriver) Revert(repo string, rev wire.Rev, force bool) (*wire.Commi
 
 func (d clientDriver) Rollback(repo string, to wire.Rev, prefix string) (*wire.CommitResult, error) {
 	return d.c.Repo(repo).Rollback(context.Background(), to, &client.RollbackOptions{Prefix: prefix})
+}
+
+func (d clientDriver) InTxn(id string) driver { d.txn = id; return d }
+
+func (d clientDriver) As(token string) driver {
+	c, err := client.New(d.c.BaseURL(), client.WithToken(token))
+	if err != nil {
+		panic(err) // the URL was accepted before
+	}
+	d.c = c
+	return d
+}
+
+func (d clientDriver) CreateToken(name string, scopes ...string) (*wire.CreatedToken, error) {
+	return d.c.CreateToken(context.Background(), &wire.CreateTokenRequest{Name: name, Scopes: scopes})
+}
+
+func (d clientDriver) BeginTxn(repo string, o client.BeginTxnOptions) (*wire.Txn, error) {
+	return d.c.Repo(repo).BeginTxn(context.Background(), &o)
+}
+
+func (d clientDriver) ListTxns(repo string, o client.ListTxnsOptions) (*wire.TxnList, error) {
+	return d.c.Repo(repo).ListTxns(context.Background(), &o)
+}
+
+func (d clientDriver) ShowTxn(repo, id string) (*wire.Txn, error) {
+	return d.c.Repo(repo).GetTxn(context.Background(), id)
+}
+
+func (d clientDriver) TxnDiff(repo, id string, o client.TxnDiffOptions) (*wire.TxnDiff, error) {
+	return d.c.Repo(repo).TxnDiff(context.Background(), id, &o)
+}
+
+func (d clientDriver) ApproveTxn(repo, id, comment string) (*wire.Txn, error) {
+	return d.c.Repo(repo).ApproveTxn(context.Background(), id, comment)
+}
+
+func (d clientDriver) ReportTxn(repo, id string, r wire.ReportRequest) (*wire.Txn, error) {
+	return d.c.Repo(repo).ReportTxn(context.Background(), id, &r)
+}
+
+func (d clientDriver) CommitTxn(repo, id string) (*wire.CommitResult, error) {
+	return d.c.Repo(repo).CommitTxn(context.Background(), id)
+}
+
+func (d clientDriver) RebaseTxn(repo, id string) (*wire.Txn, error) {
+	return d.c.Repo(repo).RebaseTxn(context.Background(), id)
+}
+
+func (d clientDriver) AbortTxn(repo, id string) (*wire.Txn, error) {
+	return d.c.Repo(repo).AbortTxn(context.Background(), id)
 }
 
 // The gitstate binary, built once per test run by gitstateBinary.
@@ -217,6 +297,10 @@ func (e *cliError) Unwrap() error { return e.err }
 type cliDriver struct {
 	t   testing.TB
 	url string
+	// txn is given to the key-value commands as --txn ("": main).
+	txn string
+	// token, when set, is given as --token.
+	token string
 }
 
 var _ driver = cliDriver{}
@@ -224,7 +308,11 @@ var _ driver = cliDriver{}
 // run runs a client command with -o json and decodes its output into out.
 func (d cliDriver) run(out any, stdin []byte, args ...string) error {
 	d.t.Helper()
-	res := runCLI(d.t, d.url, stdin, nil, append(args, "-o", "json")...)
+	args = append(args, "-o", "json")
+	if d.token != "" {
+		args = append(args, "--token", d.token)
+	}
+	res := runCLI(d.t, d.url, stdin, nil, args...)
 	if res.exit != 0 {
 		line, _, _ := strings.Cut(res.stderr, "\n")
 		rest, ok := strings.CutPrefix(line, "gitstate: ")
@@ -259,9 +347,19 @@ func (d cliDriver) ListRepos() (*wire.RepoList, error) {
 	return &out, d.run(&out, nil, "repo", "ls")
 }
 
+// kvArgs starts the arguments of a key-value command: in the driver's
+// transaction, if it has one.
+func (d cliDriver) kvArgs(verb, repo string) []string {
+	args := []string{verb, "--repo", repo}
+	if d.txn != "" {
+		args = append(args, "--txn", d.txn)
+	}
+	return args
+}
+
 // Put always sends the value on stdin ("-"), so that any bytes go through.
 func (d cliDriver) Put(repo, key string, value []byte, o client.PutOptions) (*wire.WriteResult, error) {
-	args := []string{"put", "--repo", repo, key, "-"}
+	args := append(d.kvArgs("put", repo), key, "-")
 	if o.IfMatch != "" {
 		args = append(args, "--if-match", o.IfMatch)
 	}
@@ -276,7 +374,7 @@ func (d cliDriver) Put(repo, key string, value []byte, o client.PutOptions) (*wi
 }
 
 func (d cliDriver) Get(repo, key string, rev wire.Rev) (*client.Value, error) {
-	args := []string{"get", "--repo", repo, key}
+	args := append(d.kvArgs("get", repo), key)
 	if rev != "" {
 		args = append(args, "--rev", string(rev))
 	}
@@ -301,7 +399,7 @@ func (d cliDriver) Get(repo, key string, rev wire.Rev) (*client.Value, error) {
 }
 
 func (d cliDriver) Del(repo, key string, o client.DeleteOptions) (*wire.DeleteResult, error) {
-	args := []string{"del", "--repo", repo, key}
+	args := append(d.kvArgs("del", repo), key)
 	if o.IfMatch != "" {
 		args = append(args, "--if-match", o.IfMatch)
 	}
@@ -313,7 +411,7 @@ func (d cliDriver) Del(repo, key string, o client.DeleteOptions) (*wire.DeleteRe
 }
 
 func (d cliDriver) List(repo string, o client.ListOptions, max int) (*wire.ListResponse, error) {
-	args := []string{"ls", "--repo", repo}
+	args := d.kvArgs("ls", repo)
 	if o.Prefix != "" {
 		args = append(args, o.Prefix)
 	}
@@ -385,4 +483,97 @@ func (d cliDriver) Rollback(repo string, to wire.Rev, prefix string) (*wire.Comm
 	}
 	var out wire.CommitResult
 	return &out, d.run(&out, nil, args...)
+}
+
+func (d cliDriver) InTxn(id string) driver { d.txn = id; return d }
+
+func (d cliDriver) As(token string) driver { d.token = token; return d }
+
+func (d cliDriver) CreateToken(name string, scopes ...string) (*wire.CreatedToken, error) {
+	var out wire.CreatedToken
+	return &out, d.run(&out, nil, "token", "create", name, "--scope", strings.Join(scopes, ","))
+}
+
+func (d cliDriver) BeginTxn(repo string, o client.BeginTxnOptions) (*wire.Txn, error) {
+	args := []string{"txn", "begin", "--repo", repo}
+	if o.Message != "" {
+		args = append(args, "-m", o.Message)
+	}
+	if o.TTL != 0 {
+		args = append(args, "--ttl", o.TTL.String())
+	}
+	if o.Base != "" {
+		args = append(args, "--base", string(o.Base))
+	}
+	var out wire.Txn
+	return &out, d.run(&out, nil, args...)
+}
+
+func (d cliDriver) ListTxns(repo string, o client.ListTxnsOptions) (*wire.TxnList, error) {
+	args := []string{"txn", "ls", "--repo", repo}
+	if o.Status != "" {
+		args = append(args, "--status", o.Status)
+	}
+	if o.Author != "" {
+		args = append(args, "--author", o.Author)
+	}
+	var out wire.TxnList
+	return &out, d.run(&out, nil, args...)
+}
+
+func (d cliDriver) ShowTxn(repo, id string) (*wire.Txn, error) {
+	var out wire.Txn
+	return &out, d.run(&out, nil, "txn", "show", "--repo", repo, id)
+}
+
+func (d cliDriver) TxnDiff(repo, id string, o client.TxnDiffOptions) (*wire.TxnDiff, error) {
+	args := []string{"txn", "diff", "--repo", repo, id}
+	if o.AgainstHead {
+		args = append(args, "--against", "head")
+	}
+	if o.Patch {
+		args = append(args, "--patch")
+	}
+	var out wire.TxnDiff
+	return &out, d.run(&out, nil, args...)
+}
+
+func (d cliDriver) ApproveTxn(repo, id, comment string) (*wire.Txn, error) {
+	args := []string{"txn", "approve", "--repo", repo, id}
+	if comment != "" {
+		args = append(args, "-m", comment)
+	}
+	var out wire.Txn
+	return &out, d.run(&out, nil, args...)
+}
+
+// ReportTxn sends the details on stdin ("--details -").
+func (d cliDriver) ReportTxn(repo, id string, r wire.ReportRequest) (*wire.Txn, error) {
+	args := []string{"txn", "report", "--repo", repo, id, "--reporter", r.Reporter, "--status", r.Status}
+	if r.Summary != "" {
+		args = append(args, "--summary", r.Summary)
+	}
+	if r.Commit != "" {
+		args = append(args, "--commit", r.Commit)
+	}
+	if r.Details != nil {
+		args = append(args, "--details", "-")
+	}
+	var out wire.Txn
+	return &out, d.run(&out, r.Details, args...)
+}
+
+func (d cliDriver) CommitTxn(repo, id string) (*wire.CommitResult, error) {
+	var out wire.CommitResult
+	return &out, d.run(&out, nil, "txn", "commit", "--repo", repo, id)
+}
+
+func (d cliDriver) RebaseTxn(repo, id string) (*wire.Txn, error) {
+	var out wire.Txn
+	return &out, d.run(&out, nil, "txn", "rebase", "--repo", repo, id)
+}
+
+func (d cliDriver) AbortTxn(repo, id string) (*wire.Txn, error) {
+	var out wire.Txn
+	return &out, d.run(&out, nil, "txn", "abort", "--repo", repo, id)
 }

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
@@ -272,6 +275,125 @@ var scenarios = []scenario{
 			t.Errorf("repos = %+v, want default", list.Repos)
 		}
 	}},
+	{"txn", txnScenario},
+}
+
+// txnScenario takes transactions through their life: writes inside, read
+// your writes against main, preview, approvals (valid, then voided), a
+// commit, an overlapping transaction refused with the key named, a rebase,
+// an abort.
+func txnScenario(t *testing.T, d driver, repo string) {
+	must(d.Put(repo, "a", []byte("1\n"), client.PutOptions{}))(t)
+	must(d.Put(repo, "shared", []byte("0\n"), client.PutOptions{}))(t)
+	t1 := must(d.BeginTxn(repo, client.BeginTxnOptions{Message: "change a", TTL: time.Hour}))(t)
+	if t1.Status != "open" || t1.BaseRevision != 2 || t1.Message != "change a" || t1.Branch != "txn/"+t1.ID {
+		t.Fatalf("begin = %+v", t1)
+	}
+	tx := d.InTxn(t1.ID)
+	if w := must(tx.Put(repo, "a", []byte("2\n"), client.PutOptions{}))(t); !w.Changed || w.Revision != 0 || len(w.Commit) != 40 {
+		t.Errorf("put in the transaction = %+v", w)
+	}
+	must(tx.Put(repo, "b", []byte("new\n"), client.PutOptions{}))(t)
+	must(tx.Del(repo, "shared", client.DeleteOptions{}))(t)
+
+	// Read your writes; main is untouched.
+	if v := must(tx.Get(repo, "a", ""))(t); string(v.Data) != "2\n" || v.Revision != 0 {
+		t.Errorf("a in the transaction = %+v", v)
+	}
+	if v := must(d.Get(repo, "a", ""))(t); string(v.Data) != "1\n" || v.Revision != 2 {
+		t.Errorf("a on main = %+v", v)
+	}
+	_, err := tx.Get(repo, "shared", "")
+	wantErr(t, err, gitstate.ErrKeyNotFound)
+	_, err = d.Get(repo, "b", "")
+	wantErr(t, err, gitstate.ErrKeyNotFound)
+	if l := must(tx.List(repo, client.ListOptions{Limit: 1, Values: true}, 0))(t); itemValues(l.Items) != "a=2\n b=new\n" {
+		t.Errorf("ls in the transaction = %q", itemValues(l.Items))
+	}
+
+	// The preview, and the description.
+	df := must(d.TxnDiff(repo, t1.ID, client.TxnDiffOptions{Patch: true}))(t)
+	if df.Against != "base" || diffOps(&wire.DiffResponse{Changes: df.Changes}) != "modified a, added b, deleted shared" ||
+		!strings.Contains(df.Changes[0].Patch, "-1\n+2\n") {
+		t.Errorf("txn diff --patch = %+v", df)
+	}
+	show := must(d.ShowTxn(repo, t1.ID))(t)
+	if !slices.Equal(show.Keys, []string{"a", "b", "shared"}) || len(show.Conflicts) != 0 || show.Author != "admin" || show.Requirements == nil {
+		t.Errorf("txn show = %+v", show)
+	}
+
+	// Approvals: not the author's; another's binds to the head, and a later
+	// write voids it.
+	_, err = d.ApproveTxn(repo, t1.ID, "")
+	wantErr(t, err, &gitstate.Error{Kind: gitstate.KindForbidden, Code: "self_approval"})
+	bob := d.As(must(d.CreateToken("bob-"+repo, "read", "approve"))(t).Secret)
+	ap := must(bob.ApproveTxn(repo, t1.ID, "ok by me"))(t)
+	if len(ap.Approvals) != 1 || ap.Approvals[0].Approver != "bob-"+repo || !ap.Approvals[0].Valid {
+		t.Errorf("approvals = %+v", ap.Approvals)
+	}
+	must(tx.Put(repo, "b", []byte("newer\n"), client.PutOptions{}))(t)
+	if show := must(d.ShowTxn(repo, t1.ID))(t); len(show.Approvals) != 1 || show.Approvals[0].Valid {
+		t.Errorf("approvals after a later write = %+v, want voided", show.Approvals)
+	}
+	must(bob.ApproveTxn(repo, t1.ID, "again"))(t)
+	rep := must(d.ReportTxn(repo, t1.ID, wire.ReportRequest{Reporter: "plan-bot", Status: "ok", Details: []byte(`{"changes":2}`)}))(t)
+	// (The CLI's -o json is indented, details included.)
+	if len(rep.Reports) != 1 || !rep.Reports[0].Current || compactJSON(t, rep.Reports[0].Details) != `{"changes":2}` {
+		t.Errorf("reports = %+v", rep.Reports)
+	}
+
+	// An overlapping transaction, begun before t1 commits.
+	t2 := must(d.BeginTxn(repo, client.BeginTxnOptions{Message: "also a"}))(t)
+	must(d.InTxn(t2.ID).Put(repo, "a", []byte("3\n"), client.PutOptions{}))(t)
+
+	res := must(d.CommitTxn(repo, t1.ID))(t)
+	if !res.Changed || res.Revision != 3 {
+		t.Errorf("txn commit = %+v", res)
+	}
+	if log := must(d.Log(repo, client.LogOptions{Limit: 1}))(t); len(log.Commits[0].Parents) != 2 || !strings.HasPrefix(log.Commits[0].Message, "change a") {
+		t.Errorf("merge commit = %+v", log.Commits[0])
+	}
+	_, err = tx.Put(repo, "a", []byte("4\n"), client.PutOptions{})
+	wantErr(t, err, &gitstate.Error{Kind: gitstate.KindConflict, Code: "txn_committed"})
+
+	// t2 changed a too, to another value: refused, naming a.
+	if show := must(d.ShowTxn(repo, t2.ID))(t); !slices.Equal(show.Conflicts, []string{"a"}) {
+		t.Errorf("conflicts of t2 = %q", show.Conflicts)
+	}
+	_, err = d.CommitTxn(repo, t2.ID)
+	wantErr(t, err, &gitstate.Error{Kind: gitstate.KindConflict, Code: "merge_conflict"})
+	if keys := errKeys(err); !slices.Equal(keys, []string{"a"}) {
+		t.Errorf("merge conflict names %q, want a", keys)
+	}
+	_, err = d.RebaseTxn(repo, t2.ID)
+	wantErr(t, err, &gitstate.Error{Kind: gitstate.KindConflict, Code: "merge_conflict"})
+	if ab := must(d.AbortTxn(repo, t2.ID))(t); ab.Status != "aborted" {
+		t.Errorf("abort = %+v", ab)
+	}
+	_, err = d.AbortTxn(repo, t2.ID)
+	wantErr(t, err, &gitstate.Error{Kind: gitstate.KindConflict, Code: "txn_aborted"})
+
+	// A disjoint transaction rebased onto a newer main, then committed.
+	t3 := must(d.BeginTxn(repo, client.BeginTxnOptions{}))(t)
+	must(d.InTxn(t3.ID).Put(repo, "c", []byte("1\n"), client.PutOptions{}))(t)
+	must(d.Put(repo, "d", []byte("1\n"), client.PutOptions{}))(t)
+	if rb := must(d.RebaseTxn(repo, t3.ID))(t); rb.BaseRevision != 4 {
+		t.Errorf("rebase = %+v, want base revision 4", rb)
+	}
+	if v := must(d.InTxn(t3.ID).Get(repo, "d", ""))(t); string(v.Data) != "1\n" {
+		t.Errorf("d in the rebased transaction = %q", v.Data)
+	}
+	must(d.CommitTxn(repo, t3.ID))(t)
+
+	state := must(d.List(repo, client.ListOptions{Values: true}, 0))(t)
+	if got := itemValues(state.Items); got != "a=2\n b=newer\n c=1\n d=1\n" {
+		t.Errorf("main at the end = %q", got)
+	}
+	if l := must(d.ListTxns(repo, client.ListTxnsOptions{Status: "committed", Author: "admin"}))(t); len(l.Txns) != 2 {
+		t.Errorf("committed transactions = %+v", l.Txns)
+	}
+	_, err = d.ShowTxn(repo, "nosuchtxn000")
+	wantErr(t, err, &gitstate.Error{Kind: gitstate.KindNotFound, Code: "txn_not_found"})
 }
 
 // history writes five revisions:
@@ -346,6 +468,16 @@ func commitRevs(l *wire.CommitList) string {
 		out = append(out, fmt.Sprint(c.Revision))
 	}
 	return strings.Join(out, " ")
+}
+
+// compactJSON returns b without insignificant space.
+func compactJSON(t *testing.T, b []byte) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		t.Fatalf("compact %q: %v", b, err)
+	}
+	return buf.String()
 }
 
 func diffOps(d *wire.DiffResponse) string {

@@ -19,11 +19,16 @@ func newGetCmd(g *globalOptions) *cobra.Command {
 		Use:   "get KEY",
 		Short: "Print a key's value",
 		Long: `Print a key's value, as raw bytes (-o text), or with its etag and revisions
-(-o json; the value is "value" when it is UTF-8, else "value_base64").`,
+(-o json; the value is "value" when it is UTF-8, else "value_base64").
+
+With --txn (or $GITSTATE_TXN) the value is read at the transaction's head: its
+own writes over its base. A transaction has no revisions, so --rev is refused
+there, and -o json gives revision 0 and the head's commit.`,
 		Example: `  gitstate get apps/web/deployment.yaml
-  gitstate get apps/web/deployment.yaml --rev 12 > old.yaml`,
+  gitstate get apps/web/deployment.yaml --rev 12 > old.yaml
+  GITSTATE_TXN=k3v7q2mxa9bd gitstate get apps/web/deployment.yaml`,
 		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: runE(o.run),
+		RunE: o.g.runE(o.run),
 	}
 	cmd.Flags().StringVar(&o.rev, "rev", "", "read at this revision (number or commit id)")
 	return cmd
@@ -34,7 +39,10 @@ func (o *getOptions) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	kv, err := o.g.repoClient()
+	if o.rev != "" && o.g.txn != "" {
+		return usageErrorf("--rev reads main's history: transaction %s is read at its head (give --txn= for main)", o.g.txn)
+	}
+	kv, err := o.g.keyValues()
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ stderr (-o json: "next").`,
   gitstate log --key apps/web/deployment.yaml
   gitstate log --prefix apps/web/`,
 		Args: usageArgs(cobra.NoArgs),
-		RunE: runE(o.run),
+		RunE: o.g.runE(o.run),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.key, "key", "", "only commits that changed this key")

@@ -28,12 +28,16 @@ order. The listing follows the server's pages, all read at the revision of the
 first one, so it is one consistent snapshot even while others write.
 
 With --limit the listing stops after that many keys; with -o json its "next"
-is then the --after that continues it.`,
+is then the --after that continues it.
+
+With --txn (or $GITSTATE_TXN) the transaction's keys are listed at its head:
+its own writes over its base. A transaction has no revisions: --rev is
+refused there, and each page is read at the head when it is read.`,
 		Example: `  gitstate ls apps/web/
   gitstate ls --values --rev 12
   gitstate ls -o json | jq -r '.items[].key'`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
-		RunE: runE(o.run),
+		RunE: o.g.runE(o.run),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.rev, "rev", "", "list at this revision (number or commit id)")
@@ -52,7 +56,10 @@ func (o *lsOptions) run(cmd *cobra.Command, args []string) error {
 	if o.limit < 0 || o.pageSize < 0 {
 		return usageErrorf("--limit and --page-size must not be negative")
 	}
-	kv, err := o.g.repoClient()
+	if o.rev != "" && o.g.txn != "" {
+		return usageErrorf("--rev lists main's history: transaction %s is listed at its head (give --txn= for main)", o.g.txn)
+	}
+	kv, err := o.g.keyValues()
 	if err != nil {
 		return err
 	}

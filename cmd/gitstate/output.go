@@ -26,13 +26,37 @@ type printer interface {
 	repos(r *wire.RepoList) error
 	repo(r *wire.Repo) error
 	event(e *client.Event) error
+
+	// Transactions (txn.go).
+	txnBegun(t *wire.Txn) error
+	txn(t *wire.Txn) error
+	txns(l *wire.TxnList) error
+	txnDiff(d *wire.TxnDiff) error
+	txnApproved(t *wire.Txn) error
+	txnReported(t *wire.Txn, reporter string) error
+	txnRebased(t *wire.Txn) error
+	txnAborted(t *wire.Txn) error
+
+	// Convergence (reconcilers.go, rollout.go, webhook.go).
+	reconcilers(l *wire.ReconcilerList) error
+	reconcilerDeleted(name string) error
+	rollout(r *wire.Rollout) error
+	webhookCreated(h *createdWebhook) error
+	webhooks(l *wire.WebhookList) error
+	webhookDeleted(h *wire.Webhook) error
+	deliveries(l *wire.WebhookDeliveryList) error
+
+	// Tokens (token.go).
+	tokenCreated(t *wire.CreatedToken) error
+	tokens(l *wire.TokenList) error
+	tokenRevoked(t *wire.Token) error
 }
 
 // printer returns the printer -o names, writing to w.
 func (g *globalOptions) printer(w io.Writer) (printer, error) {
 	switch g.output {
 	case "text":
-		return &textPrinter{w: w}, nil
+		return &textPrinter{w: w, inTxn: g.txn}, nil
 	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -80,6 +104,35 @@ func (p *jsonPrinter) diff(r *wire.DiffResponse) error    { return p.enc.Encode(
 func (p *jsonPrinter) repos(r *wire.RepoList) error       { return p.enc.Encode(r) }
 func (p *jsonPrinter) repo(r *wire.Repo) error            { return p.enc.Encode(r) }
 
+func (p *jsonPrinter) txnBegun(t *wire.Txn) error                     { return p.enc.Encode(t) }
+func (p *jsonPrinter) txn(t *wire.Txn) error                          { return p.enc.Encode(t) }
+func (p *jsonPrinter) txns(l *wire.TxnList) error                     { return p.enc.Encode(l) }
+func (p *jsonPrinter) txnDiff(d *wire.TxnDiff) error                  { return p.enc.Encode(d) }
+func (p *jsonPrinter) txnApproved(t *wire.Txn) error                  { return p.enc.Encode(t) }
+func (p *jsonPrinter) txnReported(t *wire.Txn, reporter string) error { return p.enc.Encode(t) }
+func (p *jsonPrinter) txnRebased(t *wire.Txn) error                   { return p.enc.Encode(t) }
+func (p *jsonPrinter) txnAborted(t *wire.Txn) error                   { return p.enc.Encode(t) }
+
+func (p *jsonPrinter) reconcilers(l *wire.ReconcilerList) error { return p.enc.Encode(l) }
+func (p *jsonPrinter) rollout(r *wire.Rollout) error            { return p.enc.Encode(r) }
+func (p *jsonPrinter) webhookCreated(h *createdWebhook) error   { return p.enc.Encode(h) }
+func (p *jsonPrinter) webhooks(l *wire.WebhookList) error       { return p.enc.Encode(l) }
+func (p *jsonPrinter) webhookDeleted(h *wire.Webhook) error     { return p.enc.Encode(h) }
+func (p *jsonPrinter) deliveries(l *wire.WebhookDeliveryList) error {
+	return p.enc.Encode(l)
+}
+
+// reconcilerDeleted prints {"deleted": name}: the route answers 204.
+func (p *jsonPrinter) reconcilerDeleted(name string) error {
+	return p.enc.Encode(struct {
+		Deleted string `json:"deleted"`
+	}{name})
+}
+
+func (p *jsonPrinter) tokenCreated(t *wire.CreatedToken) error { return p.enc.Encode(t) }
+func (p *jsonPrinter) tokens(l *wire.TokenList) error          { return p.enc.Encode(l) }
+func (p *jsonPrinter) tokenRevoked(t *wire.Token) error        { return p.enc.Encode(t) }
+
 // watchEventOutput is the JSON of one watch event: one line each.
 type watchEventOutput struct {
 	Type     string              `json:"type"`
@@ -101,7 +154,12 @@ func (p *jsonPrinter) event(e *client.Event) error {
 }
 
 // textPrinter prints for people: values raw, everything else in lines.
-type textPrinter struct{ w io.Writer }
+type textPrinter struct {
+	w io.Writer
+	// inTxn is the transaction the key-value commands act in, named in
+	// the results of their writes.
+	inTxn string
+}
 
 // value prints the value's bytes as they are, so that "get" can be
 // redirected to a file.
@@ -110,11 +168,13 @@ func (p *textPrinter) value(v *client.Value) error {
 	return err
 }
 
+// write prints "revision N commit C etag E", or for a write in a
+// transaction (a branch has no revisions) "txn ID commit C etag E".
 func (p *textPrinter) write(r *wire.WriteResult) error {
 	if !r.Changed {
-		return p.printf("unchanged at revision %d\n", r.Revision)
+		return p.unchanged(r.Revision)
 	}
-	return p.printf("revision %d commit %s etag %s\n", r.Revision, r.Commit, r.ETag)
+	return p.printf("%s commit %s etag %s\n", p.where(r.Revision), r.Commit, r.ETag)
 }
 
 func (p *textPrinter) deleted(r *wire.DeleteResult) error {
@@ -123,9 +183,25 @@ func (p *textPrinter) deleted(r *wire.DeleteResult) error {
 
 func (p *textPrinter) commit(r *wire.CommitResult) error {
 	if !r.Changed {
-		return p.printf("unchanged at revision %d\n", r.Revision)
+		return p.unchanged(r.Revision)
 	}
-	return p.printf("revision %d commit %s\n", r.Revision, r.Commit)
+	return p.printf("%s commit %s\n", p.where(r.Revision), r.Commit)
+}
+
+// where names where a write landed: "revision N" on main, "txn ID" on a
+// transaction's branch (whose writes answer revision 0).
+func (p *textPrinter) where(rev int64) string {
+	if rev == 0 && p.inTxn != "" {
+		return "txn " + p.inTxn
+	}
+	return fmt.Sprintf("revision %d", rev)
+}
+
+func (p *textPrinter) unchanged(rev int64) error {
+	if rev == 0 && p.inTxn != "" {
+		return p.printf("unchanged in txn %s\n", p.inTxn)
+	}
+	return p.printf("unchanged at revision %d\n", rev)
 }
 
 // list prints a key a line, or with values "key<TAB>value", the value
@@ -159,8 +235,6 @@ func quoteIfNeeded(s string) string {
 	return q
 }
 
-// log prints a commit a paragraph: revision, commit, time, author and
-// subject, then a line per change.
 // event prints a revision like a log entry; progress and close events go
 // to the same stream as comments.
 func (p *textPrinter) event(e *client.Event) error {
@@ -192,6 +266,8 @@ func (p *textPrinter) event(e *client.Event) error {
 	return nil
 }
 
+// log prints a commit a paragraph: revision, commit, time, author and
+// subject, then a line per change.
 func (p *textPrinter) log(r *wire.CommitList) error {
 	for _, c := range r.Commits {
 		subject, _, _ := strings.Cut(c.Message, "\n")

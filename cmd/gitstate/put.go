@@ -24,12 +24,16 @@ func newPutCmd(g *globalOptions) *cobra.Command {
 		Short: "Set a key's value in one commit",
 		Long: `Set a key's value in one commit. The value is the second argument, or
 standard input when it is "-". Writing the value the key already has makes no
-commit ("unchanged").`,
+commit ("unchanged").
+
+With --txn (or $GITSTATE_TXN) the commit is made on the transaction's branch
+and main is untouched until "gitstate txn commit"; the output names the
+transaction and the branch's new head instead of a revision.`,
 		Example: `  gitstate put apps/web/replicas 3
   gitstate put apps/web/deployment.yaml - < deployment.yaml
   gitstate put apps/web/replicas 4 --if-match "$(gitstate get apps/web/replicas -o json | jq -r .etag)"`,
 		Args: usageArgs(cobra.ExactArgs(2)),
-		RunE: runE(o.run),
+		RunE: o.g.runE(o.run),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.ifMatch, "if-match", "", `write only if the key's etag is this one ("*": only if it exists)`)
@@ -52,7 +56,7 @@ func (o *putOptions) run(cmd *cobra.Command, args []string) error {
 			return fmt.Errorf("read value from stdin: %w", err)
 		}
 	}
-	kv, err := o.g.repoClient()
+	kv, err := o.g.keyValues()
 	if err != nil {
 		return err
 	}

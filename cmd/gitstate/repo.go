@@ -26,7 +26,7 @@ func newRepoLsCmd(g *globalOptions) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List repos and their head revisions",
 		Args:    usageArgs(cobra.NoArgs),
-		RunE:    runE(o.run),
+		RunE:    o.g.runE(o.run),
 	}
 }
 
@@ -56,7 +56,7 @@ func newRepoCreateCmd(g *globalOptions) *cobra.Command {
 		Short: "Create an empty repo",
 		Long:  `Create an empty repo. NAME is [a-z0-9][a-z0-9-]{0,62}.`,
 		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE:  runE(o.run),
+		RunE:  o.g.runE(o.run),
 	}
 }
 

@@ -41,7 +41,7 @@ what was imported, including the entries that are not plain files
 valid keys), which are kept untouched. With -o json it prints the import's
 final status as the API gives it.`,
 		Args: usageArgs(cobra.ExactArgs(2)),
-		RunE: runE(o.run),
+		RunE: o.g.runE(o.run),
 	}
 	cmd.Flags().StringVar(&o.branch, "branch", "", "the source's branch to import as main (default: its HEAD branch)")
 	cmd.Flags().BoolVar(&o.noWait, "no-wait", false, "start the import and return (see GET /v1/repos/NAME/import)")

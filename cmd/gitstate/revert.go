@@ -23,7 +23,7 @@ func newRevertCmd(g *globalOptions) *cobra.Command {
 keys REV changed have changed since, the revert is refused (exit status 4)
 naming them, unless --force.`,
 		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: runE(o.run),
+		RunE: o.g.runE(o.run),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&o.force, "force", false, "revert even keys that changed since REV")

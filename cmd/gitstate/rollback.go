@@ -25,7 +25,7 @@ deleted, keys deleted since come back. History is kept; nothing is rewritten.`,
 		Example: `  gitstate rollback 12
   gitstate rollback 12 --prefix apps/web/`,
 		Args: usageArgs(cobra.ExactArgs(1)),
-		RunE: runE(o.run),
+		RunE: o.g.runE(o.run),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.prefix, "prefix", "", "roll back only the keys under this prefix")

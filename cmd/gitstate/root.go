@@ -23,15 +23,29 @@ type rootOptions struct {
 func newRootCmd() *cobra.Command {
 	o := &rootOptions{}
 	root := &cobra.Command{
-		Use:           "gitstate",
-		Short:         "gitstate: a Git-native desired-state store",
+		Use:   "gitstate",
+		Short: "gitstate: a Git-native desired-state store",
+		Long: `gitstate is a Git-native desired-state store: the server ("gitstate serve")
+and its command-line client.
+
+The client commands talk to --server ($GITSTATE_SERVER) about --repo
+($GITSTATE_REPO) with --token ($GITSTATE_TOKEN; on the server's machine the
+administrator token of --data is found without one). -o json prints the API's
+JSON, for scripts; "gitstate help exit-codes" lists the exit statuses.
+
+--txn ($GITSTATE_TXN) names a transaction: get, put, del and ls act inside it,
+the txn commands default to it, and the commands that work on main only (log,
+diff, revert, rollback, watch, rollout) refuse to run; give --txn= for main.
+See "gitstate txn --help".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&o.data, "data", envOr("GITSTATE_DATA", auth.DefaultDataDir),
 		"the server's data directory ($GITSTATE_DATA); client commands on the server's machine take the administrator token from its admin.token")
-	g := addClientCommands(root, o)
-	root.AddCommand(newServeCmd(o), newTokenCmd(g), newSecretCmd(g))
+	addClientCommands(root, o)
+	serve := newServeCmd(o)
+	serve.GroupID = groupAdmin
+	root.AddCommand(serve)
 	return root
 }
 

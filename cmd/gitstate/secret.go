@@ -18,10 +18,9 @@ import (
 )
 
 // secretOptions are the flags every secret command shares: the client
-// commands' global flags, and --txn.
+// commands' global flags (--txn among them).
 type secretOptions struct {
-	g   *globalOptions
-	txn string
+	g *globalOptions
 }
 
 func newSecretCmd(g *globalOptions) *cobra.Command {
@@ -40,7 +39,6 @@ line, where it would land in the shell's history and in ps.
 The server is $GITSTATE_SERVER (--server), the token $GITSTATE_TOKEN, and
 $GITSTATE_TXN (--txn) works inside a transaction.`,
 	}
-	cmd.PersistentFlags().StringVar(&o.txn, "txn", os.Getenv("GITSTATE_TXN"), "transaction id ($GITSTATE_TXN)")
 	cmd.AddCommand(newSecretPutCmd(o), newSecretGetCmd(o), newSecretLsCmd(o), newSecretRotateCmd(o))
 	return cmd
 }
@@ -255,8 +253,8 @@ key, so a recipient removed from the rules cannot decrypt the new versions;
 // base returns the path of the repo, or of the transaction.
 func (o *secretOptions) base() string {
 	p := "/v1/repos/" + url.PathEscape(o.g.repo)
-	if o.txn != "" {
-		p += "/txns/" + url.PathEscape(o.txn)
+	if o.g.txn != "" {
+		p += "/txns/" + url.PathEscape(o.g.txn)
 	}
 	return p
 }

@@ -31,7 +31,7 @@ stream ends (the server shuts down, or the watched transaction closes).`,
   gitstate watch --from 0 -o json
   gitstate watch --branch txn/abcdefghijkl`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
-		RunE: runE(o.run),
+		RunE: o.g.runE(o.run),
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.from, "from", "", "replay the revisions after this one (0: all); default: from now")
