@@ -30,6 +30,14 @@ type Config struct {
 	WatchFor, WatchEvery, WatchGrace time.Duration
 	// Systems names the systems to run: gitstate, etcd, git.
 	Systems []string
+	// Workloads names the workloads to run (all when empty): get, put1,
+	// putN, list, txn, watch, cold.
+	Workloads []string
+	// Profile, when set, is a directory where every measurement window of
+	// a server is profiled with `perf record -g` (Linux perf must be
+	// installed and allowed): <system>-<workload>-<round>.perf.data, and a
+	// text report beside it.
+	Profile string
 	// Source is the gitstate checkout to build the server from.
 	Source string
 	// WorkDir is where the systems keep their data (a new temporary

@@ -103,7 +103,8 @@ type etcdSystem struct {
 	exe          string // the benchmark binary
 	client, peer string // URLs, the same for every start (etcd keeps them)
 
-	srv *process
+	srv   *process
+	peaks peakTracker // the peak RSS of the processes before srv
 
 	mu      sync.Mutex
 	clients []*clientv3.Client // by worker, made on first use
@@ -145,6 +146,7 @@ func (e *etcdSystem) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	e.peaks.retire(e.srv)
 	e.srv = p
 	return nil
 }
@@ -239,7 +241,7 @@ func (e *etcdSystem) Close() error {
 }
 
 func (e *etcdSystem) CPU() (time.Duration, error) { return e.srv.CPU() }
-func (e *etcdSystem) PeakRSS() (int64, error)     { return e.srv.PeakRSS() }
+func (e *etcdSystem) PeakRSS() (int64, error)     { return e.peaks.current(e.srv) }
 
 // Load writes the big dataset as ds.Commits transactions (one revision
 // each). etcd has no separate repositories: the small dataset is not

@@ -111,8 +111,10 @@ func (g *gitSystem) CPU() (time.Duration, error) { return time.Duration(g.cpu.Lo
 func (g *gitSystem) PeakRSS() (int64, error)     { return g.maxRSS.Load(), nil }
 
 // Load makes the repository with git fast-import (the loading is not what
-// is measured) and checks out its work tree.
+// is measured, nor counted in CPU and RSS) and checks out its work tree.
 func (g *gitSystem) Load(ctx context.Context, ds Dataset) error {
+	cpu, rss := g.cpu.Load(), g.maxRSS.Load()
+	defer func() { g.cpu.Store(cpu); g.maxRSS.Store(rss) }()
 	repo := g.repo(ds.Name)
 	if out, err := exec.CommandContext(ctx, "git", "init", "-q", "-b", "main", repo).CombinedOutput(); err != nil {
 		return fmt.Errorf("git init: %v: %s", err, out)

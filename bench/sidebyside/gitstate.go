@@ -27,9 +27,10 @@ type gitstateSystem struct {
 	bin  string
 	auth string // the Authorization header
 
-	hc   *http.Client
-	srv  *process
-	base string // http://127.0.0.1:<port>
+	hc    *http.Client
+	srv   *process
+	peaks peakTracker // the peak RSS of the processes before srv
+	base  string      // http://127.0.0.1:<port>
 }
 
 var (
@@ -89,6 +90,7 @@ func (g *gitstateSystem) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	g.peaks.retire(g.srv)
 	g.srv, g.base = p, base
 	return nil
 }

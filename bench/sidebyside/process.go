@@ -21,6 +21,7 @@ type process struct {
 	done    chan struct{} // closed when the process has exited
 	err     error         // its exit status, once done is closed
 	log     *os.File
+	lastRSS int64 // the peak RSS read before Stop
 }
 
 // startProcess runs name with args and env (added to the harness's own
@@ -65,10 +66,14 @@ func (p *process) exited() (bool, error) {
 }
 
 // Stop sends SIGTERM and waits for the process to exit, killing it after
-// timeout.
+// timeout. It reads the process's peak RSS first (PeakRSS keeps answering
+// with it).
 func (p *process) Stop(timeout time.Duration) error {
 	if done, _ := p.exited(); done {
 		return nil
+	}
+	if rss, err := peakRSS(p.PID()); err == nil {
+		p.lastRSS = rss
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -81,8 +86,34 @@ func (p *process) Stop(timeout time.Duration) error {
 	}
 }
 
-// PeakRSS returns the process's peak resident set size (VmHWM), in bytes.
-func (p *process) PeakRSS() (int64, error) { return peakRSS(p.PID()) }
+// PeakRSS returns the process's peak resident set size (VmHWM), in bytes:
+// once stopped, as it was when Stop was called.
+func (p *process) PeakRSS() (int64, error) {
+	if done, _ := p.exited(); done {
+		return p.lastRSS, nil
+	}
+	return peakRSS(p.PID())
+}
+
+// peakTracker keeps the largest peak RSS of the successive processes of
+// one server.
+type peakTracker struct{ peak int64 }
+
+// retire records p's peak before p is replaced.
+func (t *peakTracker) retire(p *process) {
+	if p == nil {
+		return
+	}
+	if rss, err := p.PeakRSS(); err == nil {
+		t.peak = max(t.peak, rss)
+	}
+}
+
+// current returns the largest peak of the retired processes and p.
+func (t *peakTracker) current(p *process) (int64, error) {
+	rss, err := p.PeakRSS()
+	return max(t.peak, rss), err
+}
 
 // CPU returns the CPU time (user and system) the process has used.
 func (p *process) CPU() (time.Duration, error) { return cpuTime(p.PID()) }

@@ -65,6 +65,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 
 	for round := range cfg.Rounds {
+		r.round = round
 		order := slices.Concat(systems[round%len(systems):], systems[:round%len(systems)])
 		r.logf("round %d of %d: %v first", round+1, cfg.Rounds, order[0].Name())
 		for _, w := range r.workloads() {
@@ -79,9 +80,13 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			}
 		}
 	}
-	r.peakRSS(systems, "rss", fmt.Sprintf("Peak RSS of the server, over the load and %d rounds", cfg.Rounds))
+	r.peakRSS(systems, "rss", fmt.Sprintf("Peak RSS over the load and %d %s (server process; git: the largest git command)", cfg.Rounds, plural(cfg.Rounds, "round", "rounds")))
 
-	for _, n := range cfg.WatchScale {
+	scale := cfg.WatchScale
+	if len(cfg.Workloads) > 0 && !slices.Contains(cfg.Workloads, "watch") {
+		scale = nil
+	}
+	for _, n := range scale {
 		r.logf("watch fan-out: %d watchers", n)
 		for _, s := range systems {
 			run, err := r.watch(ctx, s, n)
@@ -95,8 +100,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			res.WatchScale = append(res.WatchScale, run)
 		}
 	}
-	if len(cfg.WatchScale) > 0 {
-		r.peakRSS(systems, "rss.scale", "Peak RSS of the server, after the larger watch fan-outs")
+	if len(scale) > 0 {
+		r.peakRSS(systems, "rss.scale", "Peak RSS including the larger watch fan-outs (server process)")
 	}
 	stopSampler()
 	res.Elapsed = time.Since(res.Started)
@@ -168,20 +173,21 @@ func (r *runner) load(ctx context.Context, systems []System) error {
 }
 
 type workload struct {
-	name string
-	run  func(ctx context.Context, s System) error
+	id, name string
+	run      func(ctx context.Context, s System) error
 }
 
-// workloads returns the workloads of a round, in order.
+// workloads returns the workloads of a round, in order: all of them, or
+// those Config.Workloads names.
 func (r *runner) workloads() []workload {
-	return []workload{
-		{"get", r.get},
-		{"put, 1 writer", func(ctx context.Context, s System) error { return r.put(ctx, s, 1) }},
-		{fmt.Sprintf("put, %d writers", r.cfg.Clients), func(ctx context.Context, s System) error { return r.put(ctx, s, r.cfg.Clients) }},
-		{"list", r.list},
-		{"txn, big", func(ctx context.Context, s System) error { return r.txn(ctx, s, r.cfg.Big) }},
-		{"txn, small", func(ctx context.Context, s System) error { return r.txn(ctx, s, r.cfg.Small) }},
-		{fmt.Sprintf("watch, %d watchers", r.cfg.Watchers), func(ctx context.Context, s System) error {
+	all := []workload{
+		{"get", "get", r.get},
+		{"put1", "put, 1 writer", func(ctx context.Context, s System) error { return r.put(ctx, s, 1) }},
+		{"putN", fmt.Sprintf("put, %d writers", r.cfg.Clients), func(ctx context.Context, s System) error { return r.put(ctx, s, r.cfg.Clients) }},
+		{"list", "list", r.list},
+		{"txn", "txn, big", func(ctx context.Context, s System) error { return r.txn(ctx, s, r.cfg.Big) }},
+		{"txn", "txn, small", func(ctx context.Context, s System) error { return r.txn(ctx, s, r.cfg.Small) }},
+		{"watch", fmt.Sprintf("watch, %d watchers", r.cfg.Watchers), func(ctx context.Context, s System) error {
 			run, err := r.watch(ctx, s, r.cfg.Watchers)
 			if err != nil {
 				return err
@@ -192,8 +198,12 @@ func (r *runner) workloads() []workload {
 			r.addWatch(run)
 			return nil
 		}},
-		{"cold start", r.coldStart},
+		{"cold", "cold start", r.coldStart},
 	}
+	if len(r.cfg.Workloads) == 0 {
+		return all
+	}
+	return slices.DeleteFunc(all, func(w workload) bool { return !slices.Contains(r.cfg.Workloads, w.id) })
 }
 
 // peakRSS records every system's peak RSS so far.

@@ -56,8 +56,9 @@ func (r loopResult) cpuPerOp() float64 {
 // window count, with their whole latency (an op queued behind others, as
 // git's writers are, may have started before the window). The loop ends by
 // cancelling the ops still in flight. m, when not nil, is read at the
-// window's start and end.
-func closedLoop(ctx context.Context, workers int, warmup, d time.Duration, m meter, op func(ctx context.Context, w, i int) error) (loopResult, error) {
+// window's start and end; onWindow, when not nil, is called at the
+// window's start and what it returns at its end.
+func closedLoop(ctx context.Context, workers int, warmup, d time.Duration, m meter, onWindow func() func(), op func(ctx context.Context, w, i int) error) (loopResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -86,6 +87,10 @@ func closedLoop(ctx context.Context, workers int, warmup, d time.Duration, m met
 	}
 	var res loopResult
 	sleepCtx(ctx, warmup)
+	end := func() {}
+	if onWindow != nil {
+		end = onWindow()
+	}
 	cpu0 := cpuOf(m)
 	t0 := time.Now()
 	phase.Store(1)
@@ -93,6 +98,7 @@ func closedLoop(ctx context.Context, workers int, warmup, d time.Duration, m met
 	phase.Store(2)
 	res.Elapsed = time.Since(t0)
 	res.CPU = cpuOf(m) - cpu0
+	end()
 	cancel()
 	wg.Wait()
 	if firstErr != nil {

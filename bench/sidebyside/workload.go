@@ -12,9 +12,10 @@ import (
 
 // runner runs the workloads and records their figures.
 type runner struct {
-	cfg Config
-	res *Results
-	gen atomic.Int64 // makes every written value new
+	cfg   Config
+	res   *Results
+	gen   atomic.Int64 // makes every written value new
+	round int
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -47,7 +48,7 @@ func (r *runner) addLoop(id, title string, s System, res loopResult) {
 func (r *runner) get(ctx context.Context, s System) error {
 	n := r.cfg.Big.Keys
 	title := fmt.Sprintf("GET at head, %d clients", r.cfg.Clients)
-	res, err := closedLoop(ctx, r.cfg.Clients, r.cfg.Warmup, r.cfg.Duration, meterOf(s), func(ctx context.Context, w, _ int) error {
+	res, err := closedLoop(ctx, r.cfg.Clients, r.cfg.Warmup, r.cfg.Duration, meterOf(s), r.profile(s, "get"), func(ctx context.Context, w, _ int) error {
 		return s.Get(ctx, w, datasetKey(rand.IntN(n)))
 	})
 	if err != nil {
@@ -59,7 +60,7 @@ func (r *runner) get(ctx context.Context, s System) error {
 		return nil
 	}
 	defer b.StopBatch()
-	res, err = closedLoop(ctx, r.cfg.Clients, r.cfg.Warmup, r.cfg.Duration, nil, func(ctx context.Context, w, _ int) error {
+	res, err = closedLoop(ctx, r.cfg.Clients, r.cfg.Warmup, r.cfg.Duration, nil, nil, func(ctx context.Context, w, _ int) error {
 		return b.GetBatch(ctx, w, datasetKey(rand.IntN(n)))
 	})
 	if err != nil {
@@ -82,7 +83,7 @@ func (r *runner) put(ctx context.Context, s System, writers int) error {
 		title = fmt.Sprintf("PUT, %d writers", writers)
 		id = "putN"
 	}
-	res, err := closedLoop(ctx, writers, r.cfg.Warmup, r.cfg.Duration, meterOf(s), func(ctx context.Context, w, i int) error {
+	res, err := closedLoop(ctx, writers, r.cfg.Warmup, r.cfg.Duration, meterOf(s), r.profile(s, id), func(ctx context.Context, w, i int) error {
 		_, err := s.Put(ctx, w, putKey(w, i), yamlValue("put", i, r.gen.Add(1), 250))
 		return err
 	})
@@ -104,7 +105,7 @@ func (r *runner) list(ctx context.Context, s System) error {
 		if values {
 			id, title = "listvalues", "List 1,000 keys with values"
 		}
-		res, err := closedLoop(ctx, 1, r.cfg.Warmup, r.cfg.Duration, meterOf(s), func(ctx context.Context, _, _ int) error {
+		res, err := closedLoop(ctx, 1, r.cfg.Warmup, r.cfg.Duration, meterOf(s), r.profile(s, id), func(ctx context.Context, _, _ int) error {
 			n, err := s.List(ctx, r.cfg.Big, listPrefix, values)
 			if err == nil && n != want {
 				err = fmt.Errorf("list %s: %d keys, want %d", listPrefix, n, want)

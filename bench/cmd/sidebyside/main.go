@@ -34,6 +34,8 @@ func run() int {
 	src := flag.String("src", "", "the gitstate checkout to build the server from (default: the one around this directory)")
 	work := flag.String("work", "", "the directory for the systems' data (default: a new temporary directory)")
 	keep := flag.Bool("keep", false, "keep the work directory after the run")
+	workloads := flag.String("workloads", "", "the workloads to run, comma-separated: get, put1, putN, list, txn, watch, cold (default: all)")
+	profile := flag.String("profile", "", "a directory: profile the servers with `perf record -g` in every measurement window")
 	flag.Parse()
 
 	cfg := sidebyside.DefaultConfig()
@@ -47,7 +49,10 @@ func run() int {
 		cfg.Out = *out
 	}
 	cfg.Systems = strings.Split(*systems, ",")
-	cfg.WorkDir, cfg.Keep = *work, *keep
+	cfg.WorkDir, cfg.Keep, cfg.Profile = *work, *keep, *profile
+	if *workloads != "" {
+		cfg.Workloads = strings.Split(*workloads, ",")
+	}
 	cfg.Command = "cd bench && go run ./cmd/sidebyside"
 	if args := os.Args[1:]; len(args) > 0 {
 		cfg.Command += " " + strings.Join(args, " ")
