@@ -77,6 +77,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 					}
 					fail(s, w.name, err)
 				}
+				if m, ok := s.(meter); ok && s.Name() != "git" {
+					if rss, err := m.PeakRSS(); err == nil {
+						r.logf("  %-8s peak RSS so far %.0f MiB", s.Name(), float64(rss)/(1<<20))
+					}
+				}
 			}
 		}
 	}
