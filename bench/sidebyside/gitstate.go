@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -383,4 +384,38 @@ func (g *gitstateSystem) ColdStart(ctx context.Context) (ColdStart, error) {
 	}
 	cs.Warm = d
 	return cs, p.Stop(60 * time.Second)
+}
+
+// MemStats returns the server's Go heap in use, its goroutines and its RSS
+// now, from /metrics, for the progress log.
+func (g *gitstateSystem) MemStats(ctx context.Context) string {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.base+"/metrics", nil)
+	req.Header.Set("Authorization", g.auth)
+	resp, err := g.hc.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, m := range []struct{ name, label string }{
+		{"go_memstats_heap_inuse_bytes", "heap in use"},
+		{"process_resident_memory_bytes", "RSS"},
+		{"go_goroutines", "goroutines"},
+	} {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, m.name+" "); ok {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					continue
+				}
+				if strings.HasSuffix(m.name, "bytes") {
+					out = append(out, fmt.Sprintf("%s %.0f MiB", m.label, f/(1<<20)))
+				} else {
+					out = append(out, fmt.Sprintf("%s %.0f", m.label, f))
+				}
+			}
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -79,7 +79,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 				}
 				if m, ok := s.(meter); ok && s.Name() != "git" {
 					if rss, err := m.PeakRSS(); err == nil {
-						r.logf("  %-8s peak RSS so far %.0f MiB", s.Name(), float64(rss)/(1<<20))
+						var now string
+						if ms, ok := s.(interface{ MemStats(context.Context) string }); ok {
+							now = "; now: " + ms.MemStats(ctx)
+						}
+						r.logf("  %-8s peak RSS so far %.0f MiB%s", s.Name(), float64(rss)/(1<<20), now)
 					}
 				}
 			}
