@@ -410,13 +410,15 @@ func (w *Webhooks) Create(ctx context.Context, repo string, cfg WebhookConfig) (
 		w.mu.Unlock()
 		return nil, err
 	}
+	// The answer describes the webhook as created, before its delivery
+	// starts moving its position.
+	info := h.info(head)
 	w.mu.Lock()
 	if w.started && !w.closed {
 		w.runLocked(h)
 	}
 	w.mu.Unlock()
-	w.log.Info("webhook created", "repo", repo, "webhook", h.id, "host", hostOf(h.url), "prefix", h.prefix, "position", h.position)
-	info := h.info(head)
+	w.log.Info("webhook created", "repo", repo, "webhook", h.id, "host", hostOf(h.url), "prefix", h.prefix, "position", info.Position)
 	return &info, nil
 }
 
