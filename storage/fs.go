@@ -22,7 +22,7 @@ import (
 // call to Commit; that is when a write is durable. A background flusher then
 // writes the new objects as one pack and the refs as loose ref files (both
 // synced), which is what Git sees, and checkpoints the journal. The Git files
-// lag the API by at most FlushDelay under load, and by about a millisecond
+// lag the API by at most FlushDelay under load, and by about IdleFlush
 // when writes pause; Flush waits for them to catch up. At open, the groups the
 // journal holds after its last checkpoint are applied to the Git files, so
 // after a crash the repository is whole before anything reads it.
@@ -70,7 +70,7 @@ type pendingGroup struct {
 type FSOptions struct {
 	// FlushDelay bounds how long objects may wait in the journal before
 	// they are written to Git's files while writes keep coming (default
-	// 100ms). When writes pause for IdleFlush (default 1ms), they are written
+	// 100ms). When writes pause for IdleFlush (default 20ms), they are written
 	// at once.
 	FlushDelay time.Duration
 	IdleFlush  time.Duration
@@ -96,7 +96,7 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 		opts.FlushDelay = 100 * time.Millisecond
 	}
 	if opts.IdleFlush <= 0 {
-		opts.IdleFlush = time.Millisecond
+		opts.IdleFlush = 20 * time.Millisecond
 	}
 	if opts.FlushBytes <= 0 {
 		opts.FlushBytes = 16 << 20

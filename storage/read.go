@@ -159,6 +159,10 @@ func (r *Repo) Get(ctx context.Context, key string, rev int64) (*Value, error) {
 		}
 		var e IndexEntry
 		if he, hit := r.hot.get(key); hit {
+			if he == absent {
+				r.viewMu.RUnlock()
+				return nil, keyNotFound(key)
+			}
 			e = *he
 		} else {
 			var ok bool
@@ -169,6 +173,7 @@ func (r *Repo) Get(ctx context.Context, key string, rev int64) (*Value, error) {
 				return nil, err
 			}
 			if !ok {
+				r.hot.putAbsent(key)
 				r.viewMu.RUnlock()
 				return nil, keyNotFound(key)
 			}

@@ -81,6 +81,7 @@ func (r *Repo) setRevisions(revs []Hash) error {
 		head.Tree = c.Tree
 	}
 	r.head = head
+	r.hot.clear()
 	if r.mx != nil {
 		r.mx.headRevision.WithLabelValues(r.name).Set(float64(head.Revision))
 	}
