@@ -63,6 +63,28 @@ func (g *groupState) emit(o *Object, t *Tree) {
 		}
 		return
 	}
+	g.add(o, t)
+}
+
+// emitMade records an object the group has just made: a commit, or a tree
+// an edit has changed. It does not ask the object store whether it is
+// already there: it almost never is (a tree is stored again only when an
+// edit brings a directory back to an earlier content), the question costs
+// a lookup in every pack, and an object stored twice is valid Git and is
+// stored once again when packs are merged.
+func (g *groupState) emitMade(o *Object, t *Tree) {
+	if g.seen[o.Hash] {
+		return
+	}
+	if t != nil {
+		if _, ok := g.r.trees.Peek(o.Hash); ok {
+			return
+		}
+	}
+	g.add(o, t)
+}
+
+func (g *groupState) add(o *Object, t *Tree) {
 	g.seen[o.Hash] = true
 	g.objs = append(g.objs, o)
 	if t != nil {
@@ -248,7 +270,7 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 		}
 		trailers = append(trailers, t...)
 	}
-	newTree := ed.write(g.emit)
+	newTree := ed.write(g.emitMade)
 	if newTree == st.tree && !b.AllowEmpty && !(st.commit.IsZero() && b.Merge != nil) {
 		if b.Onto != nil {
 			// Nothing to add on top: the ref moves to Onto itself.
@@ -280,7 +302,7 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 		Message:   withTrailers(msg, trailers),
 	}
 	co := NewObject(CommitObject, c.Encode())
-	g.emit(co, nil)
+	g.emitMade(co, nil)
 	var changes []Change
 	if err := diffTrees(g.readTree, st.tree, newTree, "", func(ch Change) bool {
 		changes = append(changes, ch)

@@ -84,6 +84,10 @@ func OpenIndex(dir string, cacheBytes int64, log *slog.Logger) (*Index, error) {
 	opts := &pebble.Options{
 		Cache:  cache,
 		Logger: pebbleLogger{log},
+		// Every commit writes its keys' entries and a revision record; a
+		// larger memtable than the 4 MiB default flushes less often and
+		// leaves compactions less to rewrite.
+		MemTableSize: 32 << 20,
 	}
 	// Point reads at head (GET of a key, a missing key) skip tables with a
 	// bloom filter.

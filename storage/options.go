@@ -17,6 +17,9 @@ type Options struct {
 	// TreeCacheEntries bounds the decoded-tree cache of each repo (default
 	// 65,536 trees).
 	TreeCacheEntries int
+	// TreeCacheBytes bounds the same cache by the memory its trees hold, as
+	// estimated (default 64 MiB).
+	TreeCacheBytes int64
 	// IndexCacheBytes is the index's block cache (default 64 MiB).
 	IndexCacheBytes int64
 	// HotCacheBytes bounds each repo's cache of values read at head
@@ -39,6 +42,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.HotCacheBytes == 0 {
 		o.HotCacheBytes = 32 << 20
+	}
+	if o.TreeCacheBytes <= 0 {
+		o.TreeCacheBytes = 64 << 20
 	}
 	if o.TreeCacheEntries <= 0 {
 		o.TreeCacheEntries = 65536

@@ -29,7 +29,7 @@ type Repo struct {
 	opts *Options
 	mx   *Metrics
 
-	trees   *lru.Cache[Hash, *Tree]
+	trees   *treeCache
 	commits *lru.Cache[Hash, *Commit]
 
 	// viewMu is held for writing while the index and the head move together
@@ -67,7 +67,7 @@ type writeReq struct {
 }
 
 func newRepo(name string, be Backend, ix *Index, opts *Options, mx *Metrics) (*Repo, error) {
-	trees, err := lru.New[Hash, *Tree](opts.TreeCacheEntries)
+	trees, err := newTreeCache(opts.TreeCacheEntries, opts.TreeCacheBytes)
 	if err != nil {
 		return nil, err
 	}
