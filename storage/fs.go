@@ -553,10 +553,35 @@ func (b *FSBackend) writePack(objs []*Object) (*pack, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A tree that replaces one written earlier in this pack (the same
+	// directory, one commit before) is stored as a delta against it: a
+	// busy directory of a thousand entries is rewritten by every commit,
+	// and the delta holds the one entry that changed. Chains are cut every
+	// maxDeltaChain versions.
+	type written struct {
+		off   int64
+		data  []byte
+		chain int
+	}
+	trees := map[Hash]written{}
 	for _, o := range objs {
-		if err := w.add(o); err != nil {
+		off, chain := w.off, 0
+		var err error
+		if base, ok := trees[o.DeltaBase]; ok && !o.DeltaBase.IsZero() && base.chain < maxDeltaChain {
+			if d := makeDelta(base.data, o.Data); d != nil {
+				err, chain = w.addDelta(o.Hash, base.off, d), base.chain+1
+			} else {
+				err = w.add(o)
+			}
+		} else {
+			err = w.add(o)
+		}
+		if err != nil {
 			w.abort()
 			return nil, err
+		}
+		if o.Type == TreeObject {
+			trees[o.Hash] = written{off: off, data: o.Data, chain: chain}
 		}
 	}
 	return b.finishPack(w)
@@ -580,8 +605,9 @@ const smallPack = 256 << 20
 // twice as large as all the smaller ones together (a geometric progression,
 // as git repack --geometric=2 keeps): a byte is rewritten about log2(n)
 // times over the life of a repo, and the large packs are left alone. Entries
-// that are whole objects, as in every pack gitstate writes, are copied as
-// they are; deltas (in packs Git wrote) are resolved and written whole.
+// are copied as they are, deltas against an object of the same pack
+// included (their offsets adjusted); other deltas are resolved and written
+// whole.
 func (b *FSBackend) compact() error {
 	b.mu.RLock()
 	var cand []*pack
@@ -634,8 +660,31 @@ func (b *FSBackend) compact() error {
 	if err != nil {
 		return err
 	}
+	// Where each object lands in the new pack, and which object starts at
+	// each offset of the old ones: a delta whose base is copied too stays
+	// a delta, pointing at the base's new place.
+	newOff := make(map[Hash]int64, len(ents))
+	at := map[*pack]map[int64]Hash{}
+	for _, p := range small {
+		at[p] = map[int64]Hash{}
+	}
+	for _, e := range ents {
+		at[e.p][e.off] = e.h
+	}
 	for _, e := range ents {
 		raw := e.p.data[e.off:e.end]
+		newOff[e.h] = w.off
+		if hdr, rel, z, ok := splitOfsDelta(raw); ok {
+			if bh, ok := at[e.p][e.off-rel]; ok {
+				if nb, ok := newOff[bh]; ok {
+					if err := w.addEntry(e.h, appendOfsDeltaOffset(slices.Clone(hdr), w.off-nb), z); err != nil {
+						w.abort()
+						return err
+					}
+					continue
+				}
+			}
+		}
 		if t := (raw[0] >> 4) & 7; t == objOfsDelta || t == objRefDelta {
 			b.mu.RLock()
 			o, err := e.p.read(e.h, b.readBaseLocked)

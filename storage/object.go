@@ -48,6 +48,11 @@ type Object struct {
 	Type ObjectType
 	Hash Hash
 	Data []byte
+	// DeltaBase, when set, names an object this one is likely to resemble
+	// (the version of the same directory it replaces). Pack writers may
+	// store the object as a delta against it; it is a hint only, never
+	// stored, and may be ignored.
+	DeltaBase Hash
 }
 
 // NewObject returns the object of type t holding data, with its id computed.

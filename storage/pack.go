@@ -78,32 +78,59 @@ func newPackWriter(dir string, count int) (*packWriter, error) {
 // add appends one object. Objects must be added exactly as many times as the
 // count given to newPackWriter, each id once.
 func (w *packWriter) add(o *Object) error {
+	z, err := w.deflate(o.Data)
+	if err != nil {
+		return err
+	}
+	return w.addCompressed(o.Hash, o.Type, int64(len(o.Data)), z)
+}
+
+// addDelta appends object h as a delta against the object written at
+// baseOff in this pack (an OFS_DELTA entry).
+func (w *packWriter) addDelta(h Hash, baseOff int64, delta []byte) error {
+	z, err := w.deflate(delta)
+	if err != nil {
+		return err
+	}
+	w.header = appendPackHeader(w.header[:0], objOfsDelta, int64(len(delta)))
+	w.header = appendOfsDeltaOffset(w.header, w.off-baseOff)
+	return w.addEntry(h, w.header, z)
+}
+
+// deflate returns data as a zlib stream, in a buffer reused by the next
+// call.
+func (w *packWriter) deflate(data []byte) ([]byte, error) {
 	w.zbuf.Reset()
 	zw := zlibWriters.Get().(*zlib.Writer)
 	zw.Reset(&w.zbuf)
-	if _, err := zw.Write(o.Data); err != nil {
-		return err
+	if _, err := zw.Write(data); err != nil {
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
-		return err
+		return nil, err
 	}
 	zlibWriters.Put(zw)
-	return w.addCompressed(o.Hash, o.Type, int64(len(o.Data)), w.zbuf.Bytes())
+	return w.zbuf.Bytes(), nil
 }
 
 func (w *packWriter) addCompressed(h Hash, t ObjectType, size int64, z []byte) error {
 	w.header = appendPackHeader(w.header[:0], t, size)
+	return w.addEntry(h, w.header, z)
+}
+
+// addEntry appends an entry: its header, then its zlib stream.
+func (w *packWriter) addEntry(h Hash, header, z []byte) error {
 	w.crc.Reset()
-	w.crc.Write(w.header)
+	w.crc.Write(header)
 	w.crc.Write(z)
-	if _, err := w.bw.Write(w.header); err != nil {
+	if _, err := w.bw.Write(header); err != nil {
 		return err
 	}
 	if _, err := w.bw.Write(z); err != nil {
 		return err
 	}
 	w.idx.Add(h, uint64(w.off), w.crc.Sum32())
-	w.off += int64(len(w.header) + len(z))
+	w.off += int64(len(header) + len(z))
 	w.count++
 	return nil
 }

@@ -317,6 +317,7 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 	}
 	t := &Tree{Entries: append([]TreeEntry(nil), n.entries...)}
 	o := NewObject(TreeObject, t.Encode())
+	o.DeltaBase = n.orig // the version it replaces: a pack can store the change alone
 	emit(o, t)
 	n.orig, n.dirty = o.Hash, false
 	return o.Hash, false
