@@ -106,6 +106,8 @@ func (g *gitstateSystem) startServer(ctx context.Context, data string) (*process
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	args := []string{"serve", "--data", data, "--listen", addr, "--token-rate", "0", "--max-streams-per-token", "0"}
+	// SIDEBYSIDE_SERVE_ARGS adds flags, for profiling (--debug-listen).
+	args = append(args, strings.Fields(os.Getenv("SIDEBYSIDE_SERVE_ARGS"))...)
 	env := []string{"GITSTATE_ADMIN_TOKEN=" + strings.TrimPrefix(g.auth, "Bearer ")}
 	p, err := startProcess(g.bin, args, env, filepath.Join(g.dir, "server.log"))
 	if err != nil {
