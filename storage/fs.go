@@ -139,7 +139,7 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 		return nil, err
 	}
 	b.refs = refs
-	jnl, groups, err := openJournal(filepath.Join(dir, "gitstate", "journal"))
+	jnl, groups, err := openJournal(filepath.Join(dir, "gitstate", "journal"), b.readObject)
 	if err != nil {
 		b.closePacks()
 		return nil, fmt.Errorf("open journal: %w", err)
@@ -345,7 +345,14 @@ func (b *FSBackend) Commit(objs []*Object, updates []RefUpdate) error {
 	}
 	b.mu.RUnlock()
 	g := &group{objects: objs, refs: updates}
-	end, err := b.jnl.appendGroup(g)
+	end, err := b.jnl.appendGroup(g, func(h Hash) []byte {
+		b.mu.RLock()
+		defer b.mu.RUnlock()
+		if o, ok := b.mem[h]; ok {
+			return o.Data
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}

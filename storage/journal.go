@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"hash/crc32"
 	"io"
 	"os"
@@ -38,7 +39,10 @@ const (
 	journalSegmentMin  = 1 << 20
 	recGroup           = 1
 	recCheckpoint      = 2
-	maxRecordSize      = 1 << 30
+	// journalDelta, set in an object's type byte, marks it as written as
+	// a delta: the base's id, then the delta in Git's format.
+	journalDelta  = 0x80
+	maxRecordSize = 1 << 30
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -155,8 +159,9 @@ func (j *journal) prepareNextLocked() {
 }
 
 // openJournal opens the journal in dir, creating it if needed, and returns
-// the groups recorded after the last checkpoint, in order.
-func openJournal(dir string) (*journal, []group, error) {
+// the groups recorded after the last checkpoint, in order. base reads the
+// objects already in Git's files, which journaled deltas may refer to.
+func openJournal(dir string, base func(Hash) (*Object, error)) (*journal, []group, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, err
 	}
@@ -179,8 +184,8 @@ func openJournal(dir string) (*journal, []group, error) {
 	slices.Sort(segs)
 	j := &journal{dir: dir}
 	type posGroup struct {
-		end journalPos
-		g   group
+		end     journalPos
+		payload []byte
 	}
 	var groups []posGroup
 	var checkpoint journalPos
@@ -212,11 +217,7 @@ func openJournal(dir string) (*journal, []group, error) {
 			off += n
 			switch payload[0] {
 			case recGroup:
-				g, err := decodeGroup(payload[1:])
-				if err != nil {
-					return nil, nil, fmt.Errorf("journal %s: %w", path, err)
-				}
-				groups = append(groups, posGroup{journalPos{seg, off}, g})
+				groups = append(groups, posGroup{journalPos{seg, off}, payload[1:]})
 			case recCheckpoint:
 				if len(payload) != 17 {
 					return nil, nil, fmt.Errorf("journal %s: bad checkpoint", path)
@@ -231,9 +232,14 @@ func openJournal(dir string) (*journal, []group, error) {
 		}
 	}
 	var out []group
+	seen := map[Hash][]byte{}
 	for _, pg := range groups {
 		if checkpoint.less(pg.end) {
-			out = append(out, pg.g)
+			g, err := decodeGroup(pg.payload, seen, base)
+			if err != nil {
+				return nil, nil, fmt.Errorf("journal %s: %w", segmentName(pg.end.seg), err)
+			}
+			out = append(out, g)
 		}
 	}
 	if len(segs) == 0 {
@@ -312,14 +318,42 @@ func readRecord(b []byte) (payload []byte, n int64, err error) {
 }
 
 // appendGroup writes a group record (not synced) and returns the position
-// after it.
-func (j *journal) appendGroup(g *group) (journalPos, error) {
+// after it. An object with a DeltaBase that this group holds, or that base
+// returns (objects committed earlier and not yet flushed), is written as a
+// delta against it: a commit rewrites each directory on its key's path, and
+// the journal then holds the changed entries rather than the whole trees.
+// base may be nil.
+func (j *journal) appendGroup(g *group, base func(Hash) []byte) (journalPos, error) {
+	var here map[Hash][]byte
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	b := j.buf[:0]
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, recGroup)
 	b = binary.AppendUvarint(b, uint64(len(g.objects)))
 	for _, o := range g.objects {
+		var d []byte
+		if !o.DeltaBase.IsZero() {
+			bd, ok := here[o.DeltaBase]
+			if !ok && base != nil {
+				bd = base(o.DeltaBase)
+			}
+			if bd != nil {
+				d = makeDelta(bd, o.Data)
+			}
+		}
+		if o.Type == TreeObject {
+			if here == nil {
+				here = map[Hash][]byte{}
+			}
+			here[o.Hash] = o.Data
+		}
+		if d != nil {
+			b = append(b, byte(o.Type)|journalDelta)
+			b = append(b, o.DeltaBase[:]...)
+			b = binary.AppendUvarint(b, uint64(len(d)))
+			b = append(b, d...)
+			continue
+		}
 		b = append(b, byte(o.Type))
 		b = binary.AppendUvarint(b, uint64(len(o.Data)))
 		b = append(b, o.Data...)
@@ -451,7 +485,12 @@ func allZero(b []byte) bool {
 	return true
 }
 
-func decodeGroup(b []byte) (group, error) {
+// decodeGroup decodes a group record. An object written as a delta is
+// patched onto its base, which is an object of this record or an earlier
+// one (in seen), or, once flushed, in a pack (read by base); every object
+// decoded is added to seen. The ids are computed from the contents, so a
+// delta patched wrongly cannot pass for its object.
+func decodeGroup(b []byte, seen map[Hash][]byte, base func(Hash) (*Object, error)) (group, error) {
 	var g group
 	bad := errors.New("malformed group record")
 	n, k := binary.Uvarint(b)
@@ -463,14 +502,43 @@ func decodeGroup(b []byte) (group, error) {
 		if len(b) < 1 {
 			return g, bad
 		}
-		t := ObjectType(b[0])
-		l, k := binary.Uvarint(b[1:])
-		if k <= 0 || uint64(len(b)-1-k) < l {
+		t := ObjectType(b[0] &^ journalDelta)
+		isDelta := b[0]&journalDelta != 0
+		b = b[1:]
+		var bh Hash
+		if isDelta {
+			if len(b) < len(bh) {
+				return g, bad
+			}
+			copy(bh[:], b)
+			b = b[len(bh):]
+		}
+		l, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < l {
 			return g, bad
 		}
-		data := b[1+k : 1+k+int(l)]
-		g.objects = append(g.objects, NewObject(t, data))
-		b = b[1+k+int(l):]
+		data := b[k : k+int(l)]
+		b = b[k+int(l):]
+		if isDelta {
+			bd, ok := seen[bh]
+			if !ok && base != nil {
+				if bo, err := base(bh); err == nil {
+					bd, ok = bo.Data, true
+				}
+			}
+			if !ok {
+				return g, fmt.Errorf("delta base %s of a journaled object not found", bh)
+			}
+			var err error
+			if data, err = packfile.PatchDelta(bd, data); err != nil {
+				return g, fmt.Errorf("journaled delta against %s: %w", bh, err)
+			}
+		}
+		o := NewObject(t, data)
+		if seen != nil {
+			seen[o.Hash] = o.Data
+		}
+		g.objects = append(g.objects, o)
 	}
 	n, k = binary.Uvarint(b)
 	if k <= 0 {

@@ -420,7 +420,7 @@ func TestJournalCorruptSegment(t *testing.T) {
 				}
 			}
 
-			_, _, jerr := openJournal(jdir)
+			_, _, jerr := openJournal(jdir, nil)
 			if tc.wantErr {
 				if jerr == nil || !strings.Contains(jerr.Error(), segmentName(1)) {
 					t.Fatalf("openJournal: %v, want an error naming segment 1", jerr)
