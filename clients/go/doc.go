@@ -26,6 +26,24 @@
 //	d, err := kv.TxnDiff(ctx, t.ID, &client.TxnDiffOptions{Patch: true})
 //	res, err := kv.CommitTxn(ctx, t.ID) // 409 merge_conflict: nothing committed
 //
+// # Secrets
+//
+// A secret is a value the server keeps encrypted in the repo as a SOPS
+// document: the secret "k" is the file "k.sops.json" of the tree, encrypted
+// to the recipients of the repo's .gitstate/sops.yaml (the server's own age
+// key by default). PutSecret, GetSecret, DeleteSecret, ListSecrets,
+// SecretItems, ListAllSecrets and RotateSecrets take and give plaintext, on
+// Repo (main) and on Txn (a transaction's branch, invisible on main until
+// it is committed); Get and List see the encrypted documents, as any Git
+// client does. Reading needs scope secrets:read, writing secrets:write
+// (and txn too, inside a transaction); listing takes secrets:read or read.
+// A server run without secrets answers them with code "not_found". The
+// client puts no secret's value in an error, and the server's errors hold
+// none:
+//
+//	_, err = kv.PutSecret(ctx, "apps/web/db-password", pw, nil)
+//	s, err := kv.GetSecret(ctx, "apps/web/db-password", nil) // s.Data == pw
+//
 // Repo also covers webhooks (CreateWebhook, ...) and reconcilers' convergence
 // (ReportStatus, Reconcilers, Rollout); Client covers tokens (CreateToken,
 // ...) and the audit log (Audit).

@@ -1,18 +1,21 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api"
 	"github.com/gitstate/gitstate/api/wire"
 	client "github.com/gitstate/gitstate/clients/go"
+	"github.com/gitstate/gitstate/secrets"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
 )
@@ -33,7 +36,13 @@ func exampleServer() (url string, stop func()) {
 	if err := txns.Load(context.Background()); err != nil {
 		log.Fatal(err)
 	}
-	ts := httptest.NewServer(api.New(api.Options{Store: st, Txns: txns}))
+	// The server's age key, the default recipient of secrets, is made in
+	// the data directory.
+	sec, err := secrets.New(secrets.Options{KeyFile: filepath.Join(dir, secrets.KeyFileName)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ts := httptest.NewServer(api.New(api.Options{Store: st, Txns: txns, Secrets: sec}))
 	return ts.URL, func() {
 		ts.Close()
 		txns.Close()
@@ -201,4 +210,40 @@ func ExampleRepo_BeginTxn() {
 	// added apps/web/max
 	// modified apps/web/replicas
 	// committed as revision 2: 5
+}
+
+// Secrets: written and read as plaintext, kept encrypted in the repo (the
+// kv routes see the SOPS document), versioned like every other key.
+func ExampleRepo_PutSecret() {
+	url, stop := exampleServer()
+	defer stop()
+	ctx := context.Background()
+	c, _ := client.New(url)
+	kv := c.Repo("default")
+
+	w, err := kv.PutSecret(ctx, "apps/web/db-password", []byte("s3cret\n"), &client.PutOptions{Create: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := kv.GetSecret(ctx, "apps/web/db-password", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("revision %d: %q\n", w.Revision, s.Data)
+
+	doc, _ := kv.Get(ctx, "apps/web/db-password.sops.json", nil)
+	fmt.Println("stored encrypted:", !bytes.Contains(doc.Data, []byte("s3cret")))
+
+	list, _ := kv.ListAllSecrets(ctx, &client.ListSecretsOptions{Prefix: "apps/"}, 0)
+	for _, it := range list.Items {
+		fmt.Println("listed:", it.Key, "etag matches:", it.ETag == w.ETag)
+	}
+
+	_, err = kv.PutSecret(ctx, "apps/web/db-password", []byte("other"), &client.PutOptions{Create: true})
+	fmt.Println("create again:", errors.Is(err, gitstate.ErrPreconditionFailed))
+	// Output:
+	// revision 1: "s3cret\n"
+	// stored encrypted: true
+	// listed: apps/web/db-password etag matches: true
+	// create again: true
 }

@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
-	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/gitstate/gitstate/api/wire"
+	client "github.com/gitstate/gitstate/clients/go"
 )
 
 // secretOptions are the flags every secret command shares: the client
@@ -61,25 +58,18 @@ from stdin (printf '%s' "$PASSWORD" | gitstate secret put apps/web/db, or
 gitstate secret put apps/web/db < file); mind the trailing newline that echo
 adds. Writing the value it already has makes no commit.`,
 		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: so.g.runE(func(cmd *cobra.Command, args []string) error {
 			value, err := o.value(cmd, args)
 			if err != nil {
 				return err
 			}
 			defer clear(value)
-			q := url.Values{}
-			if o.message != "" {
-				q.Set("message", o.message)
+			sec, err := o.secrets()
+			if err != nil {
+				return err
 			}
-			h := http.Header{}
-			if o.ifMatch != "" {
-				h.Set("If-Match", `"`+strings.Trim(o.ifMatch, `"`)+`"`)
-			}
-			if o.create {
-				h.Set("If-None-Match", "*")
-			}
-			var res wire.WriteResult
-			if err := o.do(cmd, http.MethodPut, o.secretPath(args[0]), q, h, bytes.NewReader(value), &res); err != nil {
+			res, err := sec.PutSecret(cmd.Context(), args[0], value, &client.PutOptions{IfMatch: o.ifMatch, Create: o.create, Message: o.message})
+			if err != nil {
 				return err
 			}
 			return o.print(cmd, res, func(w io.Writer) {
@@ -89,12 +79,12 @@ adds. Writing the value it already has makes no commit.`,
 					fmt.Fprintf(w, "%s already has this value: no commit (revision %d)\n", args[0], res.Revision)
 				}
 			})
-		},
+		}),
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.fromFile, "from-file", "f", "", "read the value from this file (- for stdin)")
 	f.StringVarP(&o.message, "message", "m", "", "commit message")
-	f.StringVar(&o.ifMatch, "if-match", "", "write only if the secret's etag is this")
+	f.StringVar(&o.ifMatch, "if-match", "", `write only if the secret's etag is this one ("*": only if it exists)`)
 	f.BoolVar(&o.create, "create", false, "write only if the secret does not exist")
 	return cmd
 }
@@ -139,22 +129,22 @@ func newSecretGetCmd(so *secretOptions) *cobra.Command {
 		Use:   "get KEY",
 		Short: "Print a secret's value (every read is audited)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			q := url.Values{}
-			if o.rev != "" {
-				q.Set("rev", o.rev)
-			}
-			var buf bytes.Buffer
-			if err := o.do(cmd, http.MethodGet, o.secretPath(args[0]), q, nil, nil, &buf); err != nil {
+		RunE: so.g.runE(func(cmd *cobra.Command, args []string) error {
+			sec, err := o.secrets()
+			if err != nil {
 				return err
 			}
-			defer clear(buf.Bytes())
-			if o.g.output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"key": args[0], "value": buf.String()})
+			v, err := sec.GetSecret(cmd.Context(), args[0], &client.GetOptions{Rev: wire.Rev(o.rev)})
+			if err != nil {
+				return err
 			}
-			_, err := cmd.OutOrStdout().Write(buf.Bytes())
+			defer clear(v.Data)
+			if o.g.output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"key": args[0], "value": string(v.Data)})
+			}
+			_, err = cmd.OutOrStdout().Write(v.Data)
 			return err
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&o.rev, "rev", "", "read at this revision (number or commit id)")
 	return cmd
@@ -171,36 +161,25 @@ func newSecretLsCmd(so *secretOptions) *cobra.Command {
 		Use:   "ls [PREFIX]",
 		Short: "List secrets (keys and revisions, never values)",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			q := url.Values{}
+		RunE: so.g.runE(func(cmd *cobra.Command, args []string) error {
+			sec, err := o.secrets()
+			if err != nil {
+				return err
+			}
+			opts := &client.ListSecretsOptions{Rev: wire.Rev(o.rev)}
 			if len(args) == 1 {
-				q.Set("prefix", args[0])
+				opts.Prefix = args[0]
 			}
-			if o.rev != "" {
-				q.Set("rev", o.rev)
-			}
-			all := wire.SecretList{Items: []wire.SecretItem{}}
-			for {
-				var page wire.SecretList
-				if err := o.do(cmd, http.MethodGet, o.base()+"/secrets", q, nil, nil, &page); err != nil {
-					return err
-				}
-				all.Revision = page.Revision
-				all.Items = append(all.Items, page.Items...)
-				if page.Next == "" {
-					break
-				}
-				q.Set("after", page.Next)
-				if page.Revision > 0 {
-					q.Set("rev", fmt.Sprint(page.Revision))
-				}
+			all, err := sec.ListAllSecrets(cmd.Context(), opts, 0)
+			if err != nil {
+				return err
 			}
 			return o.print(cmd, all, func(w io.Writer) {
 				for _, it := range all.Items {
 					fmt.Fprintf(w, "%s\t%d\n", it.Key, it.ModRevision)
 				}
 			})
-		},
+		}),
 	}
 	cmd.Flags().StringVar(&o.rev, "rev", "", "list at this revision")
 	return cmd
@@ -222,15 +201,17 @@ func newSecretRotateCmd(so *secretOptions) *cobra.Command {
 key, so a recipient removed from the rules cannot decrypt the new versions;
 --keep-data-key only re-wraps the current data keys (SOPS's updatekeys).`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			req := wire.RotateRequest{KeepDataKey: o.keepDataKey, Message: o.message}
+		RunE: so.g.runE(func(cmd *cobra.Command, args []string) error {
+			opts := &client.RotateSecretsOptions{KeepDataKey: o.keepDataKey, Message: o.message}
 			if len(args) == 1 {
-				req.Prefix = args[0]
+				opts.Prefix = args[0]
 			}
-			body, _ := json.Marshal(req)
-			h := http.Header{"Content-Type": {"application/json"}}
-			var res wire.RotateResult
-			if err := o.do(cmd, http.MethodPost, o.base()+"/secrets/rotate", nil, h, bytes.NewReader(body), &res); err != nil {
+			sec, err := o.secrets()
+			if err != nil {
+				return err
+			}
+			res, err := sec.RotateSecrets(cmd.Context(), opts)
+			if err != nil {
 				return err
 			}
 			return o.print(cmd, res, func(w io.Writer) {
@@ -243,29 +224,38 @@ key, so a recipient removed from the rules cannot decrypt the new versions;
 					fmt.Fprintf(w, "  %s\n", k)
 				}
 			})
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&o.keepDataKey, "keep-data-key", false, "keep the data keys; only encrypt them to the current recipients")
 	cmd.Flags().StringVarP(&o.message, "message", "m", "", "commit message")
 	return cmd
 }
 
-// base returns the path of the repo, or of the transaction.
-func (o *secretOptions) base() string {
-	p := "/v1/repos/" + url.PathEscape(o.g.repo)
-	if o.g.txn != "" {
-		p += "/txns/" + url.PathEscape(o.g.txn)
-	}
-	return p
+// secretStore is what the secret commands need of main (*client.Repo) or
+// of a transaction (*client.Txn).
+type secretStore interface {
+	GetSecret(ctx context.Context, key string, opts *client.GetOptions) (*client.Value, error)
+	PutSecret(ctx context.Context, key string, value []byte, opts *client.PutOptions) (*wire.WriteResult, error)
+	ListAllSecrets(ctx context.Context, opts *client.ListSecretsOptions, maxItems int) (*wire.SecretList, error)
+	RotateSecrets(ctx context.Context, opts *client.RotateSecretsOptions) (*wire.RotateResult, error)
 }
 
-// secretPath returns the path of a secret, each segment escaped.
-func (o *secretOptions) secretPath(key string) string {
-	segs := strings.Split(key, "/")
-	for i, s := range segs {
-		segs[i] = url.PathEscape(s)
+var (
+	_ secretStore = (*client.Repo)(nil)
+	_ secretStore = (*client.Txn)(nil)
+)
+
+// secrets returns the secrets the flags name: the repo's on main, or the
+// transaction's when --txn names one.
+func (o *secretOptions) secrets() (secretStore, error) {
+	repo, err := o.g.repoClient()
+	if err != nil {
+		return nil, err
 	}
-	return o.base() + "/secrets/" + strings.Join(segs, "/")
+	if o.g.txn != "" {
+		return repo.Txn(o.g.txn), nil
+	}
+	return repo, nil
 }
 
 // print writes v as JSON with -o json, else with text.
@@ -275,78 +265,4 @@ func (o *secretOptions) print(cmd *cobra.Command, v any, text func(io.Writer)) e
 	}
 	text(cmd.OutOrStdout())
 	return nil
-}
-
-// httpError is an error answer of the server.
-type httpError struct {
-	status int
-	body   wire.Error
-}
-
-func (e *httpError) Error() string {
-	msg := e.body.Code + ": " + e.body.Message
-	if e.body.Missing != "" {
-		msg += " (missing " + e.body.Missing + ")"
-	}
-	return msg
-}
-
-// ExitCode maps the answer's status to the process's exit status, as the
-// other client commands do (see "gitstate help exit-codes").
-func (e *httpError) ExitCode() int {
-	switch e.status {
-	case http.StatusNotFound:
-		return exitNotFound
-	case http.StatusPreconditionFailed, http.StatusConflict:
-		return exitPrecondition
-	}
-	return exitError
-}
-
-// do sends a request to the server and decodes a JSON answer into out (or
-// copies a raw one into out when it is a *bytes.Buffer). The token comes
-// the client commands' usual way. (A minimal client: the CLI's other
-// commands use clients/go, which the secret commands will move to.)
-func (o *secretOptions) do(cmd *cobra.Command, method, path string, q url.Values, h http.Header, body io.Reader, out any) error {
-	server := o.g.server
-	if !strings.Contains(server, "://") {
-		server = "http://" + server
-	}
-	tok, err := o.g.root.clientToken(o.g.cmd, server, o.g.token)
-	if err != nil {
-		return err
-	}
-	u := strings.TrimRight(server, "/") + path
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	req, err := http.NewRequestWithContext(cmd.Context(), method, u, body)
-	if err != nil {
-		return err
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	client := &http.Client{Timeout: 5 * time.Minute}
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer res.Body.Close()
-	if res.StatusCode >= 400 {
-		var er wire.ErrorResponse
-		data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-		if json.Unmarshal(data, &er) != nil || er.Error.Code == "" {
-			return &httpError{status: res.StatusCode, body: wire.Error{Code: "http_" + fmt.Sprint(res.StatusCode), Message: res.Status}}
-		}
-		return &httpError{status: res.StatusCode, body: er.Error}
-	}
-	if buf, ok := out.(*bytes.Buffer); ok {
-		_, err := io.Copy(buf, res.Body)
-		return err
-	}
-	return json.NewDecoder(res.Body).Decode(out)
 }
