@@ -372,8 +372,7 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 	if after != "" {
 		opts.After = secrets.PathOf(after)
 	}
-	err = s.eachSecret(r.Context(), t, opts, func(key string, it storage.ListItem, revision int64) bool {
-		out.Revision = revision
+	out.Revision, err = s.eachSecret(r.Context(), t, opts, func(key string, it storage.ListItem, revision int64) bool {
 		if !p.CanKey(it.Key) {
 			return true
 		}
@@ -393,26 +392,31 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request) {
 
 // eachSecret calls fn with every secret file of the target (in tree path
 // order) from o.After on, with the revision it was read at, until fn
-// returns false. Every page is read at the revision of the first.
-func (s *Server) eachSecret(ctx context.Context, t *target, o storage.ListOptions, fn func(key string, it storage.ListItem, revision int64) bool) error {
+// returns false. Every page is read at the revision of the first, which it
+// returns (also when there is no secret).
+func (s *Server) eachSecret(ctx context.Context, t *target, o storage.ListOptions, fn func(key string, it storage.ListItem, revision int64) bool) (int64, error) {
 	first := true
+	var rev int64
 	for {
 		res, err := t.list(ctx, o)
 		if err != nil {
-			return err
+			return rev, err
 		}
-		if first && !t.inTxn() {
-			// Later pages at the same revision: a consistent listing.
-			o.Revision = res.Revision
+		if first {
+			rev = res.Revision
+			if !t.inTxn() {
+				// Later pages at the same revision: a consistent listing.
+				o.Revision = res.Revision
+			}
 			first = false
 		}
 		for _, it := range res.Items {
 			if key, ok := secrets.KeyOf(it.Key); ok && !fn(key, it, res.Revision) {
-				return nil
+				return rev, nil
 			}
 		}
 		if res.Next == "" {
-			return nil
+			return rev, nil
 		}
 		o.After = res.Next
 	}
@@ -463,7 +467,7 @@ func (s *Server) rotateSecrets(w http.ResponseWriter, r *http.Request) {
 		// The values come with the listing: one consistent revision.
 		o := storage.ListOptions{Prefix: req.Prefix, Values: true, Revision: headRev}
 		var ferr error
-		err = s.eachSecret(ctx, t, o, func(key string, it storage.ListItem, _ int64) bool {
+		_, err = s.eachSecret(ctx, t, o, func(key string, it storage.ListItem, _ int64) bool {
 			// Skipped: keys the token may not write, and the server's
 			// configuration except by an administrator in a transaction
 			// (the only way it changes).

@@ -302,6 +302,13 @@ func TestSecretsHTTP(t *testing.T) {
 	if bytes.Contains(e.call("ops", "GET", repoPath+"/secrets", nil).body, []byte(v2)) {
 		t.Error("the list shows a value")
 	}
+	// A prefix without secrets: no items, at head's revision (not 0, the
+	// empty state).
+	var empty wire.SecretList
+	e.call("reader", "GET", repoPath+"/secrets?prefix=none/", nil).ok(t, 200, &empty)
+	if len(empty.Items) != 0 || empty.Revision != e.head().Revision || empty.Revision == 0 {
+		t.Errorf("empty list: %+v, head %d", empty, e.head().Revision)
+	}
 
 	// Delete.
 	var dr wire.DeleteResult

@@ -365,8 +365,8 @@ func (k *keys) walkSecrets(ctx context.Context, opts *ListSecretsOptions, maxIte
 			return nil
 		}
 		o.After = page.Next
-		// A page without secrets answers revision 0, even on main; one
-		// with a Next has secrets, but pin only a real revision.
+		// Pin the first page's revision (0 is the empty repo, which
+		// has no next page).
 		if !k.txn && page.Revision > 0 {
 			o.Rev = wire.RevNumber(page.Revision)
 		}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +38,7 @@ line, where it would land in the shell's history and in ps.
 The server is $GITSTATE_SERVER (--server), the token $GITSTATE_TOKEN, and
 $GITSTATE_TXN (--txn) works inside a transaction.`,
 	}
-	cmd.AddCommand(newSecretPutCmd(o), newSecretGetCmd(o), newSecretLsCmd(o), newSecretRotateCmd(o))
+	cmd.AddCommand(newSecretPutCmd(o), newSecretGetCmd(o), newSecretLsCmd(o), newSecretRmCmd(o), newSecretRotateCmd(o))
 	return cmd
 }
 
@@ -57,7 +59,7 @@ func newSecretPutCmd(so *secretOptions) *cobra.Command {
 from stdin (printf '%s' "$PASSWORD" | gitstate secret put apps/web/db, or
 gitstate secret put apps/web/db < file); mind the trailing newline that echo
 adds. Writing the value it already has makes no commit.`,
-		Args: cobra.RangeArgs(1, 2),
+		Args: usageArgs(cobra.RangeArgs(1, 2)),
 		RunE: so.g.runE(func(cmd *cobra.Command, args []string) error {
 			value, err := o.value(cmd, args)
 			if err != nil {
@@ -128,7 +130,7 @@ func newSecretGetCmd(so *secretOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get KEY",
 		Short: "Print a secret's value (every read is audited)",
-		Args:  cobra.ExactArgs(1),
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: so.g.runE(func(cmd *cobra.Command, args []string) error {
 			sec, err := o.secrets()
 			if err != nil {
@@ -140,7 +142,14 @@ func newSecretGetCmd(so *secretOptions) *cobra.Command {
 			}
 			defer clear(v.Data)
 			if o.g.output == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"key": args[0], "value": string(v.Data)})
+				// As for get: "value" when it is UTF-8, else "value_base64".
+				out := map[string]string{"key": args[0]}
+				if utf8.Valid(v.Data) {
+					out["value"] = string(v.Data)
+				} else {
+					out["value_base64"] = base64.StdEncoding.EncodeToString(v.Data)
+				}
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(out)
 			}
 			_, err = cmd.OutOrStdout().Write(v.Data)
 			return err
@@ -160,7 +169,7 @@ func newSecretLsCmd(so *secretOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls [PREFIX]",
 		Short: "List secrets (keys and revisions, never values)",
-		Args:  cobra.MaximumNArgs(1),
+		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: so.g.runE(func(cmd *cobra.Command, args []string) error {
 			sec, err := o.secrets()
 			if err != nil {
@@ -191,6 +200,45 @@ type secretRotateOptions struct {
 	message     string
 }
 
+type secretRmOptions struct {
+	*secretOptions
+	ifMatch string
+	message string
+}
+
+func newSecretRmCmd(so *secretOptions) *cobra.Command {
+	o := &secretRmOptions{secretOptions: so}
+	cmd := &cobra.Command{
+		Use:     "rm KEY",
+		Aliases: []string{"del"},
+		Short:   "Delete a secret (one commit; earlier revisions keep it)",
+		Long: `Delete a secret: one commit removes its document from the tree. Like
+every change it stays in history, readable at earlier revisions by a token
+with secrets:read; rotate the credential itself if it leaked.`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: so.g.runE(func(cmd *cobra.Command, args []string) error {
+			sec, err := o.secrets()
+			if err != nil {
+				return err
+			}
+			res, err := sec.DeleteSecret(cmd.Context(), args[0], &client.DeleteSecretOptions{IfMatch: o.ifMatch, Message: o.message})
+			if err != nil {
+				return err
+			}
+			return o.print(cmd, res, func(w io.Writer) {
+				if !res.Changed {
+					fmt.Fprintf(w, "%s did not exist: no commit (revision %d)\n", args[0], res.Revision)
+					return
+				}
+				fmt.Fprintf(w, "deleted %s: revision %d\n", args[0], res.Revision)
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&o.ifMatch, "if-match", "", "delete only if the secret's etag is this (\"*\": only if it exists)")
+	cmd.Flags().StringVarP(&o.message, "message", "m", "", "commit message")
+	return cmd
+}
+
 func newSecretRotateCmd(so *secretOptions) *cobra.Command {
 	o := &secretRotateOptions{secretOptions: so}
 	cmd := &cobra.Command{
@@ -200,7 +248,7 @@ func newSecretRotateCmd(so *secretOptions) *cobra.Command {
 .gitstate/sops.yaml gives it now, in one commit. Each secret gets a new data
 key, so a recipient removed from the rules cannot decrypt the new versions;
 --keep-data-key only re-wraps the current data keys (SOPS's updatekeys).`,
-		Args: cobra.MaximumNArgs(1),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: so.g.runE(func(cmd *cobra.Command, args []string) error {
 			opts := &client.RotateSecretsOptions{KeepDataKey: o.keepDataKey, Message: o.message}
 			if len(args) == 1 {
@@ -238,6 +286,7 @@ type secretStore interface {
 	PutSecret(ctx context.Context, key string, value []byte, opts *client.PutOptions) (*wire.WriteResult, error)
 	ListAllSecrets(ctx context.Context, opts *client.ListSecretsOptions, maxItems int) (*wire.SecretList, error)
 	RotateSecrets(ctx context.Context, opts *client.RotateSecretsOptions) (*wire.RotateResult, error)
+	DeleteSecret(ctx context.Context, key string, opts *client.DeleteSecretOptions) (*wire.DeleteResult, error)
 }
 
 var (

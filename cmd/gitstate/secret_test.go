@@ -67,6 +67,20 @@ func TestSecretCLI(t *testing.T) {
 	if out, _ := mustRun(t, "", "secret", "get", s, "apps/web/token"); out != "tok\x00en" {
 		t.Errorf("get from-file: %q", out)
 	}
+	// -o json: "value" for UTF-8, "value_base64" for other bytes.
+	for _, tc := range []struct{ key, want string }{
+		{"apps/web/db", `{"key":"apps/web/db","value":"s3cret\n"}`},
+		{"apps/web/token", `{"key":"apps/web/token","value":"tok\u0000en"}`},
+	} {
+		if out, _ := mustRun(t, "", "secret", "get", s, "-o", "json", tc.key); strings.TrimSpace(out) != tc.want {
+			t.Errorf("get -o json %s: %s, want %s", tc.key, out, tc.want)
+		}
+	}
+	// Wrong number of arguments: a usage error.
+	if _, _, err := runSecret(t, "", "secret", "get", s); exitCode(err) != exitUsage {
+		t.Errorf("get without a key: %v (exit %d), want exit %d", err, exitCode(err), exitUsage)
+	}
+
 	// As an argument: taken, with a warning.
 	_, errOut = mustRun(t, "", "secret", "put", s, "apps/api/key", "on-the-command-line")
 	if !strings.Contains(errOut, "warning") || !strings.Contains(errOut, "history") {
@@ -105,5 +119,22 @@ func TestSecretCLI(t *testing.T) {
 	_, _, err = runSecret(t, "x", "secret", "put", s, "--create", "apps/web/db")
 	if err == nil || exitCode(err) != exitPrecondition {
 		t.Errorf("--create on an existing secret: %v", err)
+	}
+
+	// Binary values in JSON; rm.
+	binFile := filepath.Join(t.TempDir(), "bin")
+	os.WriteFile(binFile, []byte{0xff, 0xfe, 0x00, 0x01}, 0o600)
+	mustRun(t, "", "secret", "put", s, "--from-file", binFile, "apps/bin/key")
+	if out, _ := mustRun(t, "", "secret", "get", s, "-o", "json", "apps/bin/key"); strings.TrimSpace(out) != `{"key":"apps/bin/key","value_base64":"//4AAQ=="}` {
+		t.Errorf("get -o json of binary: %s", out)
+	}
+	if out, _ := mustRun(t, "", "secret", "rm", s, "apps/bin/key"); !strings.Contains(out, "deleted apps/bin/key") {
+		t.Errorf("rm: %q", out)
+	}
+	if _, _, err := runSecret(t, "", "secret", "get", s, "apps/bin/key"); exitCode(err) != exitNotFound {
+		t.Errorf("get after rm: %v", err)
+	}
+	if _, _, err := runSecret(t, "", "secret", "rm", s, "--if-match", "*", "apps/bin/key"); exitCode(err) != exitPrecondition {
+		t.Errorf("rm --if-match '*' of a deleted secret: %v (exit %d)", err, exitCode(err))
 	}
 }
