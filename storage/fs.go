@@ -629,72 +629,92 @@ func (b *FSBackend) compact() error {
 		return nil
 	}
 	start := time.Now()
+	// The entries of every pack, each pack's by offset, and the one copy of
+	// each object that goes into the new pack (keep: its index in ents).
 	type entry struct {
 		h   Hash
-		p   *pack
+		p   int // index in small
 		off int64
 		end int64
+		out int64 // where it lands in the new pack; -1 until written
 	}
 	var ents []entry
-	seen := map[Hash]bool{}
-	for _, p := range small {
-		it, err := p.idx.EntriesByOffset()
+	byPack := make([][]entry, len(small))
+	total := 0
+	counts := make([]int, len(small))
+	for i, p := range small {
+		n, err := p.idx.Count()
 		if err != nil {
 			return err
 		}
-		var pe []entry
+		counts[i] = int(n)
+		total += counts[i]
+	}
+	keep := make(map[Hash]int32, total)
+	for pi, p := range small {
+		it, err := p.idx.Entries()
+		if err != nil {
+			return err
+		}
+		pe := make([]entry, 0, counts[pi])
 		for {
 			e, err := it.Next()
 			if err != nil {
 				break
 			}
-			pe = append(pe, entry{h: e.Hash, p: p, off: int64(e.Offset)})
+			pe = append(pe, entry{h: e.Hash, p: pi, off: int64(e.Offset), out: -1})
 		}
 		it.Close()
+		slices.SortFunc(pe, func(x, y entry) int { return cmp.Compare(x.off, y.off) })
 		for i := range pe {
 			if i+1 < len(pe) {
 				pe[i].end = pe[i+1].off
 			} else {
 				pe[i].end = p.size - 20
 			}
-			if !seen[pe[i].h] {
-				seen[pe[i].h] = true
+			if _, dup := keep[pe[i].h]; !dup {
+				keep[pe[i].h] = int32(len(ents))
 				ents = append(ents, pe[i])
 			}
 		}
+		byPack[pi] = pe
 	}
 	w, err := newPackWriter(b.packDir, len(ents))
 	if err != nil {
 		return err
 	}
-	// Where each object lands in the new pack, and which object starts at
-	// each offset of the old ones: a delta whose base is copied too stays
-	// a delta, pointing at the base's new place.
-	newOff := make(map[Hash]int64, len(ents))
-	at := map[*pack]map[int64]Hash{}
-	for _, p := range small {
-		at[p] = map[int64]Hash{}
+	// newBase returns where the base of a delta at off-rel in pack pi has
+	// landed in the new pack, if it has: a delta whose base is copied first
+	// stays a delta, pointing at the base's new place.
+	newBase := func(pi int, at int64) (int64, bool) {
+		pe := byPack[pi]
+		j, found := slices.BinarySearchFunc(pe, at, func(e entry, off int64) int { return cmp.Compare(e.off, off) })
+		if !found {
+			return 0, false
+		}
+		k, ok := keep[pe[j].h]
+		if !ok || ents[k].out < 0 {
+			return 0, false
+		}
+		return ents[k].out, true
 	}
-	for _, e := range ents {
-		at[e.p][e.off] = e.h
-	}
-	for _, e := range ents {
-		raw := e.p.data[e.off:e.end]
-		newOff[e.h] = w.off
+	for i := range ents {
+		e := &ents[i]
+		p := small[e.p]
+		raw := p.data[e.off:e.end]
+		e.out = w.off
 		if hdr, rel, z, ok := splitOfsDelta(raw); ok {
-			if bh, ok := at[e.p][e.off-rel]; ok {
-				if nb, ok := newOff[bh]; ok {
-					if err := w.addEntry(e.h, appendOfsDeltaOffset(slices.Clone(hdr), w.off-nb), z); err != nil {
-						w.abort()
-						return err
-					}
-					continue
+			if nb, ok := newBase(e.p, e.off-rel); ok {
+				if err := w.addEntry(e.h, appendOfsDeltaOffset(slices.Clone(hdr), w.off-nb), z); err != nil {
+					w.abort()
+					return err
 				}
+				continue
 			}
 		}
 		if t := (raw[0] >> 4) & 7; t == objOfsDelta || t == objRefDelta {
 			b.mu.RLock()
-			o, err := e.p.read(e.h, b.readBaseLocked)
+			o, err := p.read(e.h, b.readBaseLocked)
 			b.mu.RUnlock()
 			if err == nil {
 				err = w.add(o)

@@ -50,7 +50,7 @@ type packWriter struct {
 	sum    hash.Hash
 	crc    hash.Hash32
 	off    int64
-	idx    idxfile.Writer
+	idx    idxBuilder
 	count  uint32
 	header []byte
 	zbuf   bytes.Buffer
@@ -129,7 +129,7 @@ func (w *packWriter) addEntry(h Hash, header, z []byte) error {
 	if _, err := w.bw.Write(z); err != nil {
 		return err
 	}
-	w.idx.Add(h, uint64(w.off), w.crc.Sum32())
+	w.idx.add(h, uint64(w.off), w.crc.Sum32())
 	w.off += int64(len(header) + len(z))
 	w.count++
 	return nil
@@ -172,23 +172,13 @@ func (w *packWriter) finish() (string, error) {
 		os.Remove(w.f.Name())
 		return "", err
 	}
-	w.idx.OnFooter(sum)
-	mi, err := w.idx.Index()
-	if err != nil {
-		os.Remove(w.f.Name())
-		return "", err
-	}
-	var ib bytes.Buffer
-	if _, err := idxfile.NewEncoder(&ib).Encode(mi); err != nil {
-		os.Remove(w.f.Name())
-		return "", err
-	}
+	idx := w.idx.encode(sum)
 	base := filepath.Join(w.dir, "pack-"+sum.String())
 	if err := os.Rename(w.f.Name(), base+".pack"); err != nil {
 		os.Remove(w.f.Name())
 		return "", err
 	}
-	if err := writeFileSync(base+".idx", ib.Bytes(), 0o444); err != nil {
+	if err := writeFileSync(base+".idx", idx, 0o444); err != nil {
 		return "", err
 	}
 	return base + ".idx", nil
@@ -503,7 +493,7 @@ func (w *packWriter) addRaw(h Hash, raw []byte) error {
 	if _, err := w.bw.Write(raw); err != nil {
 		return err
 	}
-	w.idx.Add(h, uint64(w.off), w.crc.Sum32())
+	w.idx.add(h, uint64(w.off), w.crc.Sum32())
 	w.off += int64(len(raw))
 	w.count++
 	return nil
