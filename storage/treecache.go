@@ -31,13 +31,12 @@ func newTreeCache(entries int, maxBytes int64) (*treeCache, error) {
 	return tc, nil
 }
 
-// treeBytes estimates the memory a decoded tree holds.
+// treeBytes estimates the memory a decoded tree holds: its entries (name
+// header, id, mode) and their names, taken as 32 bytes on average (a GitOps
+// layout's file and directory names), so that the estimate costs nothing
+// for a directory of thousands of entries.
 func treeBytes(t *Tree) int64 {
-	n := int64(64 + len(t.Entries)*48)
-	for _, e := range t.Entries {
-		n += int64(len(e.Name))
-	}
-	return n
+	return int64(64 + len(t.Entries)*(48+32))
 }
 
 // Get returns the tree h and marks it recently used.

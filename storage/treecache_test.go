@@ -9,7 +9,7 @@ func TestTreeCacheBounds(t *testing.T) {
 	wide := func(i int) *Tree {
 		tr := &Tree{}
 		for j := range 100 {
-			tr.Entries = append(tr.Entries, TreeEntry{Name: fmt.Sprintf("entry-%03d-%03d", j, i), Mode: ModeFile})
+			tr.Entries = append(tr.Entries, TreeEntry{Name: fmt.Sprintf("entry-%03d-%d", j, i), Mode: ModeFile})
 		}
 		return tr
 	}
