@@ -144,4 +144,19 @@ func TestDirsync(t *testing.T) {
 	eventually(t, "drift repaired", func() bool {
 		return dirIs(dir, map[string]string{"config.yaml": "replicas: 4\n"}) && rep.has(client.StateDrifted, rev)
 	})
+
+	// The server saw it all: the reconciler has applied the head (no lag),
+	// and the head's rollout is converged on it.
+	eventually(t, "the server's view of the reconciler", func() bool {
+		list, err := repo.Reconcilers(ctx)
+		if err != nil || len(list.Reconcilers) != 1 {
+			return false
+		}
+		r := list.Reconcilers[0]
+		return r.Name == "dirsync" && r.AppliedRevision == rev && list.Revision == rev && r.LagRevisions == 0 && !r.Stale
+	})
+	ro, err := repo.Rollout(ctx, wire.RevNumber(rev))
+	if err != nil || !ro.Converged || len(ro.Applied) != 1 || ro.Applied[0].Name != "dirsync" || len(ro.Pending) != 0 {
+		t.Errorf("rollout of %d: %+v, %v", rev, ro, err)
+	}
 }
