@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -23,8 +24,21 @@ type treeEditor struct {
 type editNode struct {
 	orig    Hash // the tree it was loaded from (zero for a new tree)
 	entries []TreeEntry
-	kids    map[string]*editNode
-	dirty   bool
+	// shared is set while entries is a decoded tree's own slice (the tree
+	// cache's, or the one just written): it is copied before the first
+	// change. A directory of a thousand entries is then copied once per
+	// edit instead of twice, and not at all when only read.
+	shared bool
+	kids   map[string]*editNode
+	dirty  bool
+}
+
+// own makes n's entries its own to change.
+func (n *editNode) own() {
+	if n.shared {
+		n.entries = slices.Clone(n.entries)
+		n.shared = false
+	}
 }
 
 func newTreeEditor(read treeReader, root Hash) (*treeEditor, error) {
@@ -44,7 +58,7 @@ func loadNode(read treeReader, h Hash) (*editNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.entries = append([]TreeEntry(nil), t.Entries...)
+	n.entries, n.shared = t.Entries, true
 	return n, nil
 }
 
@@ -55,6 +69,7 @@ func (n *editNode) find(name string) int {
 
 // insert adds or replaces the entry e.
 func (n *editNode) set(e TreeEntry) {
+	n.own()
 	if i := n.find(e.Name); i >= 0 {
 		n.entries[i] = e
 		return
@@ -68,6 +83,7 @@ func (n *editNode) set(e TreeEntry) {
 }
 
 func (n *editNode) remove(i int) {
+	n.own()
 	n.entries = append(n.entries[:i], n.entries[i+1:]...)
 }
 
@@ -303,6 +319,7 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 			}
 			n.dirty = true
 		} else if i >= 0 && n.entries[i].Hash != h {
+			n.own()
 			n.entries[i].Hash = h
 			n.dirty = true
 		}
@@ -315,7 +332,10 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 	if !n.dirty && !n.orig.IsZero() {
 		return n.orig, false
 	}
-	t := &Tree{Entries: append([]TreeEntry(nil), n.entries...)}
+	// The new tree takes the entries; n copies them again if it is
+	// changed after this.
+	t := &Tree{Entries: n.entries}
+	n.shared = true
 	o := NewObject(TreeObject, t.Encode())
 	o.DeltaBase = n.orig // the version it replaces: a pack can store the change alone
 	emit(o, t)
