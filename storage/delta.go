@@ -1,5 +1,7 @@
 package storage
 
+import "bytes"
+
 // Git's delta format (gitformat-pack(5), "Deltified representation"): the
 // base's size and the result's size as little-endian base-128 numbers, then
 // instructions that either copy a range of the base (high bit set) or insert
@@ -21,14 +23,8 @@ const (
 // delta would not be much smaller than target itself.
 func makeDelta(base, target []byte) []byte {
 	n := min(len(base), len(target))
-	pre := 0
-	for pre < n && base[pre] == target[pre] {
-		pre++
-	}
-	suf := 0
-	for suf < n-pre && base[len(base)-1-suf] == target[len(target)-1-suf] {
-		suf++
-	}
+	pre := commonPrefix(base[:n], target[:n])
+	suf := commonSuffix(base[pre:], target[pre:])
 	mid := target[pre : len(target)-suf]
 	// Worth it only when most of target is copied.
 	if len(mid)+len(mid)/127+32 > len(target)/2 {
@@ -46,6 +42,33 @@ func makeDelta(base, target []byte) []byte {
 	}
 	d = appendCopies(d, len(base)-suf, suf)
 	return d
+}
+
+// commonPrefix returns how many bytes a and b share at their start,
+// comparing blocks at a time (bytes.Equal is vectorized) before bytes.
+func commonPrefix(a, b []byte) int {
+	const block = 256
+	n, i := min(len(a), len(b)), 0
+	for i+block <= n && bytes.Equal(a[i:i+block], b[i:i+block]) {
+		i += block
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// commonSuffix returns how many bytes a and b share at their end.
+func commonSuffix(a, b []byte) int {
+	const block = 256
+	n, i := min(len(a), len(b)), 0
+	for i+block <= n && bytes.Equal(a[len(a)-i-block:len(a)-i], b[len(b)-i-block:len(b)-i]) {
+		i += block
+	}
+	for i < n && a[len(a)-1-i] == b[len(b)-1-i] {
+		i++
+	}
+	return i
 }
 
 func appendVarint(b []byte, v uint64) []byte {

@@ -459,29 +459,22 @@ func (b *FSBackend) Flush() error {
 		}
 		b.mu.Unlock()
 	}
-	// Objects: one pack, without the ones a pack already holds.
+	// Objects: one pack, each once. They are not looked up in the other
+	// packs: the committer only journals objects it did not find stored,
+	// or has just made, and an object in two packs (a replay after a crash
+	// between a pack and its checkpoint) is valid Git, stored once when
+	// packs are merged. Looking every object up in every pack was the
+	// flusher's main cost under load.
 	var objs []*Object
-	seen := map[Hash]bool{}
-	b.mu.RLock()
+	seen := make(map[Hash]bool, len(pend)*8)
 	for _, g := range pend {
 		for _, o := range g.objs {
-			if seen[o.Hash] {
-				continue
-			}
-			seen[o.Hash] = true
-			inPack := false
-			for _, p := range b.packs {
-				if p.has(o.Hash) {
-					inPack = true
-					break
-				}
-			}
-			if !inPack {
+			if !seen[o.Hash] {
+				seen[o.Hash] = true
 				objs = append(objs, o)
 			}
 		}
 	}
-	b.mu.RUnlock()
 	var np *pack
 	if len(objs) > 0 {
 		var err error
