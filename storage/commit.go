@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gitstate/gitstate"
@@ -498,8 +499,12 @@ func (r *Repo) applyOp(g *groupState, ed *treeEditor, op Op) ([]Trailer, error) 
 	return nil, gitstate.Errorf(gitstate.KindInvalid, "unknown_op", "unknown op %d", op.Kind)
 }
 
+// keyNotFound is the error of a read of an absent key. It is built without
+// fmt: reads of absent keys are common (every write looks up the repo's
+// policy file, which most repos do not have).
 func keyNotFound(key string) error {
-	return gitstate.Errorf(gitstate.KindNotFound, "key_not_found", "key %q does not exist", key).WithKeys(key)
+	return &gitstate.Error{Kind: gitstate.KindNotFound, Code: "key_not_found",
+		Message: "key " + strconv.Quote(key) + " does not exist", Keys: []string{key}}
 }
 
 // publish moves the index and the in-memory head to the group's new state
