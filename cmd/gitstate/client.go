@@ -49,7 +49,7 @@ func addClientCommands(root *cobra.Command, o *rootOptions) *globalOptions {
 	f.StringVar(&g.token, "token", "", "bearer token (default $GITSTATE_TOKEN)")
 	f.StringVarP(&g.output, "output", "o", "text", "output format: text or json (the API's JSON, for scripts)")
 	f.StringVar(&g.txn, "txn", os.Getenv("GITSTATE_TXN"),
-		"transaction ($GITSTATE_TXN): get, put, del and ls act inside it, txn commands default to it; --txn= for main")
+		"transaction ($GITSTATE_TXN): get, put, del, ls and secret act inside it, txn commands default to it; --txn= for main")
 	root.AddGroup(
 		&cobra.Group{ID: groupKeys, Title: "Keys (on main, or inside the transaction --txn names):"},
 		&cobra.Group{ID: groupHistory, Title: "History (main only):"},
@@ -66,7 +66,7 @@ func addClientCommands(root *cobra.Command, o *rootOptions) *globalOptions {
 			mainOnly(newRollbackCmd(g)), mainOnly(newWatchCmd(g))}},
 		{groupTxn, []*cobra.Command{newTxnCmd(g)}},
 		{groupConvergence, []*cobra.Command{newReconcilersCmd(g), mainOnly(newRolloutCmd(g)), newWebhookCmd(g)}},
-		{groupAdmin, []*cobra.Command{newRepoCmd(g), newTokenCmd(g)}},
+		{groupAdmin, []*cobra.Command{newRepoCmd(g), newTokenCmd(g), newAuditCmd(g)}},
 	}
 	for _, gr := range groups {
 		for _, c := range gr.cmds {

@@ -50,6 +50,9 @@ type printer interface {
 	tokenCreated(t *wire.CreatedToken) error
 	tokens(l *wire.TokenList) error
 	tokenRevoked(t *wire.Token) error
+
+	// The audit log (audit.go).
+	audit(l *wire.AuditList) error
 }
 
 // printer returns the printer -o names, writing to w.

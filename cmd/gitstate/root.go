@@ -33,7 +33,7 @@ The client commands talk to --server ($GITSTATE_SERVER) about --repo
 administrator token of --data is found without one). -o json prints the API's
 JSON, for scripts; "gitstate help exit-codes" lists the exit statuses.
 
---txn ($GITSTATE_TXN) names a transaction: get, put, del and ls act inside it,
+--txn ($GITSTATE_TXN) names a transaction: get, put, del, ls and secret act inside it,
 the txn commands default to it, and the commands that work on main only (log,
 diff, revert, rollback, watch, rollout) refuse to run; give --txn= for main.
 See "gitstate txn --help".`,

@@ -26,7 +26,7 @@ func newSecretCmd(g *globalOptions) *cobra.Command {
 	o := &secretOptions{g: g}
 	cmd := &cobra.Command{
 		Use:   "secret",
-		Short: "Write, read, list and rotate secrets (SOPS-encrypted values)",
+		Short: "Write, read, list, delete and rotate secrets (SOPS-encrypted values)",
 		Long: `Secrets are values kept encrypted in the repo, as SOPS documents
 (<key>.sops.json in the tree), versioned in the same commits as the rest of
 the state. The server encrypts them to the recipients of the repo's
