@@ -11,15 +11,16 @@ import (
 // current head: the committer removes the keys a revision changes while it
 // holds the repo's view lock for writing, and readers fill it while holding
 // it for reading, so an entry never outlives the head it was read at. It is
-// bounded by bytes; when full it is emptied, which is cheap and rare.
+// bounded by bytes; when full, a quarter of it is dropped.
 //
 // It remembers absent keys too (as the absent entry): the server looks up
 // per-repo configuration such as .gitstate/policy.yaml on every write, and
 // in most repos it does not exist.
 type hotCache struct {
-	m     sync.Map // key -> *IndexEntry (Value owned by the cache)
-	bytes atomic.Int64
-	max   int64
+	m        sync.Map // key -> *IndexEntry (Value owned by the cache)
+	bytes    atomic.Int64
+	max      int64
+	evicting sync.Mutex
 }
 
 // absent is the entry of a key that does not exist at head.
@@ -39,13 +40,8 @@ func (c *hotCache) put(key string, e IndexEntry) {
 	if !e.Inline || c.max <= 0 {
 		return
 	}
-	size := int64(len(key) + len(e.Value) + 64)
-	if c.bytes.Add(size) > c.max {
-		c.clear()
-		c.bytes.Add(size)
-	}
 	e.Value = append([]byte(nil), e.Value...)
-	c.m.Store(key, &e)
+	c.store(key, &e)
 }
 
 // putAbsent records that key does not exist at head; the caller holds the
@@ -54,19 +50,49 @@ func (c *hotCache) putAbsent(key string) {
 	if c.max <= 0 {
 		return
 	}
-	size := int64(len(key) + 64)
-	if c.bytes.Add(size) > c.max {
-		c.clear()
-		c.bytes.Add(size)
+	c.store(key, absent)
+}
+
+func entrySize(key string, e *IndexEntry) int64 { return int64(len(key) + len(e.Value) + 64) }
+
+// store adds e, replacing what key had, and makes room when the cache holds
+// more than its bytes.
+func (c *hotCache) store(key string, e *IndexEntry) {
+	if prev, loaded := c.m.Swap(key, e); loaded {
+		c.bytes.Add(-entrySize(key, prev.(*IndexEntry)))
 	}
-	c.m.Store(key, absent)
+	if c.bytes.Add(entrySize(key, e)) > c.max {
+		c.evict()
+	}
+}
+
+// evict drops entries until the cache holds three quarters of its bytes.
+// The map's iteration order is a function of the keys' hashes, so what is
+// dropped is a sample of the keys, not the newest: a working set larger
+// than the cache keeps a steady share of hits instead of emptying the cache
+// each time it fills. One goroutine evicts at a time; the others go on.
+func (c *hotCache) evict() {
+	// The check after unlocking catches an entry stored while this
+	// goroutine was finishing (its storer found the lock taken).
+	for c.bytes.Load() > c.max && c.evicting.TryLock() {
+		target := c.max - c.max/4
+		c.m.Range(func(k, _ any) bool {
+			if c.bytes.Load() <= target {
+				return false
+			}
+			if v, ok := c.m.LoadAndDelete(k); ok {
+				c.bytes.Add(-entrySize(k.(string), v.(*IndexEntry)))
+			}
+			return true
+		})
+		c.evicting.Unlock()
+	}
 }
 
 // forget drops key; the caller holds the view lock for writing.
 func (c *hotCache) forget(key string) {
 	if v, ok := c.m.LoadAndDelete(key); ok {
-		e := v.(*IndexEntry)
-		c.bytes.Add(-int64(len(key) + len(e.Value) + 64))
+		c.bytes.Add(-entrySize(key, v.(*IndexEntry)))
 	}
 }
 

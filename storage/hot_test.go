@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/gitstate/gitstate"
@@ -58,5 +60,45 @@ func TestHotCacheFollowsHead(t *testing.T) {
 			}
 		}
 		check(st.name)
+	}
+}
+
+// TestHotCacheBound fills a small cache far past its bytes, from many
+// goroutines at once, re-reading keys too: it stays within its bound, keeps
+// a share of the keys (it does not empty itself), and its count of bytes
+// matches what it holds.
+func TestHotCacheBound(t *testing.T) {
+	c := &hotCache{max: 64 << 10}
+	value := make([]byte, 200)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 5000 {
+				key := fmt.Sprintf("k%d", (i*7+w)%3000)
+				if i%5 == 0 {
+					c.putAbsent(key + "/none")
+				}
+				c.put(key, IndexEntry{Inline: true, Value: value})
+			}
+		}()
+	}
+	wg.Wait()
+	var held int64
+	n := 0
+	c.m.Range(func(k, v any) bool {
+		held += entrySize(k.(string), v.(*IndexEntry))
+		n++
+		return true
+	})
+	if held != c.bytes.Load() {
+		t.Errorf("counts %d bytes, holds %d", c.bytes.Load(), held)
+	}
+	if held > c.max {
+		t.Errorf("holds %d bytes, over its %d", held, c.max)
+	}
+	if held < c.max/2 || n == 0 {
+		t.Errorf("holds %d bytes in %d entries after filling: emptied rather than trimmed", held, n)
 	}
 }
