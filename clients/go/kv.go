@@ -337,35 +337,57 @@ func (k *keys) listAll(ctx context.Context, opts *ListOptions, maxItems int) (*w
 	return out, nil
 }
 
-// walk reads the pages of a listing until the last page, maxItems keys
-// (when maxItems > 0) or fn returning false. On main every page after the
-// first is read at the first one's revision; a transaction's branch has no
-// revisions, so there each page is read at the branch's head.
+// walk reads the pages of a listing of keys (see walkPages).
 func (k *keys) walk(ctx context.Context, opts *ListOptions, maxItems int, fn func(*wire.ListResponse) bool) error {
 	o := ListOptions{}
 	if opts != nil {
 		o = *opts
 	}
-	pageSize := o.Limit
+	return walkPages(pageCursor{Limit: o.Limit, After: o.After, Rev: o.Rev}, maxItems, !k.txn,
+		func(c pageCursor) (*wire.ListResponse, error) {
+			o.Limit, o.After, o.Rev = c.Limit, c.After, c.Rev
+			return k.list(ctx, &o)
+		},
+		func(p *wire.ListResponse) (int, string, int64) { return len(p.Items), p.Next, p.Revision }, fn)
+}
+
+// pageCursor is where a listing's next page starts.
+type pageCursor struct {
+	Limit int
+	After string
+	Rev   wire.Rev
+}
+
+// walkPages reads the pages of a listing from c on, with fetch, until the
+// last page, maxItems items (when maxItems > 0) or fn returning false; meta
+// gives a page's item count, Next and revision. With pin (on main), every
+// page after the first is read at the first one's revision, so that the
+// listing is one snapshot; a transaction's branch has no revisions, so
+// there each page is read at the branch's head.
+func walkPages[P any](c pageCursor, maxItems int, pin bool, fetch func(pageCursor) (P, error),
+	meta func(P) (n int, next string, rev int64), fn func(P) bool) error {
+	pageSize := c.Limit
 	if pageSize <= 0 {
 		pageSize = defaultPageSize
 	}
 	read := 0
 	for {
 		if maxItems > 0 {
-			o.Limit = min(pageSize, maxItems-read)
+			c.Limit = min(pageSize, maxItems-read)
 		}
-		page, err := k.list(ctx, &o)
+		page, err := fetch(c)
 		if err != nil {
 			return err
 		}
-		read += len(page.Items)
-		if !fn(page) || page.Next == "" || (maxItems > 0 && read >= maxItems) {
+		n, next, rev := meta(page)
+		read += n
+		if !fn(page) || next == "" || (maxItems > 0 && read >= maxItems) {
 			return nil
 		}
-		o.After = page.Next
-		if !k.txn {
-			o.Rev = wire.RevNumber(page.Revision)
+		c.After = next
+		// Revision 0 is the empty repo, which has no next page.
+		if pin && rev > 0 {
+			c.Rev = wire.RevNumber(rev)
 		}
 	}
 }

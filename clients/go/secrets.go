@@ -338,39 +338,18 @@ func (k *keys) listAllSecrets(ctx context.Context, opts *ListSecretsOptions, max
 	return out, nil
 }
 
-// walkSecrets reads the pages of a listing of secrets as walk does those
-// of keys: until the last page, maxItems secrets (when maxItems > 0) or fn
-// returning false, every page after the first at the first one's revision
-// on main, each at the branch's head in a transaction.
+// walkSecrets reads the pages of a listing of secrets (see walkPages).
 func (k *keys) walkSecrets(ctx context.Context, opts *ListSecretsOptions, maxItems int, fn func(*wire.SecretList) bool) error {
 	o := ListSecretsOptions{}
 	if opts != nil {
 		o = *opts
 	}
-	pageSize := o.Limit
-	if pageSize <= 0 {
-		pageSize = defaultPageSize
-	}
-	read := 0
-	for {
-		if maxItems > 0 {
-			o.Limit = min(pageSize, maxItems-read)
-		}
-		page, err := k.listSecrets(ctx, &o)
-		if err != nil {
-			return err
-		}
-		read += len(page.Items)
-		if !fn(page) || page.Next == "" || (maxItems > 0 && read >= maxItems) {
-			return nil
-		}
-		o.After = page.Next
-		// Pin the first page's revision (0 is the empty repo, which
-		// has no next page).
-		if !k.txn && page.Revision > 0 {
-			o.Rev = wire.RevNumber(page.Revision)
-		}
-	}
+	return walkPages(pageCursor{Limit: o.Limit, After: o.After, Rev: o.Rev}, maxItems, !k.txn,
+		func(c pageCursor) (*wire.SecretList, error) {
+			o.Limit, o.After, o.Rev = c.Limit, c.After, c.Rev
+			return k.listSecrets(ctx, &o)
+		},
+		func(p *wire.SecretList) (int, string, int64) { return len(p.Items), p.Next, p.Revision }, fn)
 }
 
 func (k *keys) rotateSecrets(ctx context.Context, opts *RotateSecretsOptions) (*wire.RotateResult, error) {
