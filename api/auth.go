@@ -147,6 +147,19 @@ type Auditor interface {
 	Record(ctx context.Context, ev AuditEvent) error
 }
 
+// LineAuditor is an Auditor that can encode an event's line ahead of time.
+// A direct write to a repo then carries its line in the commit's own
+// journal record (storage.Batch.Note), durable by the commit's sync, and
+// the handler does not Record it again. For that the auditor must also be
+// the store's storage.NoteSink (storage.FSOptions.Notes); where it is not,
+// the store does not take the line (storage.Result.Noted is false) and
+// the request is recorded as any other.
+type LineAuditor interface {
+	Auditor
+	// Line returns the line Record would write for ev.
+	Line(ev AuditEvent) ([]byte, error)
+}
+
 // reqInfo is what a handler learns about its request, for the audit log and
 // the metrics. It travels in the request's context.
 type reqInfo struct {
@@ -166,6 +179,9 @@ type reqInfo struct {
 	// the response's: a push answers 200 and reports refusals in Git's
 	// protocol.
 	outcome int
+	// noted is set when the request's line rode in its commit's journal
+	// record (see LineAuditor): it is not recorded again.
+	noted bool
 }
 
 type ctxKey struct{}

@@ -203,11 +203,13 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 	b := s.batchFor(r, r.URL.Query().Get("message"))
 	b.Ops = []storage.Op{{Kind: storage.OpPut, Key: key, Value: body}}
 	b.Preconditions = pre
+	s.noteWrite(r, t, &b)
 	res, err := t.write(r.Context(), &b)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	noted(r, res)
 	infoOf(r).revision = res.Revision
 	writeJSON(w, http.StatusOK, wire.WriteResult{
 		Revision: res.Revision,
@@ -251,11 +253,13 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 	} else {
 		b.Ops = []storage.Op{{Kind: storage.OpDelete, Key: key, MustExist: true}}
 	}
+	s.noteWrite(r, t, &b)
 	res, err := t.write(r.Context(), &b)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	noted(r, res)
 	infoOf(r).revision = res.Revision
 	writeJSON(w, http.StatusOK, wire.DeleteResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
 }

@@ -334,7 +334,17 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 	if (!isMutating(r.Method) || info.readOnly) && !denied && !info.secretRead {
 		return
 	}
-	ev := AuditEvent{
+	if info.noted && status == http.StatusOK {
+		return
+	}
+	if err := s.opts.Auditor.Record(r.Context(), s.auditEvent(r, info, status)); err != nil {
+		s.log.Error("audit record failed", "err", err, "request_id", info.id)
+	}
+}
+
+// auditEvent is the audit event of a request answered with status.
+func (s *Server) auditEvent(r *http.Request, info *reqInfo, status int) AuditEvent {
+	return AuditEvent{
 		Time:      time.Now(),
 		RequestID: info.id,
 		Principal: info.principal,
@@ -348,8 +358,32 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 		Status:    status,
 		Revision:  info.revision,
 	}
-	if err := s.opts.Auditor.Record(r.Context(), ev); err != nil {
-		s.log.Error("audit record failed", "err", err, "request_id", info.id)
+}
+
+// noteWrite makes a direct write's batch carry the request's audit line
+// (see LineAuditor), as it will read when the write succeeds: status 200
+// at the batch's revision. Call noted with the result.
+func (s *Server) noteWrite(r *http.Request, t *target, b *storage.Batch) {
+	la, ok := s.opts.Auditor.(LineAuditor)
+	info := infoOf(r)
+	if !ok || info == nil || t.inTxn() {
+		return
+	}
+	b.Note = func(res *storage.Result) []byte {
+		ev := s.auditEvent(r, info, http.StatusOK)
+		ev.Revision = res.Revision
+		line, err := la.Line(ev)
+		if err != nil {
+			return nil // recorded by the handler instead
+		}
+		return line
+	}
+}
+
+// noted records that res's batch carried the request's audit line.
+func noted(r *http.Request, res *storage.Result) {
+	if info := infoOf(r); info != nil && res != nil && res.Noted {
+		info.noted = true
 	}
 }
 

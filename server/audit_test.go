@@ -50,13 +50,19 @@ func (ts *testServer) auditFile(t *testing.T) []byte {
 	return all
 }
 
+// findAudit returns the one entry of a request, or nil when there is none
+// or more than one (a request has exactly one line).
 func findAudit(entries []wire.AuditEntry, requestID string) *wire.AuditEntry {
+	var found *wire.AuditEntry
 	for i := range entries {
 		if entries[i].RequestID == requestID {
-			return &entries[i]
+			if found != nil {
+				return nil
+			}
+			found = &entries[i]
 		}
 	}
-	return nil
+	return found
 }
 
 // TestAuditLog: allowed mutations and denied requests are on disk when the
@@ -79,7 +85,7 @@ func TestAuditLog(t *testing.T) {
 	mustJSON(t, b, &wr)
 	e := findAudit(ts.auditLines(t), "req-allowed-1")
 	if e == nil {
-		t.Fatal("no audit line for an allowed write right after its response")
+		t.Fatal("not exactly one audit line for an allowed write right after its response")
 	}
 	if e.Identity != "alice" || e.TokenID != alice.ID || e.Action != "kv.put" || e.Method != http.MethodPut ||
 		e.Route != "/v1/repos/{repo}/kv/{key}" || e.Repo != "default" || len(e.Keys) != 1 || e.Keys[0] != "apps/web/x" ||
@@ -97,6 +103,26 @@ func TestAuditLog(t *testing.T) {
 	}
 	if e := findAudit(ts.auditLines(t), "req-batch"); e == nil || len(e.Keys) != 2 || e.Action != "commit.create" {
 		t.Errorf("audit line for the batch: %+v", e)
+	}
+
+	// A delete (its line rides in the commit's journal record, as the
+	// put's did), and a put refused by its precondition (recorded apart).
+	resp, b = ts.do(t, http.MethodDelete, "/v1/repos/default/kv/apps/web/y", alice.Secret, nil, "X-Request-Id", "req-delete")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("delete: %d %s", resp.StatusCode, b)
+	}
+	var dr wire.DeleteResult
+	mustJSON(t, b, &dr)
+	if e := findAudit(ts.auditLines(t), "req-delete"); e == nil || e.Action != "kv.delete" || e.Status != http.StatusOK || e.Revision != dr.Revision {
+		t.Errorf("audit line for the delete: %+v (revision %d)", e, dr.Revision)
+	}
+	resp, _ = ts.do(t, http.MethodPut, "/v1/repos/default/kv/apps/web/z", alice.Secret, []byte("v"),
+		"X-Request-Id", "req-refused", "If-Match", `"0000000000000000000000000000000000000000"`)
+	if resp.StatusCode != http.StatusPreconditionFailed {
+		t.Fatalf("put with a failing precondition: %d", resp.StatusCode)
+	}
+	if e := findAudit(ts.auditLines(t), "req-refused"); e == nil || e.Status != http.StatusPreconditionFailed || e.Revision != 0 {
+		t.Errorf("audit line for the refused put: %+v", e)
 	}
 
 	// Denied: no scope (403) and no token (401).

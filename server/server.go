@@ -259,6 +259,9 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		return nil, err
 	}
 	log.Info("opening store", "data", abs)
+	// A direct write's audit line rides in its commit's journal record:
+	// the audit log takes it from there (and from a replay after a crash).
+	sopts.FS.Notes = auditLog
 	st, err := storage.Open(ctx, cfg.DataDir, sopts)
 	if err != nil {
 		auditLog.Close()
@@ -498,7 +501,7 @@ func (s *Server) Streams() *auth.StreamLimiter { return s.streams }
 // Shutdown stops accepting requests, waits for the ones in flight (writes
 // included, with their audit lines) up to the shutdown timeout, stops the
 // webhook deliveries (each webhook's position is on disk) and writes the
-// reconciler records, then closes the audit log and the store. Later calls
+// reconciler records, then closes the store and the audit log. Later calls
 // return the first one's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Do(func() { s.shutdownErr = s.doShutdown(ctx) })
@@ -528,11 +531,13 @@ func (s *Server) doShutdown(ctx context.Context) error {
 	// start.
 	s.ups.Close()
 	s.txns.Close()
-	if aerr := s.audit.Close(); err == nil {
-		err = aerr
-	}
+	// The store first: its last flush syncs the audit lines its journal
+	// carries into the audit log.
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
+	}
+	if aerr := s.audit.Close(); err == nil {
+		err = aerr
 	}
 	s.log.Info("gitstate stopped")
 	return err

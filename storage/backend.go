@@ -32,8 +32,9 @@ type Backend interface {
 	// Commit stores objs and applies updates, atomically and durably: when it
 	// returns nil, all of it survives a crash; when it returns an error,
 	// none of the updates is visible. If any update's Old differs from the
-	// ref's current value, it returns ErrRefChanged.
-	Commit(objs []*Object, updates []RefUpdate) error
+	// ref's current value, it returns ErrRefChanged. notes (see NoteSink)
+	// are made durable with the rest and handed to the backend's sink.
+	Commit(objs []*Object, updates []RefUpdate, notes [][]byte) error
 	// Close releases the backend's resources after making its state
 	// durable in its native form.
 	Close() error

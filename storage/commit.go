@@ -165,8 +165,23 @@ func (r *Repo) commitGroup(reqs []*writeReq) {
 		}
 		return 0
 	})
-	if len(updates) > 0 || len(g.objs) > 0 {
-		if err := r.be.Commit(g.objs, updates); err != nil {
+	var notes [][]byte
+	var noted []*Result
+	if r.opts.FS.Notes != nil {
+		for _, req := range ok {
+			for i, b := range req.batches {
+				if b.Note == nil {
+					continue
+				}
+				if n := b.Note(req.res[i]); n != nil {
+					notes = append(notes, n)
+					noted = append(noted, req.res[i])
+				}
+			}
+		}
+	}
+	if len(updates) > 0 || len(g.objs) > 0 || len(notes) > 0 {
+		if err := r.be.Commit(g.objs, updates, notes); err != nil {
 			r.log.Error("commit failed", "err", err)
 			err = gitstate.Errorf(gitstate.KindInternal, "commit_failed", "commit: %w", err)
 			for _, req := range ok {
@@ -174,6 +189,9 @@ func (r *Repo) commitGroup(reqs []*writeReq) {
 				close(req.done)
 			}
 			return
+		}
+		for _, res := range noted {
+			res.Noted = true
 		}
 		for h, t := range g.trees {
 			r.trees.Add(h, t)

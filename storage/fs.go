@@ -64,6 +64,9 @@ type pendingGroup struct {
 	objs []*Object
 	refs []RefUpdate
 	at   time.Time
+	// notes is set when the group's record carries notes: the sink must
+	// sync them before the record is checkpointed.
+	notes bool
 }
 
 // FSOptions tunes an FSBackend. Zero values give the defaults.
@@ -82,7 +85,10 @@ type FSOptions struct {
 	// DeltaBaseCache bounds the delta bases kept resolved, in bytes
 	// (default 16 MiB).
 	DeltaBaseCache int
-	Logger         *slog.Logger
+	// Notes receives the notes writes carry (Batch.Note); without it,
+	// batches' notes are not asked for.
+	Notes  NoteSink
+	Logger *slog.Logger
 
 	syncHist, flushHist prometheus.Observer
 }
@@ -149,7 +155,9 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 		// Apply what the journal holds beyond the Git files, then write it
 		// out before anyone reads.
 		n := 0
+		var notes [][]byte
 		for _, g := range groups {
+			notes = append(notes, g.notes...)
 			for _, o := range g.objects {
 				b.mem[o.Hash] = o
 			}
@@ -163,7 +171,17 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 			b.pending = append(b.pending, pendingGroup{end: journalPos{jnl.seg, jnl.size}, objs: g.objects, refs: g.refs})
 			n += len(g.objects)
 		}
-		b.log.Info("replaying journal", "repo", dir, "groups", len(groups), "objects", n)
+		b.log.Info("replaying journal", "repo", dir, "groups", len(groups), "objects", n, "notes", len(notes))
+		if len(notes) > 0 {
+			// Before the checkpoint below retires the records that hold them.
+			if opts.Notes == nil {
+				b.log.Warn("the journal holds notes (audit lines) and no sink takes them; dropping them", "repo", dir, "notes", len(notes))
+			} else if err := opts.Notes.Recover(notes); err != nil {
+				b.jnl.close()
+				b.closePacks()
+				return nil, fmt.Errorf("replay journal notes: %w", err)
+			}
+		}
 		if err := b.Flush(); err != nil {
 			b.jnl.close()
 			b.closePacks()
@@ -333,7 +351,11 @@ func (b *FSBackend) Refs(prefix string) map[string]Hash {
 }
 
 // Commit implements Backend: one journal record and one sync for the lot.
-func (b *FSBackend) Commit(objs []*Object, updates []RefUpdate) error {
+// notes are dropped when the backend has no NoteSink.
+func (b *FSBackend) Commit(objs []*Object, updates []RefUpdate, notes [][]byte) error {
+	if b.opts.Notes == nil {
+		notes = nil
+	}
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
 	b.mu.RLock()
@@ -344,7 +366,7 @@ func (b *FSBackend) Commit(objs []*Object, updates []RefUpdate) error {
 		}
 	}
 	b.mu.RUnlock()
-	g := &group{objects: objs, refs: updates}
+	g := &group{objects: objs, refs: updates, notes: notes}
 	end, err := b.jnl.appendGroup(g, func(h Hash) []byte {
 		b.mu.RLock()
 		defer b.mu.RUnlock()
@@ -376,9 +398,17 @@ func (b *FSBackend) Commit(objs []*Object, updates []RefUpdate) error {
 			b.refs[u.Name] = u.New
 		}
 	}
-	b.pending = append(b.pending, pendingGroup{end: end, objs: objs, refs: updates, at: time.Now()})
+	b.pending = append(b.pending, pendingGroup{end: end, objs: objs, refs: updates, at: time.Now(), notes: len(notes) > 0})
 	b.pendingBytes += size
 	b.mu.Unlock()
+	if len(notes) > 0 {
+		// The notes are durable in the journal, which keeps them until
+		// the sink has synced them (Flush): a failure here is the sink's
+		// to retry, not the commit's.
+		if err := b.opts.Notes.Append(notes); err != nil {
+			b.log.Error("notes not taken by their sink; it will retry before the journal lets them go", "err", err)
+		}
+	}
 	select {
 	case b.wake <- struct{}{}:
 	default:
@@ -449,6 +479,10 @@ func (b *FSBackend) Flush() error {
 	if b.opts.flushHist != nil {
 		defer func(start time.Time) { b.opts.flushHist.Observe(time.Since(start).Seconds()) }(time.Now())
 	}
+	notes := false
+	for _, g := range pend {
+		notes = notes || g.notes
+	}
 	restore := func() {
 		b.mu.Lock()
 		b.pending = append(pend, b.pending...)
@@ -458,6 +492,14 @@ func (b *FSBackend) Flush() error {
 			}
 		}
 		b.mu.Unlock()
+	}
+	if notes && b.opts.Notes != nil {
+		// The checkpoint at the end retires the records that carry the
+		// notes: the sink must hold them durably first.
+		if err := b.opts.Notes.Sync(); err != nil {
+			restore()
+			return fmt.Errorf("sync notes: %w", err)
+		}
 	}
 	// Objects: one pack, each once. They are not looked up in the other
 	// packs: the committer only journals objects it did not find stored,

@@ -26,6 +26,10 @@ import (
 // A segment is a file of records:
 //
 //	record := length uint32 | crc32c(payload) uint32 | payload
+//	payload := recGroup objects refs [notes] | recCheckpoint seg off
+//
+// A group's notes (see NoteSink) follow its refs; a group without notes
+// ends after its refs, as groups did before notes existed.
 //
 // A torn record at the end of the last segment (a crash in the middle of a
 // write that was never acknowledged) is cut off at open.
@@ -68,6 +72,7 @@ type RefUpdate struct {
 type group struct {
 	objects []*Object
 	refs    []RefUpdate
+	notes   [][]byte
 }
 
 type journal struct {
@@ -365,6 +370,13 @@ func (j *journal) appendGroup(g *group, base func(Hash) []byte) (journalPos, err
 		b = append(b, r.Old[:]...)
 		b = append(b, r.New[:]...)
 	}
+	if len(g.notes) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(g.notes)))
+		for _, n := range g.notes {
+			b = binary.AppendUvarint(b, uint64(len(n)))
+			b = append(b, n...)
+		}
+	}
 	j.buf = b
 	return j.writeLocked(b)
 }
@@ -557,6 +569,25 @@ func decodeGroup(b []byte, seen map[Hash][]byte, base func(Hash) (*Object, error
 		copy(r.New[:], b[20:40])
 		b = b[40:]
 		g.refs = append(g.refs, r)
+	}
+	if len(b) == 0 {
+		return g, nil
+	}
+	n, k = binary.Uvarint(b)
+	if k <= 0 {
+		return g, bad
+	}
+	b = b[k:]
+	for i := uint64(0); i < n; i++ {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < l {
+			return g, bad
+		}
+		g.notes = append(g.notes, b[k:k+int(l)])
+		b = b[k+int(l):]
+	}
+	if len(b) != 0 {
+		return g, bad
 	}
 	return g, nil
 }

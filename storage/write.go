@@ -98,6 +98,13 @@ type Batch struct {
 	Trailers []Trailer
 	// AllowEmpty makes a commit even when the tree does not change.
 	AllowEmpty bool
+
+	// Note, when set and the store has a NoteSink (FSOptions.Notes), is
+	// called by the committer with the batch's result once the batch has
+	// applied; the bytes it returns (nil for none) are journaled with the
+	// group and handed to the sink once durable, before Write returns, and
+	// Result.Noted is set. It must be quick and must not call the store.
+	Note func(*Result) []byte
 }
 
 // Result is the outcome of one Batch.
@@ -110,6 +117,9 @@ type Result struct {
 	Revision int64
 	// Changes lists the keys the commit changed (nil when none).
 	Changes []Change
+	// Noted reports that the batch's Note was made durable with it and
+	// handed to the NoteSink.
+	Noted bool
 }
 
 const mainRef = "refs/heads/" + MainBranch

@@ -1,13 +1,25 @@
 // Package audit keeps gitstate's audit log: one JSON line (a
 // wire.AuditEntry) per mutating request, denied request and secret read, in
-// <data>/audit/audit.log. A record is on disk (written and fdatasync'd)
-// before Record returns, and so before the response; concurrent records
-// share one write and one fdatasync (group commit). The file is rotated by
-// size into audit-<UTC time>.log files, which are kept. Entries name
-// identities, actions, repos and keys, never a value or a token.
+// <data>/audit/audit.log. Every line is durable before the response to its
+// request, in one of two ways:
+//
+//   - Record writes the line and fdatasyncs it before it returns;
+//     concurrent records share one write and one fdatasync (group commit).
+//   - A write to a repo carries its line in the commit's own journal record
+//     (api.LineAuditor, storage.Batch.Note), made durable by the commit's
+//     sync; the log is the store's storage.NoteSink: it appends the line
+//     (Append, no sync of its own), syncs before the journal lets the record
+//     go (Sync), and after a crash appends the replayed lines it does not
+//     already hold (Recover). An acknowledged write then costs one sync,
+//     not two.
+//
+// The file is rotated by size into audit-<UTC time>.log files, which are
+// kept. Entries name identities, actions, repos and keys, never a value or
+// a token.
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +36,7 @@ import (
 
 	"github.com/gitstate/gitstate/api"
 	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/storage"
 )
 
 // FileName is the current audit file in the log's directory.
@@ -41,6 +54,12 @@ const maxKeys = 1000
 
 // maxBatch bounds the records one write and fdatasync carry.
 const maxBatch = 1024
+
+// recoverWindow is how much of the end of the log Recover reads to find
+// the replayed lines it already holds. Replayed lines were appended after
+// the journal's last checkpoint (at most about a second before a crash
+// when the flusher keeps up), so they are near the end.
+const recoverWindow = 16 << 20
 
 // ErrClosed is returned by Record after Close.
 var ErrClosed = errors.New("audit log closed")
@@ -72,17 +91,27 @@ type Log struct {
 	// every entry exactly once.
 	rotate sync.RWMutex
 
-	// Owned by the writer goroutine (and Open before it starts).
-	f    *os.File
-	size int64
+	// mu guards the file: the writer goroutine's writes and syncs, and
+	// the NoteSink methods'.
+	mu sync.Mutex
+	f  *os.File
+	// size is the current file's size; synced, how much of it is known to
+	// be durable.
+	size, synced int64
+	// unwritten holds notes an Append failed to write, for the next Append
+	// or Sync.
+	unwritten []byte
+	// shut is set by Close: the file stays closed.
+	shut bool
 
 	// syncs counts the fdatasyncs, for tests of the group commit.
 	syncs atomic.Int64
 }
 
 var (
-	_ api.Auditor     = (*Log)(nil)
-	_ api.AuditReader = (*Log)(nil)
+	_ api.LineAuditor  = (*Log)(nil)
+	_ api.AuditReader  = (*Log)(nil)
+	_ storage.NoteSink = (*Log)(nil)
 )
 
 // request is one record waiting for the writer.
@@ -154,7 +183,7 @@ func (l *Log) openCurrent() error {
 			return fmt.Errorf("audit log: %w", err)
 		}
 	}
-	l.f, l.size = f, size
+	l.f, l.size, l.synced = f, size, size
 	return nil
 }
 
@@ -188,15 +217,25 @@ func Entry(ev api.AuditEvent) wire.AuditEntry {
 	return e
 }
 
+// Line returns ev's line, as Record would write it. It implements
+// api.LineAuditor.
+func (l *Log) Line(ev api.AuditEvent) ([]byte, error) {
+	line, err := json.Marshal(Entry(ev))
+	if err != nil {
+		return nil, fmt.Errorf("audit record: %w", err)
+	}
+	return append(line, '\n'), nil
+}
+
 // Record appends ev and returns once it is on disk. It implements
 // api.Auditor. It waits for the disk even when ctx is done: an answered
 // request must have its line.
 func (l *Log) Record(ctx context.Context, ev api.AuditEvent) error {
-	line, err := json.Marshal(Entry(ev))
+	line, err := l.Line(ev)
 	if err != nil {
-		return fmt.Errorf("audit record: %w", err)
+		return err
 	}
-	req := &request{line: append(line, '\n'), done: make(chan error, 1)}
+	req := &request{line: line, done: make(chan error, 1)}
 	select {
 	case l.reqs <- req:
 	case <-l.closing:
@@ -252,16 +291,29 @@ func (l *Log) write(batch []*request, buf *[]byte) error {
 		b = append(b, req.line...)
 	}
 	*buf = b
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.appendLocked(b); err != nil {
+		return err
+	}
+	return l.syncLocked()
+}
+
+// appendLocked writes b (whole lines) at the end of the current file,
+// after any notes an earlier Append failed to write. l.mu is held.
+func (l *Log) appendLocked(b []byte) error {
+	if l.shut {
+		return ErrClosed
+	}
+	if len(l.unwritten) > 0 {
+		b = append(l.unwritten, b...)
+	}
 	if l.f == nil {
 		if err := l.reopen(); err != nil {
 			return err
 		}
 	}
 	n, err := l.f.Write(b)
-	if err == nil {
-		err = fdatasync(l.f)
-		l.syncs.Add(1)
-	}
 	if err != nil {
 		// Cut a partial write off, so that later lines stay whole.
 		if n > 0 {
@@ -270,7 +322,23 @@ func (l *Log) write(batch []*request, buf *[]byte) error {
 		l.log.Error("audit log write failed", "err", err)
 		return fmt.Errorf("audit log write: %w", err)
 	}
+	l.unwritten = nil
 	l.size += int64(n)
+	return nil
+}
+
+// syncLocked makes the current file durable, then rotates it if it has
+// grown past the limit. l.mu is held.
+func (l *Log) syncLocked() error {
+	if l.f == nil || l.synced == l.size {
+		return nil
+	}
+	if err := fdatasync(l.f); err != nil {
+		l.log.Error("audit log sync failed", "err", err)
+		return fmt.Errorf("audit log sync: %w", err)
+	}
+	l.syncs.Add(1)
+	l.synced = l.size
 	if l.size >= l.opts.MaxSize {
 		if err := l.rotateFile(); err != nil {
 			// The records are durable: report the failure, keep going.
@@ -280,8 +348,145 @@ func (l *Log) write(batch []*request, buf *[]byte) error {
 	return nil
 }
 
+// Append writes lines that a repo's journal has made durable (see the
+// package comment), without syncing them. It implements storage.NoteSink.
+// Lines it cannot write are kept for the next Append or Sync.
+func (l *Log) Append(notes [][]byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b []byte
+	for _, n := range notes {
+		b = append(b, n...)
+	}
+	if err := l.appendLocked(b); err != nil {
+		if len(l.unwritten) == 0 {
+			l.unwritten = b
+		} else if len(b) > 0 {
+			l.unwritten = append(l.unwritten, b...)
+		}
+		return err
+	}
+	if l.size >= l.opts.MaxSize {
+		// Rotating syncs the file first. A failure is logged, and the
+		// next Sync tries again.
+		l.syncLocked()
+	}
+	return nil
+}
+
+// Sync makes every line appended so far durable. It implements
+// storage.NoteSink.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.unwritten) > 0 {
+		if err := l.appendLocked(nil); err != nil {
+			return err
+		}
+	}
+	return l.syncLocked()
+}
+
+// Recover appends the lines of journal records replayed after a crash that
+// the log does not hold yet, and syncs. It implements storage.NoteSink.
+// A line counts as held when the same bytes end a line in the last
+// recoverWindow bytes of the log (the current file, and the last rotated
+// one when the current file is smaller than that).
+func (l *Log) Recover(notes [][]byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	held, err := l.tailLines()
+	if err != nil {
+		return fmt.Errorf("audit log recover: %w", err)
+	}
+	var b []byte
+	added := 0
+	for _, n := range notes {
+		if held[string(n)] {
+			continue
+		}
+		held[string(n)] = true
+		b = append(b, n...)
+		added++
+	}
+	if added > 0 {
+		l.log.Info("audit lines recovered from the journal", "lines", added, "already_held", len(notes)-added)
+		if err := l.appendLocked(b); err != nil {
+			return err
+		}
+	}
+	return l.syncLocked()
+}
+
+// tailLines returns the lines (each with its newline) in the last
+// recoverWindow bytes of the log. l.mu is held.
+func (l *Log) tailLines() (map[string]bool, error) {
+	held := map[string]bool{}
+	read := func(path string, want int64) (int64, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		off := max(fi.Size()-want, 0)
+		buf := make([]byte, fi.Size()-off)
+		if _, err := f.ReadAt(buf, off); err != nil {
+			return 0, err
+		}
+		if off > 0 {
+			// Skip the line cut by the window.
+			if i := bytes.IndexByte(buf, '\n'); i >= 0 {
+				buf = buf[i+1:]
+			}
+		}
+		for len(buf) > 0 {
+			i := bytes.IndexByte(buf, '\n')
+			if i < 0 {
+				break
+			}
+			held[string(buf[:i+1])] = true
+			buf = buf[i+1:]
+		}
+		return fi.Size(), nil
+	}
+	n, err := read(filepath.Join(l.dir, FileName), recoverWindow)
+	if err != nil {
+		return nil, err
+	}
+	if n < recoverWindow {
+		if last := l.lastRotated(); last != "" {
+			if _, err := read(last, recoverWindow-n); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
+		}
+	}
+	return held, nil
+}
+
+// lastRotated returns the path of the newest rotated file, or "".
+func (l *Log) lastRotated() string {
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return ""
+	}
+	last := ""
+	for _, e := range ents {
+		if _, ok := rotatedTime(e.Name()); ok && e.Name() > last {
+			last = e.Name()
+		}
+	}
+	if last == "" {
+		return ""
+	}
+	return filepath.Join(l.dir, last)
+}
+
 // rotateFile renames the current file to audit-<now>.log and starts a new
-// one.
+// one. l.mu is held and the file is synced.
 func (l *Log) rotateFile() error {
 	l.rotate.Lock()
 	defer l.rotate.Unlock()
@@ -344,8 +549,15 @@ func (l *Log) Close() error {
 	l.close.Do(func() {
 		close(l.closing)
 		<-l.done
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		err = l.syncLocked()
+		if len(l.unwritten) > 0 {
+			err = errors.Join(err, fmt.Errorf("audit log: %d bytes of lines never written", len(l.unwritten)))
+		}
+		l.shut = true
 		if l.f != nil {
-			err = l.f.Close()
+			err = errors.Join(err, l.f.Close())
 			l.f = nil
 		}
 	})

@@ -245,3 +245,74 @@ func BenchmarkRecord(b *testing.B) {
 		})
 	}
 }
+
+// TestNotes: lines appended as a store's notes are in the file at once
+// (queries see them), cost no sync until Sync, and Recover appends only the
+// replayed lines the log does not already end with, across a rotation.
+func TestNotes(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir, Options{MaxSize: 4 << 10})
+	now := time.Now()
+	var lines [][]byte
+	for i := range 30 {
+		b, err := l.Line(event(i, "alice", "default", now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, b)
+	}
+	syncs := l.syncs.Load()
+	if err := l.Append(lines[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.syncs.Load(); got != syncs {
+		t.Errorf("Append synced (%d syncs, was %d)", got, syncs)
+	}
+	got, _, err := l.QueryAudit(context.Background(), api.AuditQuery{})
+	if err != nil || len(got) != 2 || got[0].RequestID != "req-0001" {
+		t.Fatalf("query after Append: %d entries, %v", len(got), err)
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.syncs.Load(); got != syncs+1 {
+		t.Errorf("%d syncs after Sync, want %d", got, syncs+1)
+	}
+	if err := l.Sync(); err != nil || l.syncs.Load() != syncs+1 {
+		t.Errorf("a Sync with nothing new synced again (%v)", err)
+	}
+	// Enough lines to rotate (4 KiB): Append rotates, syncing first.
+	for _, b := range lines[2:20] {
+		if err := l.Append([][]byte{b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rotated, _ := filepath.Glob(filepath.Join(dir, "audit-*.log"))
+	if len(rotated) == 0 {
+		t.Fatal("no rotation")
+	}
+	// A replay hands over lines 10..29: 10..19 are held (some in the
+	// rotated file), 20..29 are not.
+	if err := l.Recover(lines[10:]); err != nil {
+		t.Fatal(err)
+	}
+	all, _, err := l.QueryAudit(context.Background(), api.AuditQuery{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, e := range all {
+		count[e.RequestID]++
+	}
+	for i := range 30 {
+		if id := fmt.Sprintf("req-%04d", i); count[id] != 1 {
+			t.Errorf("%s: %d lines, want 1", id, count[id])
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(lines[:1]); !errors.Is(err, ErrClosed) {
+		t.Errorf("Append after Close: %v", err)
+	}
+}
