@@ -156,8 +156,11 @@ type Auditor interface {
 // the request is recorded as any other.
 type LineAuditor interface {
 	Auditor
-	// Line returns the line Record would write for ev.
-	Line(ev AuditEvent) ([]byte, error)
+	// LineAt encodes ev (but for its revision) ahead of the write, and
+	// returns a function that gives the line Record would write for ev at
+	// a revision. The function is called on the committer's path: it
+	// must be cheap.
+	LineAt(ev AuditEvent) (func(revision int64) []byte, error)
 }
 
 // reqInfo is what a handler learns about its request, for the audit log and

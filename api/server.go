@@ -369,15 +369,11 @@ func (s *Server) noteWrite(r *http.Request, t *target, b *storage.Batch) {
 	if !ok || info == nil || t.inTxn() {
 		return
 	}
-	b.Note = func(res *storage.Result) []byte {
-		ev := s.auditEvent(r, info, http.StatusOK)
-		ev.Revision = res.Revision
-		line, err := la.Line(ev)
-		if err != nil {
-			return nil // recorded by the handler instead
-		}
-		return line
+	line, err := la.LineAt(s.auditEvent(r, info, http.StatusOK))
+	if err != nil {
+		return // recorded by the handler instead
 	}
+	b.Note = func(res *storage.Result) []byte { return line(res.Revision) }
 }
 
 // noted records that res's batch carried the request's audit line.

@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -225,6 +226,29 @@ func (l *Log) Line(ev api.AuditEvent) ([]byte, error) {
 		return nil, fmt.Errorf("audit record: %w", err)
 	}
 	return append(line, '\n'), nil
+}
+
+// LineAt returns a function giving ev's line at a revision, as Line would
+// with ev.Revision set. It implements api.LineAuditor. The entry is encoded
+// once: the revision is the last field of a line, so the function only
+// splices it in.
+func (l *Log) LineAt(ev api.AuditEvent) (func(revision int64) []byte, error) {
+	ev.Revision = 0
+	line, err := l.Line(ev)
+	if err != nil {
+		return nil, err
+	}
+	head := line[:len(line)-2] // without "}\n"
+	return func(rev int64) []byte {
+		if rev == 0 {
+			return line
+		}
+		b := make([]byte, 0, len(line)+32)
+		b = append(b, head...)
+		b = append(b, `,"revision":`...)
+		b = strconv.AppendInt(b, rev, 10)
+		return append(b, "}\n"...)
+	}, nil
 }
 
 // Record appends ev and returns once it is on disk. It implements

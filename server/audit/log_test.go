@@ -246,6 +246,32 @@ func BenchmarkRecord(b *testing.B) {
 	}
 }
 
+// TestLineAt: a line encoded ahead of its revision is the line Record
+// writes at that revision.
+func TestLineAt(t *testing.T) {
+	l := openTestLog(t, t.TempDir(), Options{})
+	now := time.Now()
+	for _, ev := range []api.AuditEvent{
+		event(1, "alice", "default", now),
+		{Time: now, Action: "kv.delete", Method: "DELETE", Route: "/r", Status: 200, RequestID: `odd "id" }`, Keys: []string{"a}b"}},
+	} {
+		at, err := l.LineAt(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rev := range []int64{0, 1, 42, 1 << 40} {
+			ev.Revision = rev
+			want, err := l.Line(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := at(rev); !bytes.Equal(got, want) {
+				t.Errorf("revision %d: %s, want %s", rev, got, want)
+			}
+		}
+	}
+}
+
 // TestNotes: lines appended as a store's notes are in the file at once
 // (queries see them), cost no sync until Sync, and Recover appends only the
 // replayed lines the log does not already end with, across a rotation.
