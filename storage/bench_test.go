@@ -202,3 +202,46 @@ func BenchmarkList1000(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPutWideDir is one writer to a wide directory: apps/ holds 1,000
+// subdirectories of 4 keys each, and each op is a commit that puts one of
+// them. Every commit edits apps/, so it measures what a change to one name
+// in a directory of a thousand entries costs.
+func BenchmarkPutWideDir(b *testing.B) {
+	const apps, keys = 1000, 4
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	r, err := s.Repo(DefaultRepo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := func(app, k int) string { return fmt.Sprintf("apps/%d/key%d", app, k) }
+	ops := make([]Op, 0, apps*keys)
+	for app := range apps {
+		for k := range keys {
+			ops = append(ops, Op{Kind: OpPut, Key: key(app, k), Value: benchValue(k, 0)})
+		}
+	}
+	if _, err := r.WriteOne(ctx, &Batch{Ops: ops}); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	var gen int64
+	b.ReportAllocs()
+	for b.Loop() {
+		gen++
+		k := rng.IntN(keys)
+		op := Op{Kind: OpPut, Key: key(rng.IntN(apps), k), Value: benchValue(k, gen)}
+		if _, err := r.WriteOne(ctx, &Batch{Ops: []Op{op}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportOpsPerSec(b)
+}

@@ -322,8 +322,10 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 	}
 	co := NewObject(CommitObject, c.Encode())
 	g.emitMade(co, nil)
+	// What diffTrees(st.tree, newTree) gives, from the names the edit
+	// touched: a put into a wide directory costs a lookup, not a walk.
 	var changes []Change
-	if err := diffTrees(g.readTree, st.tree, newTree, "", func(ch Change) bool {
+	if err := ed.changes(func(ch Change) bool {
 		changes = append(changes, ch)
 		return true
 	}); err != nil {

@@ -16,6 +16,7 @@ type treeReader func(Hash) (*Tree, error)
 // concurrent use.
 type treeEditor struct {
 	read treeReader
+	base Hash // the root the editor started from
 	root *editNode
 }
 
@@ -24,6 +25,14 @@ type treeEditor struct {
 type editNode struct {
 	orig    Hash // the tree it was loaded from (zero for a new tree)
 	entries []TreeEntry
+	// base is the tree n was loaded from (zero for a new directory; unlike
+	// orig, write does not move it), and touched the names whose entries
+	// have been set or removed since, or whose subtree has been edited
+	// (with the kid that edited it; nil once the entry was replaced). The
+	// keys the edit changed are found by looking at these names only: see
+	// changes.
+	base    Hash
+	touched map[string]*editNode
 	// shared is set while entries is a decoded tree's own slice (the tree
 	// cache's, or the one just written): it is copied before the first
 	// change. A directory of a thousand entries is then copied once per
@@ -46,11 +55,11 @@ func newTreeEditor(read treeReader, root Hash) (*treeEditor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &treeEditor{read: read, root: n}, nil
+	return &treeEditor{read: read, base: root, root: n}, nil
 }
 
 func loadNode(read treeReader, h Hash) (*editNode, error) {
-	n := &editNode{orig: h}
+	n := &editNode{orig: h, base: h}
 	if h.IsZero() || h == EmptyTreeHash {
 		return n, nil
 	}
@@ -67,9 +76,19 @@ func (n *editNode) find(name string) int {
 	return t.Find(name)
 }
 
-// insert adds or replaces the entry e.
+// touch records that the entry name has changed; kid, when not nil, is the
+// node editing its subtree.
+func (n *editNode) touch(name string, kid *editNode) {
+	if n.touched == nil {
+		n.touched = map[string]*editNode{}
+	}
+	n.touched[name] = kid
+}
+
+// set adds or replaces the entry e.
 func (n *editNode) set(e TreeEntry) {
 	n.own()
+	n.touch(e.Name, nil)
 	if i := n.find(e.Name); i >= 0 {
 		n.entries[i] = e
 		return
@@ -84,6 +103,7 @@ func (n *editNode) set(e TreeEntry) {
 
 func (n *editNode) remove(i int) {
 	n.own()
+	n.touch(n.entries[i].Name, nil)
 	n.entries = append(n.entries[:i], n.entries[i+1:]...)
 }
 
@@ -185,6 +205,7 @@ func (e *treeEditor) dirFor(key string, create bool) (*editNode, string, error) 
 			n.kids = map[string]*editNode{}
 		}
 		n.kids[seg] = kid
+		n.touch(seg, kid)
 		n = kid
 	}
 	return n, segs[len(segs)-1], nil
@@ -341,4 +362,160 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 	emit(o, t)
 	n.orig, n.dirty = o.Hash, false
 	return o.Hash, false
+}
+
+// changes calls fn for every key that differs between the tree the editor
+// started from and the one write last returned: exactly what diffTrees over
+// the two trees gives, in the same order. It looks only at the names the
+// edit touched, so what it costs grows with the edit rather than with the
+// width of the directories the edit went through. fn returning false stops
+// it.
+func (e *treeEditor) changes(fn func(Change) bool) error {
+	if e.root.base != e.base {
+		// setDir("") replaced the root: compare the whole trees.
+		return diffTrees(e.read, e.base, e.root.orig, "", fn)
+	}
+	_, err := e.root.changes(e.read, "", fn)
+	return err
+}
+
+// nameChange is what an edit did to one name of a directory: to the value
+// of that name (dir not set), or to the keys under it (dir set). from and
+// to are the entries before and after (nil when absent).
+type nameChange struct {
+	name     string
+	dir      bool
+	from, to *TreeEntry
+	// kid is the directory's edit, when it covers the whole change.
+	kid *editNode
+	// afterValue is set for a directory that replaced a value of the same
+	// name, or was replaced by one, when diffDir meets the two entries at
+	// once: it gives the directory's keys right after the value, not where
+	// the directory sorts (see compareNameChanges).
+	afterValue bool
+}
+
+// changes calls fn for the changes below n, a directory at dir (ending in
+// '/', or "" for the root), from n's base tree to its entries as written.
+func (n *editNode) changes(read treeReader, dir string, fn func(Change) bool) (bool, error) {
+	if len(n.touched) == 0 {
+		return true, nil
+	}
+	base, err := readOrEmpty(read, n.base)
+	if err != nil {
+		return false, err
+	}
+	cs := make([]nameChange, 0, len(n.touched))
+	for name, kid := range n.touched {
+		var from, to *TreeEntry
+		i, j := base.Find(name), n.find(name)
+		if i >= 0 {
+			from = &base.Entries[i]
+		}
+		if j >= 0 {
+			to = &n.entries[j]
+		}
+		fromDir, toDir := from != nil && from.IsDir(), to != nil && to.IsDir()
+		switch {
+		case from != nil && to != nil && !fromDir && !toDir:
+			if *from != *to {
+				cs = append(cs, nameChange{name: name, from: from, to: to})
+			}
+		case fromDir && toDir:
+			if from.Hash != to.Hash {
+				c := nameChange{name: name, dir: true, from: from, to: to}
+				// The kid's edit covers the change if it started from
+				// the old subtree and wrote the new one: not when setDir
+				// replaced the subtree before the kid was loaded, nor
+				// when the kid was loaded after a write, from the tree
+				// that write made.
+				if kid != nil && kid.base == from.Hash && kid.orig == to.Hash {
+					c.kid = kid
+				}
+				cs = append(cs, c)
+			}
+		default:
+			// Absent on one side, or a value on one side and a
+			// directory on the other.
+			val, sub := nameChange{name: name}, nameChange{name: name, dir: true}
+			if fromDir {
+				sub.from = from
+			} else {
+				val.from = from
+			}
+			if toDir {
+				sub.to = to
+			} else {
+				val.to = to
+			}
+			if val.from != nil || val.to != nil {
+				cs = append(cs, val)
+			}
+			if sub.from != nil || sub.to != nil {
+				if val.to != nil {
+					sub.afterValue = !nameBetween(base.Entries, i)
+				} else if val.from != nil {
+					sub.afterValue = !nameBetween(n.entries, j)
+				}
+				cs = append(cs, sub)
+			}
+		}
+	}
+	slices.SortFunc(cs, compareNameChanges)
+	for _, c := range cs {
+		key := dir + c.name
+		ok := true
+		var err error
+		switch {
+		case c.dir && c.kid != nil:
+			ok, err = c.kid.changes(read, key+"/", fn)
+		case c.dir:
+			ok, err = diffDir(read, entryHash(c.from), entryHash(c.to), key+"/", "", fn)
+		case c.from == nil:
+			ok = fn(Change{Key: key, Op: Added, To: *c.to})
+		case c.to == nil:
+			ok = fn(Change{Key: key, Op: Deleted, From: *c.from})
+		default:
+			ok = fn(Change{Key: key, Op: Modified, From: *c.from, To: *c.to})
+		}
+		if err != nil || !ok {
+			return ok, err
+		}
+	}
+	return true, nil
+}
+
+// nameBetween reports whether the entry before es[i], a directory, sorts
+// after a value of the same name: whether a tree that holds es[i] has a
+// name between the value "x" and the directory "x" (compared as "x/"), such
+// as "x-y" or "x.y". diffDir, walking this tree and one where "x" is a
+// value, meets the two "x" at once only when it has none.
+func nameBetween(es []TreeEntry, i int) bool {
+	return i > 0 && treeNameLess(es[i].Name, false, es[i-1].Name, es[i-1].IsDir())
+}
+
+// compareNameChanges orders the changes of one directory as diffDir gives
+// them: by name in Git order, where a directory's keys sort at name+"/",
+// unless they come right after the value they meet (afterValue).
+func compareNameChanges(a, b nameChange) int {
+	aDir, bDir := a.dir && !a.afterValue, b.dir && !b.afterValue
+	switch {
+	case treeNameLess(a.name, aDir, b.name, bDir):
+		return -1
+	case treeNameLess(b.name, bDir, a.name, aDir):
+		return 1
+	case a.dir == b.dir:
+		return 0
+	case !a.dir:
+		return -1 // a value, before the directory's keys that follow it
+	}
+	return 1
+}
+
+// entryHash returns e's hash, or the zero hash when e is nil.
+func entryHash(e *TreeEntry) Hash {
+	if e == nil {
+		return ZeroHash
+	}
+	return e.Hash
 }
