@@ -96,7 +96,10 @@ func diffDir(read treeReader, a, b Hash, dir, prefix string, fn func(Change) boo
 		var err error
 		switch {
 		case ea != nil && eb != nil && ea.IsDir() && eb.IsDir():
-			ok, err = diffDir(read, ea.Hash, eb.Hash, dir+ea.Name+"/", prefix, fn)
+			ok = true
+			if ea.Hash != eb.Hash { // before building the path: most are equal
+				ok, err = diffDir(read, ea.Hash, eb.Hash, dir+ea.Name+"/", prefix, fn)
+			}
 		case ea != nil && eb != nil && !ea.IsDir() && !eb.IsDir():
 			ok = true
 			if (ea.Hash != eb.Hash || ea.Mode != eb.Mode) && strings.HasPrefix(dir+ea.Name, prefix) {
