@@ -183,12 +183,14 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 	if len(seal) > 0 {
 		res, err = s.writeSecrets(r.Context(), t, &b, seal)
 	} else {
+		s.noteWrite(r, t, &b)
 		res, err = t.write(r.Context(), &b)
 	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	noted(r, res)
 	infoOf(r).revision = res.Revision
 	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
 }
