@@ -248,6 +248,8 @@ type pack struct {
 	keep bool
 	// bases caches delta bases (may be nil).
 	bases *baseCache
+	// ids filters lookups of absent objects (nil: none).
+	ids *idBloom
 }
 
 func openPack(idxPath string, bases *baseCache) (*pack, error) {
@@ -280,7 +282,7 @@ func openPack(idxPath string, bases *baseCache) (*pack, error) {
 	}
 	n, _ := mi.Count()
 	keep := fileExists(idxPath[:len(idxPath)-len(".idx")] + ".keep")
-	return &pack{path: packPath, data: data, size: st.Size(), idx: mi, count: n, keep: keep, bases: bases}, nil
+	return &pack{path: packPath, data: data, size: st.Size(), idx: mi, count: n, keep: keep, bases: bases, ids: bloomFromIdx(ib)}, nil
 }
 
 // close unmaps the pack; no read may be in progress or follow.
@@ -292,6 +294,9 @@ func (p *pack) close() error {
 }
 
 func (p *pack) has(h Hash) bool {
+	if p.ids != nil && !p.ids.mayHave(h) {
+		return false
+	}
 	ok, _ := p.idx.Contains(h)
 	return ok
 }
@@ -299,6 +304,9 @@ func (p *pack) has(h Hash) bool {
 // read returns the object h, or ErrObjectNotFound. base resolves the base of
 // a ref-delta that lives elsewhere.
 func (p *pack) read(h Hash, base func(Hash) (*Object, error)) (*Object, error) {
+	if p.ids != nil && !p.ids.mayHave(h) {
+		return nil, ErrObjectNotFound
+	}
 	off, err := p.idx.FindOffset(h)
 	if err != nil {
 		return nil, ErrObjectNotFound
