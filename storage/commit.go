@@ -193,8 +193,19 @@ func (r *Repo) commitGroup(reqs []*writeReq) {
 		for _, res := range noted {
 			res.Noted = true
 		}
+		// Only the last version of each directory: a busy directory is
+		// rewritten by every commit of the group, and the versions in
+		// between are read again only for an old revision.
+		replaced := make(map[Hash]bool, len(g.trees))
+		for _, o := range g.objs {
+			if o.Type == TreeObject && !o.DeltaBase.IsZero() {
+				replaced[o.DeltaBase] = true
+			}
+		}
 		for h, t := range g.trees {
-			r.trees.Add(h, t)
+			if !replaced[h] {
+				r.trees.Add(h, t)
+			}
 		}
 		r.publish(g, len(updates) > 0)
 	}

@@ -92,6 +92,9 @@ func (e TreeEntry) IsDir() bool { return e.Mode == ModeDir }
 // Tree handed out by a cache is shared and must not be modified.
 type Tree struct {
 	Entries []TreeEntry
+	// raw is the tree's encoding, kept for the trees this process made
+	// (nil otherwise), so that an edit that only changes ids can patch it.
+	raw []byte
 }
 
 // Find returns the index of the entry named name, or -1.
@@ -147,23 +150,31 @@ func (t *Tree) Encode() []byte {
 	b := make([]byte, 0, size)
 	for _, e := range t.Entries {
 		// The usual modes as constants: formatting each entry's mode was
-		// a third of the cost of encoding a directory.
-		switch e.Mode {
-		case ModeDir:
-			b = append(b, "40000"...)
-		case ModeFile:
-			b = append(b, "100644"...)
-		case ModeExecutable:
-			b = append(b, "100755"...)
-		default:
-			b = strconv.AppendUint(b, uint64(e.Mode), 8)
-		}
+		// a fifth of the cost of encoding a directory.
+		b = append(b, modeText(e.Mode)...)
 		b = append(b, ' ')
 		b = append(b, e.Name...)
 		b = append(b, 0)
 		b = append(b, e.Hash[:]...)
 	}
 	return b
+}
+
+// modeText is a mode as a tree entry spells it (octal, no leading zero).
+func modeText(m uint32) string {
+	switch m {
+	case ModeDir:
+		return "40000"
+	case ModeFile:
+		return "100644"
+	case ModeExecutable:
+		return "100755"
+	case ModeSymlink:
+		return "120000"
+	case ModeSubmodule:
+		return "160000"
+	}
+	return strconv.FormatUint(uint64(m), 8)
 }
 
 // DecodeTree parses a Git tree object's data.

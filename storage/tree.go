@@ -40,6 +40,16 @@ type editNode struct {
 	shared bool
 	kids   map[string]*editNode
 	dirty  bool
+	// raw is the encoding of the tree n was loaded from or last wrote, when
+	// known (trees this process made), patched the indexes of the entries
+	// whose id has changed in place since, and reshaped is set once an
+	// entry was added, removed or changed mode. While only ids change (a
+	// commit below a busy directory changes one subtree's id), write copies
+	// raw and patches 20 bytes per changed entry instead of encoding a
+	// thousand entries again.
+	raw      []byte
+	patched  []int
+	reshaped bool
 }
 
 // own makes n's entries its own to change.
@@ -67,7 +77,7 @@ func loadNode(read treeReader, h Hash) (*editNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.entries, n.shared = t.Entries, true
+	n.entries, n.shared, n.raw = t.Entries, true, t.raw
 	return n, nil
 }
 
@@ -90,9 +100,15 @@ func (n *editNode) set(e TreeEntry) {
 	n.own()
 	n.touch(e.Name, nil)
 	if i := n.find(e.Name); i >= 0 {
+		if n.entries[i].Mode == e.Mode {
+			n.patched = append(n.patched, i)
+		} else {
+			n.reshaped = true
+		}
 		n.entries[i] = e
 		return
 	}
+	n.reshaped = true
 	i := sort.Search(len(n.entries), func(i int) bool {
 		return !treeNameLess(n.entries[i].Name, n.entries[i].IsDir(), e.Name, e.IsDir())
 	})
@@ -103,6 +119,7 @@ func (n *editNode) set(e TreeEntry) {
 
 func (n *editNode) remove(i int) {
 	n.own()
+	n.reshaped = true
 	n.touch(n.entries[i].Name, nil)
 	n.entries = append(n.entries[:i], n.entries[i+1:]...)
 }
@@ -238,7 +255,11 @@ func (e *treeEditor) put(key string, h Hash, mode uint32) (bool, error) {
 			return false, nil
 		}
 		delete(n.kids, name)
-		n.remove(i)
+		if cur.IsDir() {
+			// A directory's place in Git's order is not a value's. A
+			// value is replaced where it is (see set).
+			n.remove(i)
+		}
 	}
 	if mode == 0 {
 		mode = ModeFile
@@ -342,6 +363,7 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 		} else if i >= 0 && n.entries[i].Hash != h {
 			n.own()
 			n.entries[i].Hash = h
+			n.patched = append(n.patched, i)
 			n.dirty = true
 		}
 	}
@@ -356,12 +378,37 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 	// The new tree takes the entries; n copies them again if it is
 	// changed after this.
 	t := &Tree{Entries: n.entries}
+	if n.raw != nil && !n.reshaped && len(n.patched) > 0 {
+		t.raw = n.splice()
+	} else {
+		t.raw = t.Encode()
+	}
+	n.raw, n.patched, n.reshaped = t.raw, n.patched[:0], false
 	n.shared = true
-	o := NewObject(TreeObject, t.Encode())
+	o := NewObject(TreeObject, t.raw)
 	o.DeltaBase = n.orig // the version it replaces: a pack can store the change alone
 	emit(o, t)
 	n.orig, n.dirty = o.Hash, false
 	return o.Hash, false
+}
+
+// splice returns n.raw with the ids of the patched entries replaced: the
+// encoding of n.entries, as long as no entry was added, removed or changed
+// mode since raw was made (the entries' names and modes, and so their
+// offsets in raw, are the same).
+func (n *editNode) splice() []byte {
+	data := slices.Clone(n.raw)
+	slices.Sort(n.patched)
+	off, j := 0, 0
+	for _, i := range n.patched {
+		for ; j < i; j++ {
+			e := &n.entries[j]
+			off += len(modeText(e.Mode)) + 1 + len(e.Name) + 1 + len(e.Hash)
+		}
+		e := &n.entries[i]
+		copy(data[off+len(modeText(e.Mode))+1+len(e.Name)+1:], e.Hash[:])
+	}
+	return data
 }
 
 // changes calls fn for every key that differs between the tree the editor

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -21,8 +22,13 @@ func (m memTrees) read(h Hash) (*Tree, error) {
 	return nil, fmt.Errorf("tree %s: %w", h, ErrObjectNotFound)
 }
 
+// emit keeps t, after checking that the editor's bytes for it (patched
+// from the previous version's where it could) are its encoding.
 func (m memTrees) emit(o *Object, t *Tree) {
 	if t != nil {
+		if want := t.Encode(); !bytes.Equal(o.Data, want) || o.Hash != HashObject(TreeObject, want) || !bytes.Equal(t.raw, want) {
+			panic(fmt.Sprintf("tree %s written as %q, its entries encode as %q", o.Hash, o.Data, want))
+		}
 		m[o.Hash] = t
 	}
 }

@@ -34,9 +34,9 @@ func newTreeCache(entries int, maxBytes int64) (*treeCache, error) {
 // treeBytes estimates the memory a decoded tree holds: its entries (name
 // header, id, mode) and their names, taken as 32 bytes on average (a GitOps
 // layout's file and directory names), so that the estimate costs nothing
-// for a directory of thousands of entries.
+// for a directory of thousands of entries, and its encoding when kept.
 func treeBytes(t *Tree) int64 {
-	return int64(64 + len(t.Entries)*(48+32))
+	return int64(64 + len(t.Entries)*(48+32) + len(t.raw))
 }
 
 // Get returns the tree h and marks it recently used.
