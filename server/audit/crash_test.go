@@ -53,7 +53,7 @@ func TestNotesCrashHelper(t *testing.T) {
 	if round%2 == 1 {
 		// The flusher never runs: the lines are only appended, never
 		// synced, and the journal is all that holds them.
-		opts.FS.FlushDelay, opts.FS.IdleFlush = time.Hour, time.Hour
+		opts.FS.FlushDelay, opts.FS.IdleFlush, opts.FS.FlushBytes = time.Hour, time.Hour, 1<<30
 	} else {
 		opts.FS.FlushDelay = 5 * time.Millisecond
 	}

@@ -510,9 +510,16 @@ func (l *Log) lastRotated() string {
 }
 
 // rotateFile renames the current file to audit-<now>.log and starts a new
-// one. l.mu is held and the file is synced.
+// one, unless a query is reading the files. l.mu is held and the file is
+// synced.
 func (l *Log) rotateFile() error {
-	l.rotate.Lock()
+	// A query reading the files holds rotate for reading, maybe for a
+	// second over a large file; l.mu is held, and with it the committer
+	// appending a write's line (Append). Rather than wait, rotate at a
+	// later write, when no query runs.
+	if !l.rotate.TryLock() {
+		return nil
+	}
 	defer l.rotate.Unlock()
 	cur := filepath.Join(l.dir, FileName)
 	name := rotatedName(time.Now())

@@ -342,3 +342,42 @@ func TestNotes(t *testing.T) {
 		t.Errorf("Append after Close: %v", err)
 	}
 }
+
+// TestRotationWaitsForQueries: a line appended while a query reads the
+// files is not held up by the rotation it makes due; the rotation happens
+// at a later write.
+func TestRotationWaitsForQueries(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir, Options{MaxSize: 1 << 10})
+	line, err := l.Line(event(1, "alice", "default", time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.rotate.RLock() // a query in progress
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for range 10 { // past the 1 KiB limit
+			err = errors.Join(err, l.Append([][]byte{line}))
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Append waited for a query to end")
+	}
+	l.rotate.RUnlock()
+	if rotated, _ := filepath.Glob(filepath.Join(dir, "audit-*.log")); len(rotated) != 0 {
+		t.Fatalf("rotated during a query: %v", rotated)
+	}
+	if err := l.Append([][]byte{line}); err != nil {
+		t.Fatal(err)
+	}
+	if rotated, _ := filepath.Glob(filepath.Join(dir, "audit-*.log")); len(rotated) != 1 {
+		t.Fatalf("%d rotated files after the query ended, want 1", len(rotated))
+	}
+}
