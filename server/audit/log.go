@@ -316,11 +316,44 @@ func (l *Log) write(batch []*request, buf *[]byte) error {
 	}
 	*buf = b
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.appendLocked(b); err != nil {
+	err := l.appendLocked(b)
+	l.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	return l.syncLocked()
+	return l.syncUnlocked()
+}
+
+// syncUnlocked makes the current file durable up to its present size
+// without holding l.mu during the fdatasync: the committer appends
+// journaled lines under l.mu (Append) and must not wait for this sync.
+// l.mu is not held.
+func (l *Log) syncUnlocked() error {
+	l.mu.Lock()
+	if l.f == nil || l.synced == l.size {
+		l.mu.Unlock()
+		return nil
+	}
+	f, size := l.f, l.size
+	l.mu.Unlock()
+	err := fdatasync(f) // safe if f is closed meanwhile: see fdatasync
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f != l.f {
+		// Rotated meanwhile: the rotation synced the whole file first.
+		return nil
+	}
+	if err != nil {
+		l.log.Error("audit log sync failed", "err", err)
+		return fmt.Errorf("audit log sync: %w", err)
+	}
+	l.syncs.Add(1)
+	l.synced = max(l.synced, size)
+	if l.size >= l.opts.MaxSize {
+		// Rare: sync what came since under the lock, and rotate.
+		return l.syncLocked()
+	}
+	return nil
 }
 
 // appendLocked writes b (whole lines) at the end of the current file,
@@ -354,15 +387,17 @@ func (l *Log) appendLocked(b []byte) error {
 // syncLocked makes the current file durable, then rotates it if it has
 // grown past the limit. l.mu is held.
 func (l *Log) syncLocked() error {
-	if l.f == nil || l.synced == l.size {
+	if l.f == nil {
 		return nil
 	}
-	if err := fdatasync(l.f); err != nil {
-		l.log.Error("audit log sync failed", "err", err)
-		return fmt.Errorf("audit log sync: %w", err)
+	if l.synced != l.size {
+		if err := fdatasync(l.f); err != nil {
+			l.log.Error("audit log sync failed", "err", err)
+			return fmt.Errorf("audit log sync: %w", err)
+		}
+		l.syncs.Add(1)
+		l.synced = l.size
 	}
-	l.syncs.Add(1)
-	l.synced = l.size
 	if l.size >= l.opts.MaxSize {
 		if err := l.rotateFile(); err != nil {
 			// The records are durable: report the failure, keep going.
@@ -402,13 +437,14 @@ func (l *Log) Append(notes [][]byte) error {
 // storage.NoteSink.
 func (l *Log) Sync() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if len(l.unwritten) > 0 {
 		if err := l.appendLocked(nil); err != nil {
+			l.mu.Unlock()
 			return err
 		}
 	}
-	return l.syncLocked()
+	l.mu.Unlock()
+	return l.syncUnlocked()
 }
 
 // Recover appends the lines of journal records replayed after a crash that
@@ -595,13 +631,26 @@ func (l *Log) Close() error {
 	return err
 }
 
+// fdatasync syncs f's data. It goes through f's RawConn, which holds the
+// descriptor open while it runs: a rotation may close f concurrently (the
+// sync then fails or syncs a file already synced) but can never have the
+// descriptor reused under it.
 func fdatasync(f *os.File) error {
-	for {
-		err := unix.Fdatasync(int(f.Fd()))
-		if err != unix.EINTR {
-			return err
-		}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
 	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			if serr = unix.Fdatasync(int(fd)); serr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 func syncDir(dir string) error {
