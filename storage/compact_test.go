@@ -158,3 +158,61 @@ func countDeltas(t testing.TB, repo, pack string) int {
 	}
 	return n
 }
+
+// TestPickMerge checks the tiers: a full tier is merged with everything
+// smaller, larger packs are left alone, and maxPacks bounds the rest.
+func TestPickMerge(t *testing.T) {
+	const k, m = 1 << 10, 1 << 20
+	sizes := func(ss ...int64) []*pack {
+		var ps []*pack
+		for _, s := range ss {
+			ps = append(ps, &pack{size: s})
+		}
+		return ps
+	}
+	rep := func(n int, s int64) []int64 { return slices.Repeat([]int64{s}, n) }
+	cat := func(xs ...[]int64) []int64 { return slices.Concat(xs...) }
+	tests := []struct {
+		name     string
+		sizes    []int64
+		maxPacks int
+		want     int // how many of the smallest are merged
+	}{
+		{"nothing", nil, 32, 0},
+		{"tier 0 not full", rep(7, 800*k), 32, 0},
+		{"tier 0 full", rep(8, 800*k), 32, 8},
+		{"tier 0 full, larger left alone", cat(rep(8, 800*k), []int64{5 * m, 79 * m}), 32, 8},
+		{"tier 1 full takes tier 0 along", cat(rep(3, 800*k), rep(8, 6*m), []int64{79 * m}), 32, 11},
+		{"tier 1 full, tier 0 full too", cat(rep(8, 800*k), rep(8, 6*m)), 32, 16},
+		{"tiers below full", cat(rep(7, 800*k), rep(7, 6*m), rep(7, 40*m)), 32, 0},
+		{"maxPacks bounds", cat(rep(7, 800*k), rep(7, 6*m)), 10, 5},
+		{"maxPacks 2", []int64{100, 200, 5000}, 2, 2},
+		{"maxPacks 3 unmet", []int64{100, 200, 5000}, 3, 0},
+		{"unsorted input", []int64{79 * m, 800 * k, 800 * k, 800 * k, 800 * k, 800 * k, 800 * k, 800 * k, 900 * k}, 32, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := pickMerge(sizes(tt.sizes...), tt.maxPacks)
+			if len(got) != tt.want {
+				t.Fatalf("merges %d packs, want %d", len(got), tt.want)
+			}
+			sorted := slices.Sorted(slices.Values(tt.sizes))
+			for i, p := range got {
+				if p.size != sorted[i] {
+					t.Errorf("merge %d: size %d, want the %d'th smallest, %d", i, p.size, i, sorted[i])
+				}
+			}
+		})
+	}
+}
+
+func TestPackTier(t *testing.T) {
+	for _, tt := range []struct {
+		size int64
+		want int
+	}{{0, 0}, {1<<20 - 1, 0}, {1 << 20, 1}, {8<<20 - 1, 1}, {8 << 20, 2}, {64 << 20, 3}, {300 << 20, 3}, {512 << 20, 4}} {
+		if got := packTier(tt.size); got != tt.want {
+			t.Errorf("packTier(%d) = %d, want %d", tt.size, got, tt.want)
+		}
+	}
+}

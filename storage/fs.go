@@ -79,8 +79,9 @@ type FSOptions struct {
 	IdleFlush  time.Duration
 	// FlushBytes starts a flush when this many bytes wait (default 16 MiB).
 	FlushBytes int
-	// MaxPacks is the number of packs written by gitstate above which they
-	// are merged (default 16).
+	// MaxPacks bounds the number of packs under 256 MiB: past it, the
+	// smallest are merged whatever their tiers (default 32; see
+	// mergeFanIn).
 	MaxPacks int
 	// DeltaBaseCache bounds the delta bases kept resolved, in bytes
 	// (default 16 MiB).
@@ -108,7 +109,7 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 		opts.FlushBytes = 16 << 20
 	}
 	if opts.MaxPacks <= 0 {
-		opts.MaxPacks = 16
+		opts.MaxPacks = 32
 	}
 	if opts.DeltaBaseCache <= 0 {
 		opts.DeltaBaseCache = 16 << 20
@@ -581,7 +582,7 @@ func (b *FSBackend) Flush() error {
 	if err := b.jnl.checkpoint(pend[len(pend)-1].end); err != nil {
 		return err
 	}
-	if small > b.opts.MaxPacks {
+	if small >= mergeFanIn || small > b.opts.MaxPacks {
 		if err := b.compact(); err != nil {
 			b.log.Warn("pack compaction failed", "repo", b.dir, "err", err)
 		}
@@ -643,10 +644,7 @@ func (b *FSBackend) finishPack(w *packWriter) (*pack, error) {
 // smallPack is the size under which packs are merged by compaction.
 const smallPack = 256 << 20
 
-// compact merges packs so that, by size, each remaining pack is at least
-// twice as large as all the smaller ones together (a geometric progression,
-// as git repack --geometric=2 keeps): a byte is rewritten about log2(n)
-// times over the life of a repo, and the large packs are left alone. Entries
+// compact merges the packs pickMerge chooses (see mergeFanIn). Entries
 // are copied as they are, deltas against an object of the same pack
 // included (their offsets adjusted); other deltas are resolved and written
 // whole.
@@ -659,7 +657,7 @@ func (b *FSBackend) compact() error {
 		}
 	}
 	b.mu.RUnlock()
-	small := geometricMerge(cand, b.opts.MaxPacks)
+	small := pickMerge(cand, b.opts.MaxPacks)
 	if len(small) < 2 {
 		return nil
 	}
@@ -798,46 +796,53 @@ func (b *FSBackend) compact() error {
 	return syncDir(b.packDir)
 }
 
-// geometricMerge returns the smallest packs to merge so that, after the
-// merge, every pack is at least twice the size of all smaller ones
-// together, and there are at most maxPacks.
-func geometricMerge(ps []*pack, maxPacks int) []*pack {
+// Packs are merged in tiers, as an LSM tree's levels are: tier 0 holds packs
+// under mergeUnit, and each tier above holds packs up to mergeFanIn times
+// larger than the one below. When a tier holds mergeFanIn packs, they are
+// merged, with every smaller pack, into one pack of a tier above. A byte is
+// then rewritten about once per tier it climbs (twice on the way from a
+// flush to a 64 MiB pack), where a geometric progression of factor 2 (git
+// repack --geometric=2) rewrote it about log2 of the ratio (six or seven
+// times) and rewrote the largest pack each time the others reached half its
+// size. The price is up to mergeFanIn-1 packs per tier, which the packs'
+// Bloom filters make cheap for readers.
+const (
+	mergeUnit  = 1 << 20
+	mergeFanIn = 8
+)
+
+// packTier is the tier of a pack of size bytes.
+func packTier(size int64) int {
+	t := 0
+	for limit := int64(mergeUnit); size >= limit; limit *= mergeFanIn {
+		t++
+	}
+	return t
+}
+
+// pickMerge returns the packs to merge, the smallest ones: every pack of the
+// highest full tier and of the tiers below it, or else, if there are more
+// than maxPacks, as many of the smallest as bring them to maxPacks. It
+// returns nothing when no merge is due.
+func pickMerge(ps []*pack, maxPacks int) []*pack {
 	ps = slices.Clone(ps)
 	slices.SortFunc(ps, func(x, y *pack) int { return cmp.Compare(x.size, y.size) })
-	n := len(ps)
+	n := 0 // merge ps[:n]
+	count := map[int]int{}
+	for i, p := range ps {
+		t := packTier(p.size)
+		count[t]++
+		if count[t] >= mergeFanIn {
+			n = i + 1
+		}
+	}
+	if maxPacks > 0 && len(ps)-n+min(n, 1) > maxPacks {
+		n = len(ps) - maxPacks + 1
+	}
 	if n < 2 {
 		return nil
 	}
-	// From the top, find where the progression breaks.
-	split := 0
-	for i := n - 1; i > 0; i-- {
-		if ps[i].size < 2*ps[i-1].size {
-			split = i
-			break
-		}
-	}
-	// A progression can be long: keep at most maxPacks packs.
-	if maxPacks > 0 && n-split > maxPacks {
-		split = n - maxPacks
-	}
-	if split == 0 {
-		return nil
-	}
-	// Merge 0..split, and any larger pack not twice as large as that.
-	total := sumSizes(ps[:split+1])
-	for split+1 < n && ps[split+1].size < 2*total {
-		split++
-		total += ps[split].size
-	}
-	return ps[:split+1]
-}
-
-func sumSizes(ps []*pack) int64 {
-	var n int64
-	for _, p := range ps {
-		n += p.size
-	}
-	return n
+	return ps[:n]
 }
 
 // Close stops the flusher, writes what is pending to Git's files, and
