@@ -39,3 +39,12 @@ type Backend interface {
 	// durable in its native form.
 	Close() error
 }
+
+// asyncCommitter is a Backend that commits in two steps, so that the
+// committer applies the next group while the disk syncs the last (see
+// FSBackend.CommitAsync).
+type asyncCommitter interface {
+	CommitAsync(objs []*Object, updates []RefUpdate, notes [][]byte) (wait func() error, err error)
+	// Tip is Ref as the last group written left it, durable or not.
+	Tip(name string) Hash
+}

@@ -22,7 +22,10 @@ type groupState struct {
 	objs  []*Object
 	seen  map[Hash]bool
 	trees map[Hash]*Tree
-	blobs map[Hash][]byte
+	// prevTrees are the trees of the group sealed before, while it waits
+	// for its sync (they enter the tree cache once it is durable).
+	prevTrees map[Hash]*Tree
+	blobs     map[Hash][]byte
 	// main's working revision and the commits the group adds to it.
 	mainRev     int64
 	mainCommits []*mainCommit
@@ -43,6 +46,9 @@ type mainCommit struct {
 
 func (g *groupState) readTree(h Hash) (*Tree, error) {
 	if t, ok := g.trees[h]; ok {
+		return t, nil
+	}
+	if t, ok := g.prevTrees[h]; ok {
 		return t, nil
 	}
 	return g.r.readTree(h)
@@ -100,7 +106,12 @@ func (g *groupState) ref(name string) (refState, error) {
 	if st, ok := g.refs[name]; ok {
 		return st, nil
 	}
-	h := g.r.be.Ref(name)
+	var h Hash
+	if ac, ok := g.r.be.(asyncCommitter); ok {
+		h = ac.Tip(name) // groups before this one may not be durable yet
+	} else {
+		h = g.r.be.Ref(name)
+	}
 	tree, err := g.r.commitTree(h)
 	if err != nil {
 		return refState{}, err
@@ -111,21 +122,66 @@ func (g *groupState) ref(name string) (refState, error) {
 	return st, nil
 }
 
-// commitGroup applies a group of requests, each atomically, makes the
-// successful ones durable with one Backend.Commit, publishes them, and
-// answers every request.
-func (r *Repo) commitGroup(reqs []*writeReq) {
+// sealedGroup is a group the committer has applied and written to the
+// journal: the publisher waits for its sync, then publishes it and answers
+// its requests.
+type sealedGroup struct {
+	g       *groupState
+	ok      []*writeReq
+	moved   bool // refs moved
+	noted   []*Result
+	wait    func() error // nil when there was nothing to write
+	start   time.Time
+	settled chan struct{} // closed once published (or failed) and answered
+}
+
+// done reports whether s is settled.
+func (s *sealedGroup) done() bool {
+	select {
+	case <-s.settled:
+		return true
+	default:
+		return false
+	}
+}
+
+// needsBarrier reports whether a group must wait for every group before it
+// to be published before it is applied: batches that read more than the
+// working trees and refs (a base revision, a merge, a move of a ref to
+// another commit) read the published state.
+func needsBarrier(reqs []*writeReq) bool {
+	for _, req := range reqs {
+		for _, b := range req.batches {
+			if b.CheckBase || b.Merge != nil || b.Advance != nil || b.Onto != nil || b.ResetTo != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// prepareGroup applies a group of requests on top of last (the group sealed
+// before it, published or not), each request atomically, and writes the
+// successful ones to the journal with one record. It answers the requests
+// that failed, and returns the group for finishGroup, or nil when nothing
+// is left to answer.
+func (r *Repo) prepareGroup(reqs []*writeReq, last *sealedGroup) *sealedGroup {
 	start := time.Now()
-	head := r.Head()
+	rev := r.Head().Revision
+	var prevTrees map[Hash]*Tree
+	if last != nil && !last.done() {
+		rev, prevTrees = last.g.mainRev, last.g.trees
+	}
 	g := &groupState{
-		r:       r,
-		now:     time.Now(),
-		refs:    map[string]refState{},
-		orig:    map[string]Hash{},
-		seen:    map[Hash]bool{},
-		trees:   map[Hash]*Tree{},
-		blobs:   map[Hash][]byte{},
-		mainRev: head.Revision,
+		r:         r,
+		now:       time.Now(),
+		refs:      map[string]refState{},
+		orig:      map[string]Hash{},
+		seen:      map[Hash]bool{},
+		trees:     map[Hash]*Tree{},
+		prevTrees: prevTrees,
+		blobs:     map[Hash][]byte{},
+		mainRev:   rev,
 	}
 	var ok []*writeReq
 	for _, req := range reqs {
@@ -149,7 +205,7 @@ func (r *Repo) commitGroup(reqs []*writeReq) {
 		ok = append(ok, req)
 	}
 	if len(ok) == 0 {
-		return
+		return nil
 	}
 	var updates []RefUpdate
 	for name, st := range g.refs {
@@ -180,41 +236,74 @@ func (r *Repo) commitGroup(reqs []*writeReq) {
 			}
 		}
 	}
+	s := &sealedGroup{g: g, ok: ok, moved: len(updates) > 0, noted: noted, start: start, settled: make(chan struct{})}
 	if len(updates) > 0 || len(g.objs) > 0 || len(notes) > 0 {
-		if err := r.be.Commit(g.objs, updates, notes); err != nil {
-			r.log.Error("commit failed", "err", err)
-			err = gitstate.Errorf(gitstate.KindInternal, "commit_failed", "commit: %w", err)
-			for _, req := range ok {
-				req.res, req.err = nil, err
-				close(req.done)
-			}
-			return
+		var err error
+		if ac, isAsync := r.be.(asyncCommitter); isAsync {
+			s.wait, err = ac.CommitAsync(g.objs, updates, notes)
+		} else if err = r.be.Commit(g.objs, updates, notes); err == nil {
+			s.wait = func() error { return nil }
 		}
-		for _, res := range noted {
-			res.Noted = true
+		if err != nil {
+			r.failGroup(s, err)
+			return nil
 		}
-		// Only the last version of each directory: a busy directory is
-		// rewritten by every commit of the group, and the versions in
-		// between are read again only for an old revision.
-		replaced := make(map[Hash]bool, len(g.trees))
-		for _, o := range g.objs {
-			if o.Type == TreeObject && !o.DeltaBase.IsZero() {
-				replaced[o.DeltaBase] = true
-			}
-		}
-		for h, t := range g.trees {
-			if !replaced[h] {
-				r.trees.Add(h, t)
-			}
-		}
-		r.publish(g, len(updates) > 0)
 	}
-	if r.mx != nil {
-		r.mx.observeGroup(len(ok), time.Since(start))
-	}
-	for _, req := range ok {
+	return s
+}
+
+// failGroup answers every request of s with the backend's error err.
+func (r *Repo) failGroup(s *sealedGroup, err error) {
+	r.log.Error("commit failed", "err", err)
+	err = gitstate.Errorf(gitstate.KindInternal, "commit_failed", "commit: %w", err)
+	for _, req := range s.ok {
+		req.res, req.err = nil, err
 		close(req.done)
 	}
+	close(s.settled)
+}
+
+// finishGroup waits for s to be durable, publishes it and answers its
+// requests. Groups are finished in the order they were sealed.
+func (r *Repo) finishGroup(s *sealedGroup) {
+	if s.wait == nil {
+		// Nothing was written; the groups before are published.
+		for _, req := range s.ok {
+			close(req.done)
+		}
+		close(s.settled)
+		return
+	}
+	if err := s.wait(); err != nil {
+		r.failGroup(s, err)
+		return
+	}
+	g := s.g
+	for _, res := range s.noted {
+		res.Noted = true
+	}
+	// Only the last version of each directory: a busy directory is
+	// rewritten by every commit of the group, and the versions in between
+	// are read again only for an old revision.
+	replaced := make(map[Hash]bool, len(g.trees))
+	for _, o := range g.objs {
+		if o.Type == TreeObject && !o.DeltaBase.IsZero() {
+			replaced[o.DeltaBase] = true
+		}
+	}
+	for h, t := range g.trees {
+		if !replaced[h] {
+			r.trees.Add(h, t)
+		}
+	}
+	r.publish(g, s.moved)
+	if r.mx != nil {
+		r.mx.observeGroup(len(s.ok), time.Since(s.start))
+	}
+	for _, req := range s.ok {
+		close(req.done)
+	}
+	close(s.settled)
 }
 
 // applyRequest applies the batches of one request to the group's state.

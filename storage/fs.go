@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,16 +41,24 @@ type FSBackend struct {
 	mu sync.RWMutex // guards the fields below; lock order: FSBackend.mu, then journal.mu
 	// mem holds objects that are in the journal but not yet in a pack.
 	mem   map[Hash]*Object
-	packs []*pack // newest first
-	refs  map[string]Hash
-	// pending is what the flusher has yet to write, in journal order.
+	packs []*pack         // newest first
+	refs  map[string]Hash // as of the last durable group: what readers see
+	// tip is refs as of the last group written to the journal, durable or
+	// not: what the next group's updates are checked against.
+	tip map[string]Hash
+	// failed is set once a journal sync has failed: what reached the disk
+	// is unknown, so nothing commits until a restart replays the journal.
+	failed error
+	// pending is what the flusher has yet to write, in journal order: the
+	// durable groups first, then those still waiting for their sync.
 	pending      []pendingGroup
 	pendingBytes int
 	lastScan     time.Time
 	// loose is set when objects/ held loose objects at the last scan.
 	loose bool
 
-	commitMu  sync.Mutex // serializes Commit
+	commitMu  sync.Mutex // serializes CommitAsync
+	settleMu  sync.Mutex // serializes settle
 	flushMu   sync.Mutex // serializes flushes
 	wake      chan struct{}
 	flushed   chan struct{} // closed and replaced after each flush
@@ -63,10 +72,15 @@ type pendingGroup struct {
 	end  journalPos
 	objs []*Object
 	refs []RefUpdate
+	size int
 	at   time.Time
 	// notes is set when the group's record carries notes: the sink must
-	// sync them before the record is checkpointed.
-	notes bool
+	// sync them before the record is checkpointed. noteData holds them
+	// until the group is durable, when they go to the sink.
+	notes    bool
+	noteData [][]byte
+	// durable is set once the journal is synced past end.
+	durable bool
 }
 
 // FSOptions tunes an FSBackend. Zero values give the defaults.
@@ -152,6 +166,7 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
 	b.jnl = jnl
+	defer func() { b.tip = maps.Clone(b.refs) }()
 	if len(groups) > 0 {
 		// Apply what the journal holds beyond the Git files, then write it
 		// out before anyone reads.
@@ -169,7 +184,7 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 					b.refs[u.Name] = u.New
 				}
 			}
-			b.pending = append(b.pending, pendingGroup{end: journalPos{jnl.seg, jnl.size}, objs: g.objects, refs: g.refs})
+			b.pending = append(b.pending, pendingGroup{end: journalPos{jnl.seg, jnl.size}, objs: g.objects, refs: g.refs, durable: true})
 			n += len(g.objects)
 		}
 		b.log.Info("replaying journal", "repo", dir, "groups", len(groups), "objects", n, "notes", len(notes))
@@ -331,6 +346,14 @@ func hasLooseObjects(objDir string) bool {
 	return false
 }
 
+// Tip returns a ref as the last group written to the journal left it,
+// durable or not (Ref returns it as the last durable one did).
+func (b *FSBackend) Tip(name string) Hash {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.tip[name]
+}
+
 // Ref implements Backend.
 func (b *FSBackend) Ref(name string) Hash {
 	b.mu.RLock()
@@ -354,16 +377,38 @@ func (b *FSBackend) Refs(prefix string) map[string]Hash {
 // Commit implements Backend: one journal record and one sync for the lot.
 // notes are dropped when the backend has no NoteSink.
 func (b *FSBackend) Commit(objs []*Object, updates []RefUpdate, notes [][]byte) error {
+	wait, err := b.CommitAsync(objs, updates, notes)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// CommitAsync is Commit in two steps: it checks the updates against the
+// refs as the last group left them (durable or not), writes the group to
+// the journal and returns; wait then syncs the journal, unless a later
+// sync has covered the group already, and makes the updates visible to
+// Ref. The objects can be read at once. A committer prepares the next
+// group while the disk syncs this one.
+//
+// Groups become durable in the order they were written: wait returns nil
+// only once every group written before is durable too. After a failed
+// sync, every wait and every later CommitAsync fails.
+func (b *FSBackend) CommitAsync(objs []*Object, updates []RefUpdate, notes [][]byte) (wait func() error, err error) {
 	if b.opts.Notes == nil {
 		notes = nil
 	}
 	b.commitMu.Lock()
 	defer b.commitMu.Unlock()
 	b.mu.RLock()
+	if b.failed != nil {
+		b.mu.RUnlock()
+		return nil, b.failed
+	}
 	for _, u := range updates {
-		if b.refs[u.Name] != u.Old {
+		if b.tip[u.Name] != u.Old {
 			b.mu.RUnlock()
-			return fmt.Errorf("%s: %w", u.Name, ErrRefChanged)
+			return nil, fmt.Errorf("%s: %w", u.Name, ErrRefChanged)
 		}
 	}
 	b.mu.RUnlock()
@@ -377,14 +422,7 @@ func (b *FSBackend) Commit(objs []*Object, updates []RefUpdate, notes [][]byte) 
 		return nil
 	})
 	if err != nil {
-		return err
-	}
-	syncStart := time.Now()
-	if err := b.jnl.sync(); err != nil {
-		return err
-	}
-	if b.opts.syncHist != nil {
-		b.opts.syncHist.Observe(time.Since(syncStart).Seconds())
+		return nil, err
 	}
 	size := 0
 	b.mu.Lock()
@@ -394,13 +432,61 @@ func (b *FSBackend) Commit(objs []*Object, updates []RefUpdate, notes [][]byte) 
 	}
 	for _, u := range updates {
 		if u.New.IsZero() {
-			delete(b.refs, u.Name)
+			delete(b.tip, u.Name)
 		} else {
-			b.refs[u.Name] = u.New
+			b.tip[u.Name] = u.New
 		}
 	}
-	b.pending = append(b.pending, pendingGroup{end: end, objs: objs, refs: updates, at: time.Now(), notes: len(notes) > 0})
-	b.pendingBytes += size
+	b.pending = append(b.pending, pendingGroup{end: end, objs: objs, refs: updates, size: size, at: time.Now(), notes: len(notes) > 0, noteData: notes})
+	b.mu.Unlock()
+	return func() error { return b.settle(end) }, nil
+}
+
+// settle makes the journal durable up to end, then every group it covers
+// visible, in journal order.
+func (b *FSBackend) settle(end journalPos) error {
+	b.settleMu.Lock()
+	defer b.settleMu.Unlock()
+	b.mu.RLock()
+	failed := b.failed
+	b.mu.RUnlock()
+	if failed != nil {
+		return failed
+	}
+	syncStart := time.Now()
+	synced, err := b.jnl.syncTo(end)
+	if err != nil {
+		b.mu.Lock()
+		b.failed = fmt.Errorf("a journal sync failed, commits are refused until a restart: %w", err)
+		b.mu.Unlock()
+		b.log.Error("journal sync failed; refusing commits until a restart", "repo", b.dir, "err", err)
+		return err
+	}
+	if synced && b.opts.syncHist != nil {
+		b.opts.syncHist.Observe(time.Since(syncStart).Seconds())
+	}
+	var notes [][]byte
+	b.mu.Lock()
+	for i := range b.pending {
+		g := &b.pending[i]
+		if g.durable {
+			continue
+		}
+		if end.less(g.end) {
+			break
+		}
+		g.durable = true
+		b.pendingBytes += g.size
+		for _, u := range g.refs {
+			if u.New.IsZero() {
+				delete(b.refs, u.Name)
+			} else {
+				b.refs[u.Name] = u.New
+			}
+		}
+		notes = append(notes, g.noteData...)
+		g.noteData = nil
+	}
 	b.mu.Unlock()
 	if len(notes) > 0 {
 		// The notes are durable in the journal, which keeps them until
@@ -470,9 +556,13 @@ func (b *FSBackend) Flush() error {
 	b.flushMu.Lock()
 	defer b.flushMu.Unlock()
 	b.mu.Lock()
-	pend := b.pending
-	b.pending = nil
-	b.pendingBytes = 0
+	n := 0
+	for n < len(b.pending) && b.pending[n].durable {
+		b.pendingBytes -= b.pending[n].size
+		n++
+	}
+	pend := b.pending[:n:n]
+	b.pending = slices.Clone(b.pending[n:])
 	b.mu.Unlock()
 	if len(pend) == 0 {
 		return nil
@@ -488,9 +578,7 @@ func (b *FSBackend) Flush() error {
 		b.mu.Lock()
 		b.pending = append(pend, b.pending...)
 		for _, g := range pend {
-			for _, o := range g.objs {
-				b.pendingBytes += len(o.Data)
-			}
+			b.pendingBytes += g.size
 		}
 		b.mu.Unlock()
 	}

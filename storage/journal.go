@@ -91,6 +91,10 @@ type journal struct {
 	preparing bool
 	closed    bool
 	wg        sync.WaitGroup
+	// synced is the position up to which every record is durable.
+	synced journalPos
+
+	syncMu sync.Mutex // serializes syncs
 }
 
 func segmentName(seg uint64) string { return fmt.Sprintf("%016x.wal", seg) }
@@ -270,6 +274,7 @@ func openJournal(dir string, base func(Hash) (*Object, error)) (*journal, []grou
 		return nil, nil, err
 	}
 	j.mu.Lock()
+	j.synced = journalPos{j.seg, j.size}
 	j.prepareNextLocked()
 	j.mu.Unlock()
 	return j, out, nil
@@ -400,49 +405,65 @@ func (j *journal) writeLocked(b []byte) (journalPos, error) {
 // sync makes every record written so far durable, and starts a new segment
 // when the current one is full.
 func (j *journal) sync() error {
+	_, err := j.syncTo(journalPos{seg: ^uint64(0)})
+	return err
+}
+
+// syncTo makes every record up to pos durable, syncing only if an earlier
+// sync has not already covered it (a committer that writes the next group
+// while the last one syncs finds it synced by then). It reports whether it
+// synced.
+func (j *journal) syncTo(pos journalPos) (bool, error) {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
 	j.mu.Lock()
-	f, size := j.f, j.size
+	f, seg, size := j.f, j.seg, j.size
+	done := !j.synced.less(pos) || j.synced == journalPos{seg, size}
 	j.mu.Unlock()
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return fmt.Errorf("journal sync: %w", err)
+	if done {
+		return false, nil
 	}
-	if size < segmentSize(j.seg) {
-		return nil
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return true, fmt.Errorf("journal sync: %w", err)
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.f != f {
-		return nil
+	// Only syncs rotate segments, and syncs are serialized: f is still
+	// the current segment.
+	j.synced = journalPos{seg, size}
+	if size < segmentSize(j.seg) {
+		return true, nil
 	}
-	// A checkpoint may have been written since the sync above: sync again,
-	// so that only the last segment can ever end in a torn record (Open
-	// refuses one anywhere else).
+	// A checkpoint, or a group, may have been written since the sync
+	// above: sync again, so that only the last segment can ever end in a
+	// torn record (Open refuses one anywhere else).
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return fmt.Errorf("journal sync: %w", err)
+		return true, fmt.Errorf("journal sync: %w", err)
 	}
+	j.synced = journalPos{seg, j.size}
 	// Everything in the old segment is synced; records go to a new one,
 	// preallocated in the background if it is ready.
 	next := filepath.Join(j.dir, segmentName(j.seg+1))
 	var nf *os.File
 	if j.prep != nil && j.prepSeg == j.seg+1 {
 		if err := os.Rename(j.prep.Name(), next); err != nil {
-			return fmt.Errorf("journal rotate: %w", err)
+			return true, fmt.Errorf("journal rotate: %w", err)
 		}
 		nf, j.prep = j.prep, nil
 	} else {
 		var err error
 		if nf, err = os.OpenFile(next, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
-			return fmt.Errorf("journal rotate: %w", err)
+			return true, fmt.Errorf("journal rotate: %w", err)
 		}
 	}
 	if err := syncDir(j.dir); err != nil {
 		nf.Close()
-		return err
+		return true, err
 	}
 	j.f.Close()
 	j.f, j.seg, j.size = nf, j.seg+1, 0
 	j.prepareNextLocked()
-	return nil
+	return true, nil
 }
 
 // checkpoint records that every group up to pos is in Git's own files, and

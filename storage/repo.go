@@ -247,6 +247,32 @@ const maxGroup = 512
 func (r *Repo) commitLoop() {
 	defer r.wg.Done()
 	defer close(r.stopped)
+	// The committer applies a group and writes it to the journal; the
+	// publisher waits for its sync, publishes it and answers. The next
+	// group is applied meanwhile: the disk's sync and the CPU's work
+	// overlap, one group deep (the hand-off is unbuffered).
+	sealed := make(chan *sealedGroup)
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for s := range sealed {
+			r.finishGroup(s)
+		}
+	}()
+	defer func() {
+		close(sealed)
+		<-published
+	}()
+	var last *sealedGroup
+	commit := func(group []*writeReq) {
+		if last != nil && needsBarrier(group) {
+			<-last.settled
+		}
+		if s := r.prepareGroup(group, last); s != nil {
+			sealed <- s
+			last = s
+		}
+	}
 	for {
 		var first *writeReq
 		select {
@@ -256,7 +282,7 @@ func (r *Repo) commitLoop() {
 			for {
 				select {
 				case req := <-r.reqs:
-					r.commitGroup([]*writeReq{req})
+					commit([]*writeReq{req})
 				default:
 					return
 				}
@@ -272,6 +298,6 @@ func (r *Repo) commitLoop() {
 				break drain
 			}
 		}
-		r.commitGroup(group)
+		commit(group)
 	}
 }

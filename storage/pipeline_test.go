@@ -1,0 +1,192 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestCommitAsyncOrder writes two groups before either is synced and checks
+// what each step makes visible: Tip at once, Ref only once durable, and in
+// journal order whichever wait runs first.
+func TestCommitAsyncOrder(t *testing.T) {
+	dir := t.TempDir()
+	b, err := OpenFS(dir, FSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ref = "refs/heads/x"
+	blob1, blob2 := NewObject(BlobObject, []byte("one")), NewObject(BlobObject, []byte("two"))
+	wait1, err := b.CommitAsync([]*Object{blob1}, []RefUpdate{{Name: ref, New: blob1.Hash}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second group is checked against the first, not yet durable.
+	if _, err := b.CommitAsync(nil, []RefUpdate{{Name: ref, New: blob2.Hash}}, nil); !errors.Is(err, ErrRefChanged) {
+		t.Fatalf("update from the durable value: %v, want ErrRefChanged", err)
+	}
+	wait2, err := b.CommitAsync([]*Object{blob2}, []RefUpdate{{Name: ref, Old: blob1.Hash, New: blob2.Hash}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Tip(ref); got != blob2.Hash {
+		t.Errorf("Tip = %s, want the second group's", got)
+	}
+	if got := b.Ref(ref); !got.IsZero() {
+		t.Errorf("Ref = %s before any sync, want none", got)
+	}
+	if _, err := b.ReadObject(blob2.Hash); err != nil {
+		t.Errorf("an object written, not yet synced: %v", err)
+	}
+	// The second wait makes both durable: the first's sync is then free.
+	if err := wait2(); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Ref(ref); got != blob2.Hash {
+		t.Errorf("Ref = %s after the second wait, want the second group's", got)
+	}
+	synced, err := b.jnl.syncTo(journalPos{})
+	if err != nil || synced {
+		t.Errorf("syncTo an old position: synced %v, %v; want no sync", synced, err)
+	}
+	if err := wait1(); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Ref(ref); got != blob2.Hash {
+		t.Errorf("Ref = %s after the first wait, want still the second group's", got)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = OpenFS(dir, FSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if got := b.Ref(ref); got != blob2.Hash {
+		t.Errorf("reopened: Ref = %s, want the second group's", got)
+	}
+}
+
+// TestCommitAsyncUnsyncedNotFlushed checks that the flusher writes only
+// durable groups to Git's files: a group waiting for its sync stays in the
+// journal.
+func TestCommitAsyncUnsyncedNotFlushed(t *testing.T) {
+	dir := t.TempDir()
+	b, err := OpenFS(dir, FSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	o := NewObject(BlobObject, []byte("later"))
+	wait, err := b.CommitAsync([]*Object{o}, []RefUpdate{{Name: "refs/heads/y", New: o.Hash}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if refs, err := readRefs(dir); err != nil || !refs["refs/heads/y"].IsZero() {
+		t.Fatalf("Git's refs after a flush, before the sync: %v, %v", refs, err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if refs, err := readRefs(dir); err != nil || refs["refs/heads/y"] != o.Hash {
+		t.Fatalf("Git's refs after the sync and a flush: %v, %v", refs, err)
+	}
+	if !b.HasObject(o.Hash) {
+		t.Error("the object is gone")
+	}
+}
+
+// TestCommitAsyncSyncFailure breaks the journal's file under a group
+// waiting for its sync: that wait fails, and so does every commit after it,
+// including one written before the failure was seen.
+func TestCommitAsyncSyncFailure(t *testing.T) {
+	dir := t.TempDir()
+	b, err := OpenFS(dir, FSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o1, o2 := NewObject(BlobObject, []byte("a")), NewObject(BlobObject, []byte("b"))
+	wait1, err := b.CommitAsync([]*Object{o1}, []RefUpdate{{Name: "refs/heads/z", New: o1.Hash}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait2, err := b.CommitAsync([]*Object{o2}, []RefUpdate{{Name: "refs/heads/z", Old: o1.Hash, New: o2.Hash}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.jnl.mu.Lock()
+	b.jnl.f.Close() // the next fdatasync fails (EBADF), as a failing disk's would
+	b.jnl.mu.Unlock()
+	if err := wait1(); err == nil {
+		t.Fatal("wait after a failed sync: nil error")
+	}
+	if err := wait2(); err == nil {
+		t.Fatal("the group after a failed sync: nil error")
+	}
+	if _, err := b.CommitAsync(nil, []RefUpdate{{Name: "refs/heads/w", New: o1.Hash}}, nil); err == nil {
+		t.Fatal("commit after a failed sync: nil error")
+	}
+	if got := b.Ref("refs/heads/z"); !got.IsZero() {
+		t.Errorf("Ref = %s: a group that never became durable is visible", got)
+	}
+}
+
+// TestPipelinedWritesAcrossBarriers interleaves plain writes, which the
+// committer applies while the group before syncs, with writes that wait for
+// it (a base revision check), from many goroutines, and checks every
+// acknowledged revision against the history.
+func TestPipelinedWritesAcrossBarriers(t *testing.T) {
+	s := newTestStore(t)
+	r := defaultRepo(t, s)
+	ctx := context.Background()
+	var mu sync.Mutex
+	acked := map[int64]string{}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				key := fmt.Sprintf("w%02d/k%d", w, i%5)
+				value := fmt.Sprintf("%d-%d", w, i)
+				b := &Batch{Ops: []Op{{Kind: OpPut, Key: key, Value: []byte(value)}}}
+				if i%7 == 3 {
+					b.CheckBase, b.BaseRevision = true, r.Head().Revision
+				}
+				res, err := r.WriteOne(ctx, b)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if prev, dup := acked[res.Revision]; dup {
+					t.Errorf("revision %d acknowledged twice: %s and %s=%s", res.Revision, prev, key, value)
+				}
+				acked[res.Revision] = key + "=" + value
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	head := r.Head().Revision
+	if int(head) != len(acked) {
+		t.Fatalf("head %d after %d acknowledged writes", head, len(acked))
+	}
+	for rev, kv := range acked {
+		key, value, _ := strings.Cut(kv, "=")
+		if got := get(t, r, key, rev); got != value {
+			t.Errorf("%s at %d = %q, want %q", key, rev, got, value)
+		}
+	}
+	checkStore(t, s)
+}
