@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -214,5 +216,133 @@ func TestPackTier(t *testing.T) {
 		if got := packTier(tt.size); got != tt.want {
 			t.Errorf("packTier(%d) = %d, want %d", tt.size, got, tt.want)
 		}
+	}
+}
+
+// TestCompactionDuplicates merges packs that hold the same objects (as a
+// replay after a crash between a pack and its checkpoint leaves them),
+// including the base of a delta: each object is kept once, the delta
+// points at the copy kept, and Git reads the result.
+func TestCompactionDuplicates(t *testing.T) {
+	dir := t.TempDir()
+	be, err := OpenFS(dir, FSOptions{MaxPacks: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobA, blobB := NewObject(BlobObject, []byte("a\n")), NewObject(BlobObject, []byte("b\n"))
+	entries := make([]TreeEntry, 100) // large enough to be stored as a delta
+	for i := range entries {
+		entries[i] = TreeEntry{Name: fmt.Sprintf("key%03d", i), Mode: ModeFile, Hash: blobA.Hash}
+	}
+	t1 := NewObject(TreeObject, (&Tree{Entries: entries}).Encode())
+	entries[50].Hash = blobB.Hash
+	t2 := NewObject(TreeObject, (&Tree{Entries: slices.Clone(entries)}).Encode())
+	t2.DeltaBase = t1.Hash
+	mkCommit := func(tree Hash, parents ...Hash) *Object {
+		c := &Commit{Tree: tree, Parents: parents, Author: Signature{Name: "t", Email: "t@t", When: time.Unix(1, 0)}, Message: "m\n"}
+		c.Committer = c.Author
+		return NewObject(CommitObject, c.Encode())
+	}
+	c1 := mkCommit(t1.Hash)
+	c2 := mkCommit(t2.Hash, c1.Hash)
+	groups := [][]*Object{
+		{blobA, t1, c1},
+		{blobA, blobB, t1, t2, c1, c2}, // all of the first again, and more
+		{blobB, c2},
+	}
+	var head Hash
+	for _, objs := range groups {
+		last := objs[len(objs)-1]
+		if err := be.Commit(objs, []RefUpdate{{Name: "refs/heads/main", Old: head, New: last.Hash}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		head = last.Hash
+		if err := be.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo := dir
+	if n := len(packFiles(t, repo)); n != 3 {
+		t.Fatalf("%d packs before the merge, want 3", n)
+	}
+	if n := countDeltas(t, repo, packFiles(t, repo)[0]) + countDeltas(t, repo, packFiles(t, repo)[1]) + countDeltas(t, repo, packFiles(t, repo)[2]); n != 1 {
+		t.Fatalf("%d deltas before the merge, want 1 (t2 against t1)", n)
+	}
+	be.opts.MaxPacks = 1
+	if err := be.compact(); err != nil {
+		t.Fatal(err)
+	}
+	ps := packFiles(t, repo)
+	if len(ps) != 1 {
+		t.Fatalf("%d packs after the merge", len(ps))
+	}
+	if n := countDeltas(t, repo, ps[0]); n != 1 {
+		t.Errorf("%d deltas after the merge, want t2's", n)
+	}
+	out := git(t, repo, "verify-pack", "-v", filepath.Join("objects", "pack", strings.TrimSuffix(ps[0], ".pack")+".idx"))
+	if !strings.Contains(out, "non delta: 5 objects") {
+		t.Errorf("git verify-pack:\n%s", out)
+	}
+	for _, o := range []*Object{blobA, blobB, t1, t2, c1, c2} {
+		got, err := be.ReadObject(o.Hash)
+		if err != nil || !bytes.Equal(got.Data, o.Data) {
+			t.Errorf("%s after the merge: %v", o.Hash, err)
+		}
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "fsck", "--strict", "--no-dangling")
+}
+
+// TestCompactionRefusesCorruptEntry flips a byte inside a pack entry: the
+// merge fails on the entry's CRC and leaves every pack as it was, instead
+// of copying the damage into a new pack with a valid checksum.
+func TestCompactionRefusesCorruptEntry(t *testing.T) {
+	dir := t.TempDir()
+	be, err := OpenFS(dir, FSOptions{MaxPacks: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head Hash
+	for i := range 2 {
+		o := NewObject(BlobObject, []byte(strings.Repeat(fmt.Sprint(i), 100)))
+		if err := be.Commit([]*Object{o}, []RefUpdate{{Name: "refs/heads/x", Old: head, New: o.Hash}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		head = o.Hash
+		if err := be.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := packFiles(t, dir)
+	path := filepath.Join(dir, "objects", "pack", before[0])
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[12+20] ^= 0xff // inside the only entry's zlib stream
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	be, err = OpenFS(dir, FSOptions{MaxPacks: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	if err := be.compact(); err == nil || !strings.Contains(err.Error(), "CRC") {
+		t.Fatalf("merge over a corrupt entry: %v, want a CRC error", err)
+	}
+	if after := packFiles(t, dir); !slices.Equal(after, before) {
+		t.Errorf("packs after the failed merge: %v, want %v", after, before)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_pack_*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }

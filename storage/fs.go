@@ -1,10 +1,12 @@
 package storage
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"maps"
 	"os"
@@ -750,105 +752,135 @@ func (b *FSBackend) compact() error {
 		return nil
 	}
 	start := time.Now()
-	// The entries of every pack, each pack's by offset, and the one copy of
-	// each object that goes into the new pack (keep: its index in ents).
-	type entry struct {
-		h   Hash
-		p   int // index in small
-		off int64
-		end int64
-		out int64 // where it lands in the new pack; -1 until written
+	// Each pack's entries: ids and CRCs in the index's order (by id), the
+	// order by offset (offset<<24 | index), and where each entry lands in
+	// the new pack. An object already in an earlier pack of the merge is
+	// a duplicate (rare: a replay after a crash between a pack and its
+	// checkpoint): it is not copied, and lands where that copy did.
+	type ref struct{ p, i int32 }
+	type source struct {
+		p    *pack
+		ids  []Hash
+		crcs []uint32
+		ord  []uint64
+		out  []int64
+		dups map[int32]ref
 	}
-	var ents []entry
-	byPack := make([][]entry, len(small))
+	const idxBits, idxMask = 24, 1<<24 - 1
+	srcs := make([]source, len(small))
 	total := 0
-	counts := make([]int, len(small))
-	for i, p := range small {
+	for pi, p := range small {
 		n, err := p.idx.Count()
 		if err != nil {
 			return err
 		}
-		counts[i] = int(n)
-		total += counts[i]
-	}
-	keep := make(map[Hash]int32, total)
-	for pi, p := range small {
+		if n > idxMask {
+			return fmt.Errorf("merge packs: %s holds %d objects", p.path, n)
+		}
+		sc := source{p: p, ids: make([]Hash, 0, n), crcs: make([]uint32, 0, n), ord: make([]uint64, 0, n)}
 		it, err := p.idx.Entries()
 		if err != nil {
 			return err
 		}
-		pe := make([]entry, 0, counts[pi])
 		for {
 			e, err := it.Next()
 			if err != nil {
 				break
 			}
-			pe = append(pe, entry{h: e.Hash, p: pi, off: int64(e.Offset), out: -1})
+			sc.ord = append(sc.ord, e.Offset<<idxBits|uint64(len(sc.ids)))
+			sc.ids = append(sc.ids, Hash(e.Hash))
+			sc.crcs = append(sc.crcs, e.CRC32)
 		}
 		it.Close()
-		slices.SortFunc(pe, func(x, y entry) int { return cmp.Compare(x.off, y.off) })
-		for i := range pe {
-			if i+1 < len(pe) {
-				pe[i].end = pe[i+1].off
-			} else {
-				pe[i].end = p.size - 20
-			}
-			if _, dup := keep[pe[i].h]; !dup {
-				keep[pe[i].h] = int32(len(ents))
-				ents = append(ents, pe[i])
+		if int64(len(sc.ids)) != n {
+			return fmt.Errorf("merge packs: %s: %d of %d index entries read", p.path, len(sc.ids), n)
+		}
+		slices.Sort(sc.ord)
+		sc.out = make([]int64, n)
+		for i, h := range sc.ids {
+			sc.out[i] = -1
+			for pj := range pi {
+				if q := small[pj]; q.ids != nil && !q.ids.mayHave(h) {
+					continue
+				}
+				if m, found := slices.BinarySearchFunc(srcs[pj].ids, h, func(x, y Hash) int { return bytes.Compare(x[:], y[:]) }); found {
+					if sc.dups == nil {
+						sc.dups = map[int32]ref{}
+					}
+					sc.dups[int32(i)] = ref{int32(pj), int32(m)}
+					break
+				}
 			}
 		}
-		byPack[pi] = pe
+		total += int(n) - len(sc.dups)
+		srcs[pi] = sc
 	}
-	w, err := newPackWriter(b.packDir, len(ents))
+	w, err := newPackWriter(b.packDir, total)
 	if err != nil {
 		return err
 	}
-	// newBase returns where the base of a delta at off-rel in pack pi has
-	// landed in the new pack, if it has: a delta whose base is copied first
-	// stays a delta, pointing at the base's new place.
-	newBase := func(pi int, at int64) (int64, bool) {
-		pe := byPack[pi]
-		j, found := slices.BinarySearchFunc(pe, at, func(e entry, off int64) int { return cmp.Compare(e.off, off) })
-		if !found {
+	// landed returns where the entry at offset at of source sc landed in
+	// the new pack, if it has: a delta whose base is copied first stays a
+	// delta, pointing at the base's new place.
+	landed := func(sc *source, at int64) (int64, bool) {
+		k, _ := slices.BinarySearch(sc.ord, uint64(at)<<idxBits)
+		if k == len(sc.ord) || int64(sc.ord[k]>>idxBits) != at {
 			return 0, false
 		}
-		k, ok := keep[pe[j].h]
-		if !ok || ents[k].out < 0 {
-			return 0, false
-		}
-		return ents[k].out, true
+		out := sc.out[sc.ord[k]&idxMask]
+		return out, out >= 0
 	}
-	for i := range ents {
-		e := &ents[i]
-		p := small[e.p]
-		raw := p.data[e.off:e.end]
-		e.out = w.off
-		if hdr, rel, z, ok := splitOfsDelta(raw); ok {
-			if nb, ok := newBase(e.p, e.off-rel); ok {
-				if err := w.addEntry(e.h, appendOfsDeltaOffset(slices.Clone(hdr), w.off-nb), z); err != nil {
+	// Entries are copied in offset order, pack after pack: a delta's base
+	// (earlier in its pack) is written before it.
+	for pi := range srcs {
+		sc := &srcs[pi]
+		p := sc.p
+		for k, o := range sc.ord {
+			i, off := int32(o&idxMask), int64(o>>idxBits)
+			end := p.size - 20
+			if k+1 < len(sc.ord) {
+				end = int64(sc.ord[k+1] >> idxBits)
+			}
+			if d, dup := sc.dups[i]; dup {
+				sc.out[i] = srcs[d.p].out[d.i]
+				continue
+			}
+			h, raw := sc.ids[i], p.data[off:end]
+			// The entry's bytes are checked against its index's CRC
+			// (go-git reads only version-2 indexes, which have them)
+			// before they are copied, as git repack does: a corrupt
+			// entry is not carried into the new pack.
+			if crc := crc32.ChecksumIEEE(raw); crc != sc.crcs[i] {
+				w.abort()
+				return fmt.Errorf("merge packs: %s: object %s at %d fails its CRC", p.path, h, off)
+			}
+			sc.out[i] = w.off
+			if hdr, rel, z, ok := splitOfsDelta(raw); ok {
+				if nb, ok := landed(sc, off-rel); ok {
+					if err := w.addEntry(h, appendOfsDeltaOffset(slices.Clone(hdr), w.off-nb), z); err != nil {
+						w.abort()
+						return err
+					}
+					continue
+				}
+			}
+			if t := (raw[0] >> 4) & 7; t == objOfsDelta || t == objRefDelta {
+				b.mu.RLock()
+				o, err := p.read(h, b.readBaseLocked)
+				b.mu.RUnlock()
+				if err == nil {
+					err = w.add(o)
+				}
+				if err != nil {
 					w.abort()
 					return err
 				}
 				continue
 			}
-		}
-		if t := (raw[0] >> 4) & 7; t == objOfsDelta || t == objRefDelta {
-			b.mu.RLock()
-			o, err := p.read(e.h, b.readBaseLocked)
-			b.mu.RUnlock()
-			if err == nil {
-				err = w.add(o)
-			}
-			if err != nil {
+			if err := w.addRawCRC(h, raw, sc.crcs[i]); err != nil {
 				w.abort()
 				return err
 			}
-			continue
-		}
-		if err := w.addRaw(e.h, raw); err != nil {
-			w.abort()
-			return err
 		}
 	}
 	np, err := b.finishPack(w)
@@ -880,7 +912,7 @@ func (b *FSBackend) compact() error {
 			}
 		}
 	}
-	b.log.Debug("merged packs", "repo", b.dir, "packs", len(small), "objects", len(ents), "took", time.Since(start))
+	b.log.Debug("merged packs", "repo", b.dir, "packs", len(small), "objects", total, "took", time.Since(start))
 	return syncDir(b.packDir)
 }
 

@@ -28,10 +28,50 @@ func (b *idxBuilder) add(h Hash, off uint64, crc uint32) {
 	b.ents = append(b.ents, idxEntry{h: h, crc: crc, off: off})
 }
 
+// sortIdxEntries sorts entries by id. Ids are uniformly distributed, so it
+// distributes them into 65,536 buckets by their first two bytes (a counting
+// sort, two passes) and sorts each bucket, a few entries, by insertion (a
+// bucket crowded on purpose, by a comparison sort). A comparison sort of a
+// merge's hundreds of thousands of entries was a fifth of the merge's time.
+func sortIdxEntries(ents []idxEntry) []idxEntry {
+	if len(ents) < 1<<12 {
+		slices.SortFunc(ents, func(x, y idxEntry) int { return bytes.Compare(x.h[:], y.h[:]) })
+		return ents
+	}
+	start := make([]int32, 1<<16+1)
+	for i := range ents {
+		start[int(ents[i].h[0])<<8|int(ents[i].h[1])+1]++
+	}
+	for i := 1; i < len(start); i++ {
+		start[i] += start[i-1]
+	}
+	out := make([]idxEntry, len(ents))
+	next := slices.Clone(start[:1<<16])
+	for _, e := range ents {
+		k := int(e.h[0])<<8 | int(e.h[1])
+		out[next[k]] = e
+		next[k]++
+	}
+	for k := range 1 << 16 {
+		bucket := out[start[k]:start[k+1]]
+		if len(bucket) > 32 {
+			// Not by chance: ids chosen to share a prefix.
+			slices.SortFunc(bucket, func(x, y idxEntry) int { return bytes.Compare(x.h[:], y.h[:]) })
+			continue
+		}
+		for i := 1; i < len(bucket); i++ {
+			for j := i; j > 0 && bytes.Compare(bucket[j].h[2:], bucket[j-1].h[2:]) < 0; j-- {
+				bucket[j], bucket[j-1] = bucket[j-1], bucket[j]
+			}
+		}
+	}
+	return out
+}
+
 // encode returns the index of a pack whose checksum is packSum.
 func (b *idxBuilder) encode(packSum Hash) []byte {
-	ents := b.ents
-	slices.SortFunc(ents, func(x, y idxEntry) int { return bytes.Compare(x.h[:], y.h[:]) })
+	ents := sortIdxEntries(b.ents)
+	b.ents = ents
 	n := len(ents)
 	out := make([]byte, 0, 8+256*4+n*(20+4+4)+40)
 	out = append(out, 0xff, 't', 'O', 'c', 0, 0, 0, 2)

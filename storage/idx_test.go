@@ -18,11 +18,16 @@ func TestIdxMatchesGoGit(t *testing.T) {
 		n       int
 		maxOff  uint64
 		noLarge bool
+		// prefixes, when set, limits the first two bytes of the ids to
+		// that many values: buckets of many entries.
+		prefixes int
 	}{
-		{"empty", 0, 1, true},
-		{"one", 1, 1 << 20, true},
-		{"small pack", 1000, 1 << 30, true},
-		{"past 2 GiB", 500, 1 << 34, false},
+		{"empty", 0, 1, true, 0},
+		{"one", 1, 1 << 20, true, 0},
+		{"small pack", 1000, 1 << 30, true, 0},
+		{"past 2 GiB", 500, 1 << 34, false, 0},
+		{"bucket sort", 50000, 1 << 30, true, 0},
+		{"bucket sort, crowded buckets", 20000, 1 << 30, true, 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -33,6 +38,9 @@ func TestIdxMatchesGoGit(t *testing.T) {
 				var h Hash
 				for i := range h {
 					h[i] = byte(rng.UintN(256))
+				}
+				if tc.prefixes > 0 {
+					h[0], h[1] = byte(rng.IntN(tc.prefixes)), 0x42
 				}
 				off, crc := rng.Uint64N(tc.maxOff)+12, rng.Uint32()
 				ours.add(h, off, crc)

@@ -62,6 +62,7 @@ func newPackWriter(dir string, count int) (*packWriter, error) {
 		return nil, fmt.Errorf("create pack: %w", err)
 	}
 	w := &packWriter{dir: dir, f: f, sum: sha1.New(), crc: crc32.NewIEEE()}
+	w.idx.ents = make([]idxEntry, 0, count)
 	w.bw = bufio.NewWriterSize(io.MultiWriter(f, w.sum), 256<<10)
 	var hdr [12]byte
 	copy(hdr[:], "PACK")
@@ -496,12 +497,15 @@ func readLoose(objectsDir string, h Hash) (*Object, error) {
 // addRaw appends an entry copied from another pack: its header and
 // compressed data, which must not be a delta.
 func (w *packWriter) addRaw(h Hash, raw []byte) error {
-	w.crc.Reset()
-	w.crc.Write(raw)
+	return w.addRawCRC(h, raw, crc32.ChecksumIEEE(raw))
+}
+
+// addRawCRC is addRaw for an entry whose CRC-32 is known.
+func (w *packWriter) addRawCRC(h Hash, raw []byte, crc uint32) error {
 	if _, err := w.bw.Write(raw); err != nil {
 		return err
 	}
-	w.idx.add(h, uint64(w.off), w.crc.Sum32())
+	w.idx.add(h, uint64(w.off), crc)
 	w.off += int64(len(raw))
 	w.count++
 	return nil
