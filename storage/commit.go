@@ -249,7 +249,30 @@ func (r *Repo) prepareGroup(reqs []*writeReq, last *sealedGroup) *sealedGroup {
 			return nil
 		}
 	}
+	r.recycleReplaced(g)
 	return s
+}
+
+// recycleReplaced gives the entries of the trees that a later commit of
+// the group replaced (a directory rewritten again) to the committer's
+// entry pool, and drops them from the group's trees. Nothing reads them
+// again: the group's refs name only the last versions, no one outside
+// the committer has seen the group, and the next group and the publisher
+// read only what is left in g.trees. A lookup of one by id would find it
+// in the backend and decode it anew.
+func (r *Repo) recycleReplaced(g *groupState) {
+	for _, o := range g.objs {
+		if o.Type != TreeObject || o.DeltaBase.IsZero() {
+			continue
+		}
+		if t, ok := g.trees[o.DeltaBase]; ok {
+			delete(g.trees, o.DeltaBase)
+			if t.owned {
+				r.entries.recycle(t.Entries)
+				t.Entries = nil
+			}
+		}
+	}
 }
 
 // failGroup answers every request of s with the backend's error err.
@@ -364,7 +387,7 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 		}
 		return res, nil
 	}
-	ed, err := newTreeEditor(g.readTree, st.tree)
+	ed, err := newTreeEditor(g.readTree, st.tree, &r.entries)
 	if err != nil {
 		return nil, err
 	}

@@ -95,6 +95,9 @@ type Tree struct {
 	// raw is the tree's encoding, kept for the trees this process made
 	// (nil otherwise), so that an edit that only changes ids can patch it.
 	raw []byte
+	// owned is set when Entries is the tree's alone (an edit's copy, not
+	// another tree's slice): only then may it be recycled (entryPool).
+	owned bool
 }
 
 // Find returns the index of the entry named name, or -1.

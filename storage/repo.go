@@ -50,10 +50,13 @@ type Repo struct {
 	notifyMu sync.Mutex
 	notify   chan struct{}
 
-	reqs   chan *writeReq
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	reqs chan *writeReq
+	// entries recycles the committer's copies of tree entries (see
+	// entryPool); only the committer goroutine uses it.
+	entries entryPool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 	// stopped is closed when the committer has returned; requests still
 	// queued then are never applied.
 	stopped chan struct{}

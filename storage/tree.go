@@ -18,6 +18,7 @@ type treeEditor struct {
 	read treeReader
 	base Hash // the root the editor started from
 	root *editNode
+	pool *entryPool // may be nil
 }
 
 // editNode is a tree being edited: its entries are a private copy (Git
@@ -50,26 +51,62 @@ type editNode struct {
 	raw      []byte
 	patched  []int
 	reshaped bool
+	pool     *entryPool // where own takes its copy from (may be nil)
 }
 
 // own makes n's entries its own to change.
 func (n *editNode) own() {
 	if n.shared {
-		n.entries = slices.Clone(n.entries)
+		n.entries = n.pool.clone(n.entries)
 		n.shared = false
 	}
 }
 
-func newTreeEditor(read treeReader, root Hash) (*treeEditor, error) {
-	n, err := loadNode(read, root)
+// entryPool recycles the entry slices of decoded trees nothing can reach
+// any more: the versions of a directory that a group of commits rewrote
+// again before the group was sealed (a busy directory is rewritten by
+// every commit, and copying its entries for each was the largest
+// allocation of a write). It is not safe for concurrent use: only the
+// committer has one.
+type entryPool struct {
+	free [][]TreeEntry
+}
+
+// maxPooled bounds the slices an entryPool keeps.
+const maxPooled = 256
+
+// clone returns a copy of s, in a recycled slice when one fits.
+func (p *entryPool) clone(s []TreeEntry) []TreeEntry {
+	if p != nil {
+		for i := len(p.free) - 1; i >= 0; i-- {
+			if f := p.free[i]; cap(f) >= len(s) && cap(f) <= 2*len(s)+16 {
+				p.free[i] = p.free[len(p.free)-1]
+				p.free = p.free[:len(p.free)-1]
+				return append(f[:0], s...)
+			}
+		}
+	}
+	return slices.Clone(s)
+}
+
+// recycle gives the pool a slice no one will read or write again.
+func (p *entryPool) recycle(s []TreeEntry) {
+	if p == nil || len(p.free) >= maxPooled || cap(s) == 0 {
+		return
+	}
+	p.free = append(p.free, s[:0])
+}
+
+func newTreeEditor(read treeReader, root Hash, pool *entryPool) (*treeEditor, error) {
+	n, err := loadNode(read, root, pool)
 	if err != nil {
 		return nil, err
 	}
-	return &treeEditor{read: read, base: root, root: n}, nil
+	return &treeEditor{read: read, base: root, root: n, pool: pool}, nil
 }
 
-func loadNode(read treeReader, h Hash) (*editNode, error) {
-	n := &editNode{orig: h, base: h}
+func loadNode(read treeReader, h Hash, pool *entryPool) (*editNode, error) {
+	n := &editNode{orig: h, base: h, pool: pool}
 	if h.IsZero() || h == EmptyTreeHash {
 		return n, nil
 	}
@@ -202,7 +239,7 @@ func (e *treeEditor) dirFor(key string, create bool) (*editNode, string, error) 
 			if !create {
 				return nil, "", nil
 			}
-			kid = &editNode{}
+			kid = &editNode{pool: e.pool}
 			n.set(TreeEntry{Name: seg, Mode: ModeDir})
 			n.dirty = true
 		case !n.entries[j].IsDir():
@@ -214,7 +251,7 @@ func (e *treeEditor) dirFor(key string, create bool) (*editNode, string, error) 
 				"%q holds a value, so it cannot hold keys such as %q", p, key).WithKeys(key, p)
 		default:
 			var err error
-			if kid, err = loadNode(e.read, n.entries[j].Hash); err != nil {
+			if kid, err = loadNode(e.read, n.entries[j].Hash, e.pool); err != nil {
 				return nil, "", err
 			}
 		}
@@ -314,7 +351,7 @@ func (e *treeEditor) deleteDir(dir string) (bool, error) {
 // restore a subtree as it was at another revision.
 func (e *treeEditor) setDir(dir string, h Hash) error {
 	if dir == "" {
-		n, err := loadNode(e.read, h)
+		n, err := loadNode(e.read, h, e.pool)
 		if err != nil {
 			return err
 		}
@@ -377,7 +414,7 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 	}
 	// The new tree takes the entries; n copies them again if it is
 	// changed after this.
-	t := &Tree{Entries: n.entries}
+	t := &Tree{Entries: n.entries, owned: !n.shared}
 	if n.raw != nil && !n.reshaped && len(n.patched) > 0 {
 		t.raw = n.splice()
 	} else {

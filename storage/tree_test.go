@@ -97,7 +97,7 @@ func edited(err error) error {
 // baseTree builds a tree of up to 7 keys: small trees, so that the names
 // around a change are often missing on one side.
 func (e *editProgram) baseTree() (Hash, error) {
-	ed, err := newTreeEditor(e.trees.read, ZeroHash)
+	ed, err := newTreeEditor(e.trees.read, ZeroHash, nil)
 	if err != nil {
 		return ZeroHash, err
 	}
@@ -143,7 +143,7 @@ func (e *editProgram) run() (Hash, *treeEditor, error) {
 	// The trees setDir restores, as OpRestoreDir does from other revisions.
 	pool := append([]Hash{ZeroHash, EmptyTreeHash}, e.dirs(base)...)
 	pool = append(pool, e.dirs(other)...)
-	ed, err := newTreeEditor(e.trees.read, base)
+	ed, err := newTreeEditor(e.trees.read, base, nil)
 	if err != nil {
 		return ZeroHash, nil, err
 	}
@@ -421,7 +421,7 @@ func TestEditChangesOrder(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			trees := memTrees{}
-			ed, err := newTreeEditor(trees.read, ZeroHash)
+			ed, err := newTreeEditor(trees.read, ZeroHash, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -431,7 +431,7 @@ func TestEditChangesOrder(t *testing.T) {
 				}
 			}
 			base := ed.write(trees.emit)
-			if ed, err = newTreeEditor(trees.read, base); err != nil {
+			if ed, err = newTreeEditor(trees.read, base, nil); err != nil {
 				t.Fatal(err)
 			}
 			for _, e := range tc.edits {
