@@ -305,19 +305,11 @@ func (r *Repo) finishGroup(s *sealedGroup) {
 	for _, res := range s.noted {
 		res.Noted = true
 	}
-	// Only the last version of each directory: a busy directory is
-	// rewritten by every commit of the group, and the versions in between
-	// are read again only for an old revision.
-	replaced := make(map[Hash]bool, len(g.trees))
-	for _, o := range g.objs {
-		if o.Type == TreeObject && !o.DeltaBase.IsZero() {
-			replaced[o.DeltaBase] = true
-		}
-	}
+	// Only the last version of each directory is left in g.trees
+	// (recycleReplaced dropped the versions a later commit replaced: they
+	// are read again only for an old revision).
 	for h, t := range g.trees {
-		if !replaced[h] {
-			r.trees.Add(h, t)
-		}
+		r.trees.Add(h, t)
 	}
 	r.publish(g, s.moved)
 	if r.mx != nil {

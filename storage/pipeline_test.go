@@ -153,9 +153,7 @@ func TestPipelinedWritesAcrossBarriers(t *testing.T) {
 	acked := map[int64]string{}
 	var wg sync.WaitGroup
 	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range 40 {
 				key := fmt.Sprintf("w%02d/k%d", w, i%5)
 				value := fmt.Sprintf("%d-%d", w, i)
@@ -175,7 +173,7 @@ func TestPipelinedWritesAcrossBarriers(t *testing.T) {
 				acked[res.Revision] = key + "=" + value
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	head := r.Head().Revision
