@@ -753,9 +753,31 @@ func revisionInfo(rev int64, h Hash, c *Commit, changes []Change, trailers []Tra
 	return ri
 }
 
+// hasMoves reports whether trailers record a move.
+func hasMoves(trailers []Trailer) bool {
+	for _, t := range trailers {
+		if t.Key == TrailerMoveTo {
+			return true
+		}
+	}
+	return false
+}
+
 // keyChanges turns tree changes into key changes, pairing the deletes and
 // adds that the trailers record as moves.
 func keyChanges(changes []Change, trailers []Trailer) []KeyChange {
+	if !hasMoves(trailers) {
+		// Most commits move nothing: no pairing to do.
+		out := make([]KeyChange, len(changes))
+		for i, c := range changes {
+			if c.Op == Deleted {
+				out[i] = KeyChange{Key: c.Key, Op: "delete"}
+			} else {
+				out[i] = KeyChange{Key: c.Key, Op: "put", ETag: c.To.Hash.String()}
+			}
+		}
+		return out
+	}
 	moveTo := map[string]string{} // to -> from
 	var from string
 	for _, t := range trailers {

@@ -413,7 +413,11 @@ func (l *Log) syncLocked() error {
 func (l *Log) Append(notes [][]byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var b []byte
+	size := 0
+	for _, n := range notes {
+		size += len(n)
+	}
+	b := make([]byte, 0, size)
 	for _, n := range notes {
 		b = append(b, n...)
 	}
