@@ -3,7 +3,6 @@ package storage
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -34,6 +33,46 @@ type groupState struct {
 type refState struct {
 	commit Hash
 	tree   Hash
+}
+
+// refsCheckpoint holds a group's refs (refs and orig) as they were before
+// a request, so that a failing request can be undone. Its slices are
+// reused from request to request: a group holds a ref or two, and cloning
+// its maps for every request was one of a write's larger allocations.
+type refsCheckpoint struct {
+	refs []refPair
+	orig []origPair
+}
+
+type refPair struct {
+	name string
+	st   refState
+}
+
+type origPair struct {
+	name string
+	h    Hash
+}
+
+func (c *refsCheckpoint) save(g *groupState) {
+	c.refs, c.orig = c.refs[:0], c.orig[:0]
+	for name, st := range g.refs {
+		c.refs = append(c.refs, refPair{name, st})
+	}
+	for name, h := range g.orig {
+		c.orig = append(c.orig, origPair{name, h})
+	}
+}
+
+func (c *refsCheckpoint) restore(g *groupState) {
+	clear(g.refs)
+	for _, p := range c.refs {
+		g.refs[p.name] = p.st
+	}
+	clear(g.orig)
+	for _, p := range c.orig {
+		g.orig[p.name] = p.h
+	}
 }
 
 type mainCommit struct {
@@ -184,9 +223,10 @@ func (r *Repo) prepareGroup(reqs []*writeReq, last *sealedGroup) *sealedGroup {
 		mainRev:   rev,
 	}
 	var ok []*writeReq
+	var cp refsCheckpoint
 	for _, req := range reqs {
 		// Take a checkpoint, so that a failing request leaves no trace.
-		refs, orig := maps.Clone(g.refs), maps.Clone(g.orig)
+		cp.save(g)
 		nobj, nmain, rev := len(g.objs), len(g.mainCommits), g.mainRev
 		res, err := r.applyRequest(g, req.batches)
 		if err != nil {
@@ -196,7 +236,7 @@ func (r *Repo) prepareGroup(reqs []*writeReq, last *sealedGroup) *sealedGroup {
 				delete(g.blobs, o.Hash)
 			}
 			g.objs, g.mainCommits, g.mainRev = g.objs[:nobj], g.mainCommits[:nmain], rev
-			g.refs, g.orig = refs, orig
+			cp.restore(g)
 			req.err = err
 			close(req.done)
 			continue

@@ -306,3 +306,65 @@ func TestRepoDuringCreate(t *testing.T) {
 		put(t, r, "a", "1") // git fsck at cleanup wants a branch
 	}
 }
+
+// TestFailingRequestsLeaveNoTrace has writers send requests of several
+// batches while others run, so that the committer groups them: a request
+// whose last batch fails must leave neither its commit on its own branch
+// nor its commit on main, whatever the requests around it in its group
+// did.
+func TestFailingRequestsLeaveNoTrace(t *testing.T) {
+	s := newTestStore(t)
+	r := defaultRepo(t, s)
+	ctx := context.Background()
+	const workers, writes = 32, 15
+	var wg sync.WaitGroup
+	var okWrites atomic.Int64
+	for w := range workers {
+		wg.Go(func() {
+			branch := fmt.Sprintf("refs/heads/w%02d", w)
+			var tip Hash // the branch as this writer's last good request left it
+			for i := range writes {
+				fail := i%3 == 1
+				batches := []*Batch{
+					{Ref: branch, Ops: []Op{{Kind: OpPut, Key: fmt.Sprintf("b/%d", i), Value: []byte("v")}}},
+					{Ops: []Op{{Kind: OpPut, Key: fmt.Sprintf("m/%02d/%d", w, i), Value: []byte("v")}}},
+				}
+				if fail {
+					batches = append(batches, &Batch{Ops: []Op{{Kind: OpDelete, Key: "absent", MustExist: true}}})
+				}
+				res, err := r.Write(ctx, batches...)
+				switch {
+				case fail && !errors.Is(err, gitstate.ErrKeyNotFound):
+					t.Errorf("writer %d, write %d: err = %v, want key_not_found", w, i, err)
+					return
+				case !fail && err != nil:
+					t.Errorf("writer %d, write %d: %v", w, i, err)
+					return
+				case !fail:
+					tip = res[0].Commit
+					okWrites.Add(1)
+				}
+				if got := r.Backend().Ref(branch); got != tip {
+					t.Errorf("writer %d after write %d (failing: %v): branch at %s, want %s", w, i, fail, got, tip)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got, want := r.Head().Revision, okWrites.Load(); got != want {
+		t.Errorf("head revision %d, want %d (one per good request)", got, want)
+	}
+	for w := range workers {
+		for i := range writes {
+			_, err := r.Get(ctx, fmt.Sprintf("m/%02d/%d", w, i), 0)
+			if failed := i%3 == 1; failed != errors.Is(err, gitstate.ErrKeyNotFound) {
+				t.Errorf("m/%02d/%d: err = %v after a request that failed: %v", w, i, err, failed)
+			}
+		}
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	gitFsck(t, s.repoDir(DefaultRepo))
+}
