@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -289,11 +290,11 @@ type Commit struct {
 func (c *Commit) Encode() []byte {
 	b := make([]byte, 0, 256+len(c.Message))
 	b = append(b, "tree "...)
-	b = append(b, c.Tree.String()...)
+	b = hex.AppendEncode(b, c.Tree[:])
 	b = append(b, '\n')
 	for _, p := range c.Parents {
 		b = append(b, "parent "...)
-		b = append(b, p.String()...)
+		b = hex.AppendEncode(b, p[:])
 		b = append(b, '\n')
 	}
 	b = append(b, "author "...)
