@@ -125,7 +125,10 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 func repoKey(tag byte, repo string) []byte {
-	b := make([]byte, 0, 2+len(repo)+64)
+	return appendRepoKey(make([]byte, 0, 2+len(repo)+64), tag, repo)
+}
+
+func appendRepoKey(b []byte, tag byte, repo string) []byte {
 	b = append(b, tag)
 	b = append(b, repo...)
 	return append(b, 0)
@@ -133,14 +136,18 @@ func repoKey(tag byte, repo string) []byte {
 
 func entryKey(repo, key string) []byte { return append(repoKey('e', repo), key...) }
 
-func revKey(repo string, rev int64) []byte {
-	return binary.BigEndian.AppendUint64(repoKey('r', repo), uint64(rev))
+func revKey(repo string, rev int64) []byte { return appendRevKey(nil, repo, rev) }
+
+func appendRevKey(b []byte, repo string, rev int64) []byte {
+	return binary.BigEndian.AppendUint64(appendRepoKey(b, 'r', repo), uint64(rev))
 }
 
 func commitKey(repo string, h Hash) []byte { return append(repoKey('c', repo), h[:]...) }
 
-func historyKey(repo, key string, rev int64) []byte {
-	b := append(repoKey('h', repo), key...)
+func historyKey(repo, key string, rev int64) []byte { return appendHistoryKey(nil, repo, key, rev) }
+
+func appendHistoryKey(b []byte, repo, key string, rev int64) []byte {
+	b = append(appendRepoKey(b, 'h', repo), key...)
 	b = append(b, 0)
 	return binary.BigEndian.AppendUint64(b, uint64(rev))
 }
@@ -160,7 +167,10 @@ func prefixEnd(p []byte) []byte {
 }
 
 func encodeEntry(e *IndexEntry) []byte {
-	b := make([]byte, 0, 40+len(e.Value))
+	return appendEntry(make([]byte, 0, 40+len(e.Value)), e)
+}
+
+func appendEntry(b []byte, e *IndexEntry) []byte {
 	b = append(b, e.Blob[:]...)
 	b = binary.AppendUvarint(b, uint64(e.Mode))
 	b = binary.AppendUvarint(b, uint64(e.Size))
@@ -287,41 +297,59 @@ func getRevision(r indexReader, repo string, rev int64) (*RevisionInfo, bool, er
 	return &ri, true, nil
 }
 
-// indexBatch collects the index changes of a group of commits.
+// indexBatch collects the index changes of a group of commits. Keys and
+// values are encoded into buffers it reuses (Set copies them into the
+// batch): a commit writes four or five records, and encoding each into a
+// new slice was most of what indexing a commit allocated.
 type indexBatch struct {
-	repo string
-	b    *pebble.Batch
+	repo       string
+	b          *pebble.Batch
+	key, value []byte
+	json       bytes.Buffer
+	enc        *json.Encoder
 }
 
 func (ix *Index) newBatch(repo string) *indexBatch {
-	return &indexBatch{repo: repo, b: ix.db.NewBatch()}
+	ib := &indexBatch{repo: repo, b: ix.db.NewBatch()}
+	ib.enc = json.NewEncoder(&ib.json)
+	ib.enc.SetEscapeHTML(false)
+	return ib
 }
 
 func (ib *indexBatch) setEntry(key string, e *IndexEntry) error {
-	return ib.b.Set(entryKey(ib.repo, key), encodeEntry(e), nil)
+	ib.key = append(appendRepoKey(ib.key[:0], 'e', ib.repo), key...)
+	ib.value = appendEntry(ib.value[:0], e)
+	return ib.b.Set(ib.key, ib.value, nil)
 }
 
 func (ib *indexBatch) deleteEntry(key string) error {
-	return ib.b.Delete(entryKey(ib.repo, key), nil)
+	ib.key = append(appendRepoKey(ib.key[:0], 'e', ib.repo), key...)
+	return ib.b.Delete(ib.key, nil)
 }
 
 func (ib *indexBatch) addRevision(ri *RevisionInfo, commit Hash) error {
-	v, err := json.Marshal(ri)
-	if err != nil {
+	ib.json.Reset()
+	if err := ib.enc.Encode(ri); err != nil {
 		return err
 	}
-	if err := ib.b.Set(revKey(ib.repo, ri.Revision), v, nil); err != nil {
+	v := bytes.TrimSuffix(ib.json.Bytes(), []byte("\n"))
+	ib.key = appendRevKey(ib.key[:0], ib.repo, ri.Revision)
+	if err := ib.b.Set(ib.key, v, nil); err != nil {
 		return err
 	}
-	if err := ib.b.Set(commitKey(ib.repo, commit), binary.BigEndian.AppendUint64(nil, uint64(ri.Revision)), nil); err != nil {
+	ib.key = append(appendRepoKey(ib.key[:0], 'c', ib.repo), commit[:]...)
+	ib.value = binary.BigEndian.AppendUint64(ib.value[:0], uint64(ri.Revision))
+	if err := ib.b.Set(ib.key, ib.value, nil); err != nil {
 		return err
 	}
 	for _, c := range ri.Changes {
-		if err := ib.b.Set(historyKey(ib.repo, c.Key, ri.Revision), nil, nil); err != nil {
+		ib.key = appendHistoryKey(ib.key[:0], ib.repo, c.Key, ri.Revision)
+		if err := ib.b.Set(ib.key, nil, nil); err != nil {
 			return err
 		}
 		if c.From != "" {
-			if err := ib.b.Set(historyKey(ib.repo, c.From, ri.Revision), nil, nil); err != nil {
+			ib.key = appendHistoryKey(ib.key[:0], ib.repo, c.From, ri.Revision)
+			if err := ib.b.Set(ib.key, nil, nil); err != nil {
 				return err
 			}
 		}
