@@ -25,6 +25,13 @@ type groupState struct {
 	// for its sync (they enter the tree cache once it is durable).
 	prevTrees map[Hash]*Tree
 	blobs     map[Hash][]byte
+	// superseded are the trees of main from before the group that its
+	// commits replaced. finishGroup drops them from the tree cache once
+	// the group is published: they are then read only for an old
+	// revision. Under a stream of writes they were most of the cache, and
+	// pushed out the trees of directories that are read. (A branch's
+	// first commit replaces trees that are main's: those stay.)
+	superseded []Hash
 	// main's working revision and the commits the group adds to it.
 	mainRev     int64
 	mainCommits []*mainCommit
@@ -227,7 +234,7 @@ func (r *Repo) prepareGroup(reqs []*writeReq, last *sealedGroup) *sealedGroup {
 	for _, req := range reqs {
 		// Take a checkpoint, so that a failing request leaves no trace.
 		cp.save(g)
-		nobj, nmain, rev := len(g.objs), len(g.mainCommits), g.mainRev
+		nobj, nmain, nsup, rev := len(g.objs), len(g.mainCommits), len(g.superseded), g.mainRev
 		res, err := r.applyRequest(g, req.batches)
 		if err != nil {
 			for _, o := range g.objs[nobj:] {
@@ -235,7 +242,7 @@ func (r *Repo) prepareGroup(reqs []*writeReq, last *sealedGroup) *sealedGroup {
 				delete(g.trees, o.Hash)
 				delete(g.blobs, o.Hash)
 			}
-			g.objs, g.mainCommits, g.mainRev = g.objs[:nobj], g.mainCommits[:nmain], rev
+			g.objs, g.mainCommits, g.superseded, g.mainRev = g.objs[:nobj], g.mainCommits[:nmain], g.superseded[:nsup], rev
 			cp.restore(g)
 			req.err = err
 			close(req.done)
@@ -305,12 +312,14 @@ func (r *Repo) recycleReplaced(g *groupState) {
 		if o.Type != TreeObject || o.DeltaBase.IsZero() {
 			continue
 		}
-		if t, ok := g.trees[o.DeltaBase]; ok {
-			delete(g.trees, o.DeltaBase)
-			if t.owned {
-				r.entries.recycle(t.Entries)
-				t.Entries = nil
-			}
+		t, ok := g.trees[o.DeltaBase]
+		if !ok {
+			continue
+		}
+		delete(g.trees, o.DeltaBase)
+		if t.owned {
+			r.entries.recycle(t.Entries)
+			t.Entries = nil
 		}
 	}
 }
@@ -352,6 +361,12 @@ func (r *Repo) finishGroup(s *sealedGroup) {
 		r.trees.Add(h, t)
 	}
 	r.publish(g, s.moved)
+	for _, h := range g.superseded {
+		// A directory changed and changed back is at head again.
+		if _, ok := g.trees[h]; !ok {
+			r.trees.Remove(h)
+		}
+	}
 	if r.mx != nil {
 		r.mx.observeGroup(len(s.ok), time.Since(s.start))
 	}
@@ -444,7 +459,16 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 		}
 		trailers = append(trailers, t...)
 	}
+	nobj := len(g.objs)
 	newTree := ed.write(g.emitMade)
+	if isMain {
+		for _, o := range g.objs[nobj:] {
+			// A base not among the group's trees is from before it.
+			if _, ok := g.trees[o.DeltaBase]; o.Type == TreeObject && !o.DeltaBase.IsZero() && !ok {
+				g.superseded = append(g.superseded, o.DeltaBase)
+			}
+		}
+	}
 	if newTree == st.tree && !b.AllowEmpty && !(st.commit.IsZero() && b.Merge != nil) {
 		if b.Onto != nil {
 			// Nothing to add on top: the ref moves to Onto itself.

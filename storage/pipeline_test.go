@@ -249,3 +249,73 @@ func TestRecycledEntriesStayUnread(t *testing.T) {
 	// The same from Git's files, with the caches cold.
 	checkStore(t, s)
 }
+
+// TestTreeCacheDropsSupersededTrees writes to a few directories from many
+// writers: once the writes are published, the tree cache holds the trees
+// of head along the written paths, and none of the versions of those
+// directories that head no longer has.
+func TestTreeCacheDropsSupersededTrees(t *testing.T) {
+	s := newTestStore(t)
+	r := defaultRepo(t, s)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 40 {
+				key := fmt.Sprintf("apps/a%d/env%d/k%d", w%4, i%2, w*100+i)
+				if _, err := r.WriteOne(ctx, &Batch{Ops: []Op{{Kind: OpPut, Key: key, Value: []byte(key)}}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// A branch's commit replaces trees that main still has: they stay.
+	start := r.Head().Commit
+	if _, err := r.Write(ctx,
+		&Batch{Ref: "refs/heads/txn/x", ResetTo: &start},
+		&Batch{Ref: "refs/heads/txn/x", Ops: []Op{{Kind: OpPut, Key: "apps/a0/env0/branch", Value: []byte("b")}}},
+	); err != nil {
+		t.Fatal(err)
+	}
+	// Every directory of head, by id.
+	live := map[Hash]bool{}
+	var walk func(h Hash)
+	walk = func(h Hash) {
+		live[h] = true
+		// Peek, not readTree: a read would cache what it decodes.
+		tr, ok := r.trees.Peek(h)
+		if !ok {
+			t.Fatalf("tree %s of head is not cached", h)
+		}
+		for _, e := range tr.Entries {
+			if e.IsDir() {
+				walk(e.Hash)
+			}
+		}
+	}
+	walk(r.Head().Tree)
+	// The branch's trees along the path it wrote.
+	branch := map[Hash]bool{}
+	h, err := r.commitTree(r.Backend().Ref("refs/heads/txn/x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"apps", "a0", "env0", ""} {
+		branch[h] = true
+		if name == "" {
+			break
+		}
+		tr, err := r.readTree(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h = tr.Entries[tr.Find(name)].Hash
+	}
+	for _, h := range r.trees.c.Keys() {
+		if !live[h] && !branch[h] {
+			t.Errorf("tree %s, neither in head nor in the branch, is still cached", h)
+		}
+	}
+}

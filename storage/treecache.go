@@ -45,6 +45,9 @@ func (tc *treeCache) Get(h Hash) (*Tree, bool) { return tc.c.Get(h) }
 // Peek returns the tree h without marking it used.
 func (tc *treeCache) Peek(h Hash) (*Tree, bool) { return tc.c.Peek(h) }
 
+// Remove drops the tree h, if it is held.
+func (tc *treeCache) Remove(h Hash) { tc.c.Remove(h) }
+
 // Add stores t as the tree h, evicting the least recently used trees while
 // the cache holds more than its bytes.
 func (tc *treeCache) Add(h Hash, t *Tree) {
