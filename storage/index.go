@@ -79,15 +79,21 @@ func OpenIndex(dir string, cacheBytes int64, log *slog.Logger) (*Index, error) {
 	if cacheBytes <= 0 {
 		cacheBytes = 64 << 20
 	}
-	cache := pebble.NewCache(cacheBytes)
+	// Every commit writes its keys' entries and a revision record; a larger
+	// memtable than the 4 MiB default flushes less often and leaves
+	// compactions less to rewrite.
+	const memTableSize = 32 << 20
+	// Pebble charges its memtables to the block cache: each reserves its
+	// size there (the one being written, the one being flushed or kept
+	// for reuse). The cache is sized for both, so that cacheBytes are left
+	// for blocks; sized at cacheBytes alone, two 32 MiB memtables took all
+	// of it and no block stayed cached.
+	cache := pebble.NewCache(cacheBytes + 2*memTableSize)
 	defer cache.Unref()
 	opts := &pebble.Options{
-		Cache:  cache,
-		Logger: pebbleLogger{log},
-		// Every commit writes its keys' entries and a revision record; a
-		// larger memtable than the 4 MiB default flushes less often and
-		// leaves compactions less to rewrite.
-		MemTableSize: 32 << 20,
+		Cache:        cache,
+		Logger:       pebbleLogger{log},
+		MemTableSize: memTableSize,
 	}
 	// Point reads at head (GET of a key, a missing key) skip tables with a
 	// bloom filter.
