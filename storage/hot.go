@@ -17,10 +17,11 @@ import (
 // per-repo configuration such as .gitstate/policy.yaml on every write, and
 // in most repos it does not exist.
 type hotCache struct {
-	m        sync.Map // key -> *IndexEntry (Value owned by the cache)
-	bytes    atomic.Int64
-	max      int64
-	evicting sync.Mutex
+	m            sync.Map // key -> *IndexEntry (Value owned by the cache)
+	bytes        atomic.Int64
+	max          int64
+	evicting     sync.Mutex
+	hits, misses atomic.Int64
 }
 
 // absent is the entry of a key that does not exist at head.
@@ -30,8 +31,10 @@ var absent = &IndexEntry{}
 func (c *hotCache) get(key string) (*IndexEntry, bool) {
 	v, ok := c.m.Load(key)
 	if !ok {
+		c.misses.Add(1)
 		return nil, false
 	}
+	c.hits.Add(1)
 	return v.(*IndexEntry), true
 }
 

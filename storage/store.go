@@ -80,6 +80,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			Name: "gitstate_index_disk_bytes",
 			Help: "Disk space used by the index.",
 		}, func() float64 { return float64(ix.db.Metrics().DiskSpaceUsage()) }))
+		opts.Registerer.MustRegister(newCacheCollector(s))
 	}
 	removeImportLeftovers(filepath.Join(dir, "repos"), s.log)
 	ents, err := os.ReadDir(filepath.Join(dir, "repos"))

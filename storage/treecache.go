@@ -13,10 +13,11 @@ import (
 // busy repo makes several new ones per commit, so a bound by count alone
 // let the cache grow to hundreds of MiB.
 type treeCache struct {
-	c        *lru.Cache[Hash, *Tree]
-	bytes    atomic.Int64
-	maxBytes int64
-	mu       sync.Mutex // serializes the trimming
+	c            *lru.Cache[Hash, *Tree]
+	bytes        atomic.Int64
+	maxBytes     int64
+	mu           sync.Mutex // serializes the trimming
+	hits, misses atomic.Int64
 }
 
 func newTreeCache(entries int, maxBytes int64) (*treeCache, error) {
@@ -40,7 +41,15 @@ func treeBytes(t *Tree) int64 {
 }
 
 // Get returns the tree h and marks it recently used.
-func (tc *treeCache) Get(h Hash) (*Tree, bool) { return tc.c.Get(h) }
+func (tc *treeCache) Get(h Hash) (*Tree, bool) {
+	t, ok := tc.c.Get(h)
+	if ok {
+		tc.hits.Add(1)
+	} else {
+		tc.misses.Add(1)
+	}
+	return t, ok
+}
 
 // Peek returns the tree h without marking it used.
 func (tc *treeCache) Peek(h Hash) (*Tree, bool) { return tc.c.Peek(h) }
