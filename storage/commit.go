@@ -213,10 +213,16 @@ func needsBarrier(reqs []*writeReq) bool {
 // is left to answer.
 func (r *Repo) prepareGroup(reqs []*writeReq, last *sealedGroup) *sealedGroup {
 	start := time.Now()
-	rev := r.Head().Revision
+	// Where main stands: after last while it is unpublished, else at head.
+	// The order matters: head read before last was found published may
+	// be from before last's publication, and the group would number its
+	// commits from there again.
+	var rev int64
 	var prevTrees map[Hash]*Tree
 	if last != nil && !last.done() {
 		rev, prevTrees = last.g.mainRev, last.g.trees
+	} else {
+		rev = r.Head().Revision
 	}
 	g := &groupState{
 		r:         r,
