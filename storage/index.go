@@ -150,8 +150,6 @@ func appendRevKey(b []byte, repo string, rev int64) []byte {
 
 func commitKey(repo string, h Hash) []byte { return append(repoKey('c', repo), h[:]...) }
 
-func historyKey(repo, key string, rev int64) []byte { return appendHistoryKey(nil, repo, key, rev) }
-
 func appendHistoryKey(b []byte, repo, key string, rev int64) []byte {
 	b = append(appendRepoKey(b, 'h', repo), key...)
 	b = append(b, 0)
@@ -170,10 +168,6 @@ func prefixEnd(p []byte) []byte {
 		}
 	}
 	return nil
-}
-
-func encodeEntry(e *IndexEntry) []byte {
-	return appendEntry(make([]byte, 0, 40+len(e.Value)), e)
 }
 
 func appendEntry(b []byte, e *IndexEntry) []byte {
