@@ -185,6 +185,9 @@ type reqInfo struct {
 	// noted is set when the request's line rode in its commit's journal
 	// record (see LineAuditor): it is not recorded again.
 	noted bool
+	// vars are the path's variables when the request was routed without
+	// gorilla/mux (see Server.ServeHTTP); nil when mux routed it.
+	vars *kvVars
 }
 
 type ctxKey struct{}

@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/secrets"
@@ -303,7 +301,7 @@ func (s *Server) getCommit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rev, err := repo.ResolveRevision(mux.Vars(r)["rev"])
+	rev, err := repo.ResolveRevision(pathVar(r, "rev"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/storage"
 )
@@ -48,7 +46,7 @@ var gitProtocol = regexp.MustCompile(`^[A-Za-z0-9=:._-]{1,128}$`)
 // scope. Git carries every key, so a token limited to key prefixes is
 // refused.
 func (s *Server) gitRepo(r *http.Request, scopes ...Scope) (*storage.Repo, gitBackend, error) {
-	name := strings.TrimSuffix(mustVar(r, "repo"), ".git")
+	name := strings.TrimSuffix(pathVar(r, "repo"), ".git")
 	if info := infoOf(r); info != nil {
 		info.repo = name
 	}
@@ -404,8 +402,4 @@ func readPushCommands(br *bufio.Reader) ([]*pushCommand, []string, error) {
 		}
 	}
 	return cmds, caps, nil
-}
-
-func mustVar(r *http.Request, name string) string {
-	return mux.Vars(r)[name]
 }

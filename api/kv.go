@@ -8,8 +8,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/gorilla/mux"
-
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/storage"
@@ -23,7 +21,7 @@ const (
 
 // keyOf returns the key in the path, unescaped and validated.
 func keyOf(r *http.Request) (string, error) {
-	raw := mux.Vars(r)["key"]
+	raw := pathVar(r, "key")
 	key, err := url.PathUnescape(raw)
 	if err != nil {
 		return "", gitstate.Errorf(gitstate.KindInvalid, "invalid_key", "key is not a valid escaped path: %q", raw)

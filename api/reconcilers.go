@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/storage"
@@ -60,7 +58,7 @@ func (s *Server) reportReconciler(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	st, err := s.opts.Convergence.Report(repo.Name(), mux.Vars(r)["name"], watch.Report{
+	st, err := s.opts.Convergence.Report(repo.Name(), pathVar(r, "name"), watch.Report{
 		Revision: rev, State: watch.State(req.State), Message: req.Message, Interval: time.Duration(req.Interval)})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -90,7 +88,7 @@ func (s *Server) deleteReconciler(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.opts.Convergence.Delete(repo.Name(), mux.Vars(r)["name"]); err != nil {
+	if err := s.opts.Convergence.Delete(repo.Name(), pathVar(r, "name")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -103,7 +101,7 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rev, err := resolveRev(repo, mux.Vars(r)["rev"])
+	rev, err := resolveRev(repo, pathVar(r, "rev"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -3,8 +3,6 @@ package api
 import (
 	"net/http"
 
-	"github.com/gorilla/mux"
-
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/storage"
 )
@@ -12,7 +10,7 @@ import (
 // repoOf returns the repo named in the path, after checking that the
 // caller holds scope on it.
 func (s *Server) repoOf(r *http.Request, scope Scope, keys ...string) (*storage.Repo, error) {
-	name := mux.Vars(r)["repo"]
+	name := pathVar(r, "repo")
 	if info := infoOf(r); info != nil {
 		info.repo = name
 	}
@@ -99,7 +97,7 @@ func (s *Server) createRepo(w http.ResponseWriter, r *http.Request) {
 // importStatus serves GET /v1/repos/{repo}/import: the progress of an
 // import, or its outcome. It answers while the repo is still being made.
 func (s *Server) importStatus(w http.ResponseWriter, r *http.Request) {
-	name := mux.Vars(r)["repo"]
+	name := pathVar(r, "repo")
 	if info := infoOf(r); info != nil {
 		info.repo = name
 	}

@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"slices"
 
-	"github.com/gorilla/mux"
-
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/secrets"
@@ -50,7 +48,7 @@ func secretsDisabled() error {
 
 // secretKeyOf returns the secret key in the path and its tree path.
 func secretKeyOf(r *http.Request) (key, path string, err error) {
-	raw := mux.Vars(r)["key"]
+	raw := pathVar(r, "key")
 	key, err = url.PathUnescape(raw)
 	if err != nil {
 		return "", "", gitstate.Errorf(gitstate.KindInvalid, "invalid_key", "key is not a valid escaped path: %q", raw)
@@ -78,7 +76,7 @@ func (s *Server) secretTarget(r *http.Request, write bool, keys ...string) (*tar
 	scopes := []Scope{ScopeSecretsRead}
 	if write {
 		scopes = []Scope{ScopeSecretsWrite}
-		if mux.Vars(r)["id"] != "" {
+		if pathVar(r, "id") != "" {
 			scopes = append(scopes, ScopeTxn)
 		}
 	}

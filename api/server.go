@@ -89,6 +89,9 @@ type Server struct {
 	log    *slog.Logger
 	router *mux.Router
 	routes []Route
+	// kv holds main's key routes (/v1/repos/{repo}/kv/{key}) by method,
+	// wrapped: ServeHTTP dispatches them without the router.
+	kv map[string]func(http.ResponseWriter, *http.Request, *kvVars)
 
 	reqDuration *prometheus.HistogramVec
 }
@@ -156,11 +159,15 @@ func New(opts Options) *Server {
 	slices.SortStableFunc(ordered, func(a, b Route) int {
 		return cmp.Compare(routeRank(a), routeRank(b))
 	})
+	s.kv = make(map[string]func(http.ResponseWriter, *http.Request, *kvVars))
 	for _, rt := range ordered {
 		// Path before Methods: gorilla/mux 1.8.1 forgets a method mismatch
 		// (405) when a later route has the same method, but not when it has
 		// another path.
 		s.router.Path(muxPath(rt.Path)).Methods(rt.Method).Handler(s.wrap(rt))
+		if rt.Path == kvKeyRoute {
+			s.kv[rt.Method] = func(w http.ResponseWriter, r *http.Request, v *kvVars) { s.serve(rt, w, r, v) }
+		}
 	}
 	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, gitstate.Errorf(gitstate.KindNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
@@ -193,9 +200,61 @@ func muxPath(p string) string {
 // Routes returns every route the server serves.
 func (s *Server) Routes() []Route { return s.routes }
 
-// ServeHTTP implements http.Handler.
+// kvKeyRoute is the route of a key on main, which takes most requests.
+const kvKeyRoute = "/v1/repos/{repo}/kv/{key}"
+
+// kvVars are the variables of kvKeyRoute, as gorilla/mux gives them (still
+// escaped: the router matches the escaped path).
+type kvVars struct{ repo, key string }
+
+// ServeHTTP implements http.Handler. Requests for a key on main are
+// dispatched directly; gorilla/mux routes every other request. The router
+// matches a path against one regular expression per route, in order, and
+// copies the request to attach its variables: on a PUT or GET of a key that
+// was ~4% of the server's CPU. The direct dispatch takes exactly the
+// requests the router would give the same handlers (see matchKV, and
+// TestKVDispatchMatchesRouter).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if v, ok := matchKV(r.URL.EscapedPath()); ok {
+		if h := s.kv[r.Method]; h != nil {
+			h(w, r, &v)
+			return
+		}
+	}
 	s.router.ServeHTTP(w, r)
+}
+
+// matchKV matches path, escaped, against kvKeyRoute as the router does
+// (muxPath: {repo} is one segment, [^/]+, and {key} the rest, .+).
+func matchKV(path string) (kvVars, bool) {
+	rest, ok := strings.CutPrefix(path, "/v1/repos/")
+	if !ok {
+		return kvVars{}, false
+	}
+	i := strings.IndexByte(rest, '/')
+	if i <= 0 {
+		return kvVars{}, false
+	}
+	key, ok := strings.CutPrefix(rest[i:], "/kv/")
+	if !ok || key == "" || strings.ContainsRune(key, '\n') {
+		return kvVars{}, false
+	}
+	return kvVars{repo: rest[:i], key: key}, true
+}
+
+// pathVar returns the path variable name of r's route ("" when the route
+// has none).
+func pathVar(r *http.Request, name string) string {
+	if i := infoOf(r); i != nil && i.vars != nil {
+		switch name {
+		case "repo":
+			return i.vars.repo
+		case "key":
+			return i.vars.key
+		}
+		return ""
+	}
+	return mux.Vars(r)[name]
 }
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -254,13 +313,19 @@ func isMutating(method string) bool {
 // wrap adds the middleware every route shares: request id, panic recovery,
 // authentication, body limit, audit, metrics and logs.
 func (s *Server) wrap(rt Route) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(rt, w, r, nil) })
+}
+
+// serve runs rt's handler with the middleware wrap describes. vars are the
+// path's variables when the router did not route r.
+func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request, vars *kvVars) {
+	{
 		start := time.Now()
 		id := r.Header.Get(wireRequestID)
 		if !requestIDPattern.MatchString(id) {
 			id = newRequestID()
 		}
-		info := &reqInfo{id: id, route: rt.Path, action: rt.Action, git: rt.Git, readOnly: rt.ReadOnly}
+		info := &reqInfo{id: id, route: rt.Path, action: rt.Action, git: rt.Git, readOnly: rt.ReadOnly, vars: vars}
 		r = r.WithContext(contextWith(r.Context(), info))
 		w.Header().Set(wireRequestID, id)
 		sw := &statusWriter{ResponseWriter: w}
@@ -313,7 +378,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 		if !sw.written {
 			sw.WriteHeader(http.StatusOK)
 		}
-	})
+	}
 }
 
 const wireRequestID = "X-Request-Id"

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/gorilla/mux"
-
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
@@ -24,7 +22,7 @@ type target struct {
 // targetOf returns the request's target after checking the caller's scope:
 // read for reads; write on main, txn in a transaction, for writes.
 func (s *Server) targetOf(r *http.Request, write bool, keys ...string) (*target, error) {
-	id := mux.Vars(r)["id"]
+	id := pathVar(r, "id")
 	scope := ScopeRead
 	if write {
 		scope = ScopeWrite
@@ -38,7 +36,7 @@ func (s *Server) targetOf(r *http.Request, write bool, keys ...string) (*target,
 // targetWith returns the request's target after checking that the caller
 // holds every one of scopes on the repo and may touch keys.
 func (s *Server) targetWith(r *http.Request, scopes []Scope, keys ...string) (*target, error) {
-	id := mux.Vars(r)["id"]
+	id := pathVar(r, "id")
 	repo, err := s.repoOf(r, scopes[0], keys...)
 	if err != nil {
 		return nil, err

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/storage"
@@ -161,7 +159,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
-	id := mux.Vars(r)["id"]
+	id := pathVar(r, "id")
 	infoOf(r).target = "token:" + id
 	if err := authorizeGlobal(r, ScopeAdmin); err != nil {
 		s.writeError(w, r, err)

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/txn"
@@ -21,7 +19,7 @@ func (s *Server) txnOf(r *http.Request, scope Scope) (*txn.Manager, string, stri
 	if s.opts.Txns == nil {
 		return nil, "", "", gitstate.Errorf(gitstate.KindNotFound, "not_found", "transactions are not enabled")
 	}
-	id := mux.Vars(r)["id"]
+	id := pathVar(r, "id")
 	if id != "" && !txn.ValidID(id) {
 		return nil, "", "", gitstate.Errorf(gitstate.KindNotFound, "txn_not_found", "transaction %q does not exist", id)
 	}

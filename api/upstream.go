@@ -123,7 +123,7 @@ func (s *Server) syncUpstream(w http.ResponseWriter, r *http.Request) {
 // upstreamWebhook serves the upstream's webhook: no token, but a signature
 // made with the webhook secret.
 func (s *Server) upstreamWebhook(w http.ResponseWriter, r *http.Request) {
-	name := mustVar(r, "repo")
+	name := pathVar(r, "repo")
 	if info := infoOf(r); info != nil {
 		info.repo = name
 	}

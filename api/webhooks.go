@@ -5,8 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gorilla/mux"
-
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/storage"
@@ -23,8 +21,8 @@ func (s *Server) webhooksOf(r *http.Request) (*storage.Repo, string, error) {
 	if s.opts.Webhooks == nil {
 		return nil, "", gitstate.Errorf(gitstate.KindNotFound, "not_found", "webhooks are not enabled")
 	}
-	id, ok := mux.Vars(r)["id"]
-	if ok && !watch.ValidWebhookID(id) {
+	id := pathVar(r, "id") // set only on a webhook's own routes, never empty there
+	if id != "" && !watch.ValidWebhookID(id) {
 		return nil, "", gitstate.Errorf(gitstate.KindNotFound, "webhook_not_found", "webhook %q does not exist in repo %s", id, repo.Name())
 	}
 	return repo, id, nil
