@@ -419,5 +419,28 @@ func (g *gitstateSystem) MemStats(ctx context.Context) string {
 			}
 		}
 	}
+	// The write path's shape: mean group size, the mean time from a
+	// group's start to its durability, and the mean journal fdatasync,
+	// since the server started.
+	sum := func(name string) (float64, float64) {
+		var s, n float64
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, name+"_sum "); ok {
+				s, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			}
+			if v, ok := strings.CutPrefix(line, name+"_count "); ok {
+				n, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			}
+		}
+		return s, n
+	}
+	if s, n := sum("gitstate_commit_group_size"); n > 0 {
+		d, _ := sum("gitstate_commit_group_duration_seconds")
+		f, fn := sum("gitstate_journal_fsync_duration_seconds")
+		out = append(out, fmt.Sprintf("groups %.0f of %.1f writes, %.2f ms each", n, s/n, 1000*d/n))
+		if fn > 0 {
+			out = append(out, fmt.Sprintf("fdatasync %.2f ms", 1000*f/fn))
+		}
+	}
 	return strings.Join(out, ", ")
 }
