@@ -23,7 +23,7 @@ import (
 // Layout (one pebble database for all repos; repo names never hold a NUL):
 //
 //	'e' repo 0 key            -> entry: blob, mode, size, mod revision, [value]
-//	'r' repo 0 rev(BE64)      -> RevisionInfo as JSON
+//	'r' repo 0 rev(BE64)      -> RevisionInfo (binary: see appendRevRecord)
 //	'c' repo 0 commit(20)     -> rev(BE64)
 //	'h' repo 0 key 0 rev(BE64) -> "" (the revisions that changed key)
 //	'm' repo                  -> meta: format, head revision, head commit
@@ -32,7 +32,9 @@ type Index struct {
 	log *slog.Logger
 }
 
-const indexFormat = 1
+// indexFormat is the layout's version: an index of another is rebuilt.
+// Format 2 made revision records binary (see appendRevRecord).
+const indexFormat = 2
 
 // IndexEntry is what the index knows of a key at head.
 type IndexEntry struct {
@@ -290,11 +292,11 @@ func getRevision(r indexReader, repo string, rev int64) (*RevisionInfo, bool, er
 	if err != nil || !ok {
 		return nil, ok, err
 	}
-	var ri RevisionInfo
-	if err := json.Unmarshal(v, &ri); err != nil {
+	ri, err := decodeRevRecord(v)
+	if err != nil {
 		return nil, false, fmt.Errorf("index revision %d: %w", rev, err)
 	}
-	return &ri, true, nil
+	return ri, true, nil
 }
 
 // indexBatch collects the index changes of a group of commits. Keys and
@@ -305,15 +307,10 @@ type indexBatch struct {
 	repo       string
 	b          *pebble.Batch
 	key, value []byte
-	json       bytes.Buffer
-	enc        *json.Encoder
 }
 
 func (ix *Index) newBatch(repo string) *indexBatch {
-	ib := &indexBatch{repo: repo, b: ix.db.NewBatch()}
-	ib.enc = json.NewEncoder(&ib.json)
-	ib.enc.SetEscapeHTML(false)
-	return ib
+	return &indexBatch{repo: repo, b: ix.db.NewBatch()}
 }
 
 func (ib *indexBatch) setEntry(key string, e *IndexEntry) error {
@@ -328,11 +325,11 @@ func (ib *indexBatch) deleteEntry(key string) error {
 }
 
 func (ib *indexBatch) addRevision(ri *RevisionInfo, commit Hash) error {
-	ib.json.Reset()
-	if err := ib.enc.Encode(ri); err != nil {
+	v, err := appendRevRecord(ib.value[:0], ri)
+	if err != nil {
 		return err
 	}
-	v := bytes.TrimSuffix(ib.json.Bytes(), []byte("\n"))
+	ib.value = v
 	ib.key = appendRevKey(ib.key[:0], ib.repo, ri.Revision)
 	if err := ib.b.Set(ib.key, v, nil); err != nil {
 		return err

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -351,6 +352,21 @@ func TestIndexDamaged(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "index revision list is damaged; rebuilding", 0},
+		{"the previous format", func(t *testing.T, s *Store, dir string) {
+			// Format 1 kept revision records as JSON.
+			r := defaultRepo(t, s)
+			head := r.Head()
+			old, _ := json.Marshal(indexMeta{Format: 1, Revision: head.Revision, Commit: head.Commit.String()})
+			if err := s.ix.db.Set(metaKey(DefaultRepo), old, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ix.db.Set(revKey(DefaultRepo, head.Revision), []byte(`{"revision":1}`), nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}, "rebuilding the index from git", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
