@@ -62,3 +62,59 @@ func bloomFromIdx(idx []byte) *idBloom {
 	}
 	return f
 }
+
+// packIDs is a Bloom filter over the ids of all of a backend's packs, in
+// front of the packs' own: a new blob is looked for in every pack before
+// it is stored, and with a pack's filter answering each in one or two
+// cache misses, the lookup cost grew with the number of packs (1.6% of
+// the server's CPU under 64 writers with ~20 packs). Merging packs adds
+// no id, so only new packs are added; the filter is rebuilt, twice as
+// large, when the ids outgrow it. An id of a pack since removed may stay:
+// that is a false positive, which the packs' filters then answer.
+type packIDs struct {
+	f        *idBloom
+	n, limit int64 // ids added; ids the filter is sized for
+}
+
+// add adds p's ids, or rebuilds the filter over packs (which hold p) when
+// they would outgrow it.
+func (s *packIDs) add(packs []*pack, p *pack) {
+	if s.f != nil && s.n+p.count <= s.limit {
+		if addPackIDs(s.f, p) {
+			s.n += p.count
+			return
+		}
+		s.f = nil
+		return
+	}
+	var total int64
+	for _, q := range packs {
+		total += q.count
+	}
+	s.limit = max(2*total, 1<<16)
+	s.f, s.n = newIDBloom(int(s.limit)), total
+	for _, q := range packs {
+		if !addPackIDs(s.f, q) {
+			s.f = nil // a pack whose ids cannot be listed: no filter
+			return
+		}
+	}
+}
+
+// mayHave reports whether some pack may hold h; false is certain.
+func (s *packIDs) mayHave(h Hash) bool { return s.f == nil || s.f.mayHave(h) }
+
+// addPackIDs adds the ids p's index lists to f, or returns false when it
+// lists fewer than the pack holds.
+func addPackIDs(f *idBloom, p *pack) bool {
+	var h Hash
+	var n int64
+	for _, names := range p.idx.Names {
+		for i := 0; i+len(h) <= len(names); i += len(h) {
+			copy(h[:], names[i:])
+			f.add(h)
+			n++
+		}
+	}
+	return n == p.count
+}

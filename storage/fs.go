@@ -44,6 +44,7 @@ type FSBackend struct {
 	// mem holds objects that are in the journal but not yet in a pack.
 	mem   map[Hash]*Object
 	packs []*pack         // newest first
+	ids   packIDs         // every id in packs (see packIDs)
 	refs  map[string]Hash // as of the last durable group: what readers see
 	// tip is refs as of the last group written to the journal, durable or
 	// not: what the next group's updates are checked against.
@@ -244,6 +245,7 @@ func (b *FSBackend) scanPacks() error {
 			return err
 		}
 		b.packs = append(b.packs, p)
+		b.ids.add(b.packs, p)
 	}
 	b.loose = hasLooseObjects(b.objDir)
 	b.lastScan = time.Now()
@@ -318,9 +320,11 @@ func (b *FSBackend) hasLocked(h Hash) bool {
 	if _, ok := b.mem[h]; ok {
 		return true
 	}
-	for _, p := range b.packs {
-		if p.has(h) {
-			return true
+	if b.ids.mayHave(h) {
+		for _, p := range b.packs {
+			if p.has(h) {
+				return true
+			}
 		}
 	}
 	if !b.loose {
@@ -648,6 +652,7 @@ func (b *FSBackend) Flush() error {
 	b.mu.Lock()
 	if np != nil {
 		b.packs = append([]*pack{np}, b.packs...)
+		b.ids.add(b.packs, np)
 	}
 	for _, g := range pend {
 		for _, o := range g.objs {
