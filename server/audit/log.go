@@ -221,11 +221,16 @@ func Entry(ev api.AuditEvent) wire.AuditEntry {
 // Line returns ev's line, as Record would write it. It implements
 // api.LineAuditor.
 func (l *Log) Line(ev api.AuditEvent) ([]byte, error) {
-	line, err := json.Marshal(Entry(ev))
-	if err != nil {
-		return nil, fmt.Errorf("audit record: %w", err)
+	e := Entry(ev)
+	if y := e.Time.Year(); y < 0 || y > 9999 {
+		// Beyond what a JSON time holds: json.Marshal says why.
+		line, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("audit record: %w", err)
+		}
+		return append(line, '\n'), nil
 	}
-	return append(line, '\n'), nil
+	return append(appendEntry(make([]byte, 0, 256), &e), '\n'), nil
 }
 
 // LineAt returns a function giving ev's line at a revision, as Line would
