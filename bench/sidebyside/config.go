@@ -28,7 +28,7 @@ type Config struct {
 	// WatchFor is how long the watch writer commits, one commit every
 	// WatchEvery; watchers then get WatchGrace to receive the last ones.
 	WatchFor, WatchEvery, WatchGrace time.Duration
-	// Systems names the systems to run: gitstate, etcd, git.
+	// Systems names the systems to run: gitstate, etcd, git, etcd-shared.
 	Systems []string
 	// Workloads names the workloads to run (all when empty): get, put1,
 	// putN, list, txn, watch, cold.
@@ -66,7 +66,7 @@ func DefaultConfig() Config {
 		WatchFor:   10 * time.Second,
 		WatchEvery: 10 * time.Millisecond,
 		WatchGrace: 10 * time.Second,
-		Systems:    []string{"gitstate", "etcd", "git"},
+		Systems:    []string{"gitstate", "etcd", "git", "etcd-shared"},
 		Out:        "RESULTS.md",
 	}
 }

@@ -97,8 +97,10 @@ func serveEtcd() error {
 
 // etcdSystem is an embedded etcd server in a subprocess (the benchmark's
 // own binary, see EtcdServerMain), driven with clientv3: one client (one
-// gRPC connection) per worker, serializable reads.
+// gRPC connection) per worker, serializable reads. Shared, it is driven
+// with one client for all workers instead: see etcdShared.
 type etcdSystem struct {
+	shared       bool
 	dir          string
 	exe          string // the benchmark binary
 	client, peer string // URLs, the same for every start (etcd keeps them)
@@ -116,7 +118,7 @@ var (
 	_ meter     = (*etcdSystem)(nil)
 )
 
-func newEtcd(dir string) (*etcdSystem, error) {
+func newEtcd(dir string, shared bool) (*etcdSystem, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -130,6 +132,7 @@ func newEtcd(dir string) (*etcdSystem, error) {
 		return nil, err
 	}
 	return &etcdSystem{
+		shared: shared,
 		dir:    dir,
 		exe:    exe,
 		client: fmt.Sprintf("http://127.0.0.1:%d", cp),
@@ -138,6 +141,39 @@ func newEtcd(dir string) (*etcdSystem, error) {
 }
 
 func (e *etcdSystem) Name() string { return "etcd" }
+
+// etcdShared is system etcd-shared: etcd driven with one client for all
+// the workers, whose requests clientv3 multiplexes over one HTTP/2
+// connection, as a single process using etcd would. It runs the closed-loop
+// workloads (GET, PUT, list, transaction) only: watch and starts would
+// measure the same server as system etcd.
+type etcdShared struct{ e *etcdSystem }
+
+var _ meter = etcdShared{}
+
+func newEtcdShared(dir string) (etcdShared, error) {
+	e, err := newEtcd(dir, true)
+	return etcdShared{e}, err
+}
+
+func (s etcdShared) Name() string                    { return "etcd-shared" }
+func (s etcdShared) Start(ctx context.Context) error { return s.e.Start(ctx) }
+func (s etcdShared) Load(ctx context.Context, ds Dataset) error {
+	return s.e.Load(ctx, ds)
+}
+func (s etcdShared) Get(ctx context.Context, w int, key string) error { return s.e.Get(ctx, w, key) }
+func (s etcdShared) Put(ctx context.Context, w int, key string, value []byte) (int64, error) {
+	return s.e.Put(ctx, w, key, value)
+}
+func (s etcdShared) List(ctx context.Context, ds Dataset, prefix string, values bool) (int, error) {
+	return s.e.List(ctx, ds, prefix, values)
+}
+func (s etcdShared) Txn(ctx context.Context, ds Dataset, keys []string, values [][]byte) (TxnTiming, error) {
+	return s.e.Txn(ctx, ds, keys, values)
+}
+func (s etcdShared) Close() error                { return s.e.Close() }
+func (s etcdShared) CPU() (time.Duration, error) { return s.e.CPU() }
+func (s etcdShared) PeakRSS() (int64, error)     { return s.e.PeakRSS() }
 
 func (e *etcdSystem) data() string { return filepath.Join(e.dir, "data") }
 
@@ -211,6 +247,9 @@ func (e *etcdSystem) newClient() (*clientv3.Client, error) {
 
 // worker returns worker w's client.
 func (e *etcdSystem) worker(w int) (*clientv3.Client, error) {
+	if e.shared {
+		w = 0
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for len(e.clients) <= w {

@@ -109,6 +109,9 @@ func (g *gitstateSystem) startServer(ctx context.Context, data string) (*process
 	// SIDEBYSIDE_SERVE_ARGS adds flags, for profiling (--debug-listen).
 	args = append(args, strings.Fields(os.Getenv("SIDEBYSIDE_SERVE_ARGS"))...)
 	env := []string{"GITSTATE_ADMIN_TOKEN=" + strings.TrimPrefix(g.auth, "Bearer ")}
+	// SIDEBYSIDE_SERVE_ENV adds variables to the server's environment
+	// alone (GOGC=200, GOMAXPROCS=3), for experiments.
+	env = append(env, strings.Fields(os.Getenv("SIDEBYSIDE_SERVE_ENV"))...)
 	p, err := startProcess(g.bin, args, env, filepath.Join(g.dir, "server.log"))
 	if err != nil {
 		return nil, "", 0, err

@@ -132,11 +132,13 @@ func newSystems(cfg Config, work string) ([]System, error) {
 		case "gitstate":
 			s, err = newGitstate(cfg.Source, dir)
 		case "etcd":
-			s, err = newEtcd(dir)
+			s, err = newEtcd(dir, false)
+		case "etcd-shared":
+			s, err = newEtcdShared(dir)
 		case "git":
 			s, err = newGit(dir)
 		default:
-			err = fmt.Errorf("unknown system %q (want gitstate, etcd, git)", name)
+			err = fmt.Errorf("unknown system %q (want gitstate, etcd, etcd-shared, git)", name)
 		}
 		if err != nil {
 			return nil, err

@@ -30,7 +30,7 @@ func run() int {
 	quick := flag.Bool("quick", false, "a smoke run: small datasets, one round, short windows")
 	rounds := flag.Int("rounds", 0, "rounds (default: 3, or 1 with -quick)")
 	out := flag.String("out", "", "the report to write (default: RESULTS.md; standard output with -quick)")
-	systems := flag.String("systems", "gitstate,etcd,git", "the systems to run, comma-separated")
+	systems := flag.String("systems", "gitstate,etcd,git,etcd-shared", "the systems to run, comma-separated: gitstate, etcd, git, etcd-shared (etcd with one client for all workers)")
 	src := flag.String("src", "", "the gitstate checkout to build the server from (default: the one around this directory)")
 	work := flag.String("work", "", "the directory for the systems' data (default: a new temporary directory)")
 	keep := flag.Bool("keep", false, "keep the work directory after the run")
