@@ -69,24 +69,40 @@ func bloomFromIdx(idx []byte) *idBloom {
 // cache misses, the lookup cost grew with the number of packs (1.6% of
 // the server's CPU under 64 writers with ~20 packs). Merging packs adds
 // no id, so only new packs are added; the filter is rebuilt, twice as
-// large, when the ids outgrow it. An id of a pack since removed may stay:
-// that is a false positive, which the packs' filters then answer.
+// large, when the ids outgrow it (~40 ms per million ids: the flusher
+// rebuilds it outside the backend's lock, see Flush). An id of a pack
+// since removed may stay: that is a false positive, which the packs'
+// filters then answer. A pack whose index cannot be listed turns the
+// filter off for the backend's life.
 type packIDs struct {
 	f        *idBloom
 	n, limit int64 // ids added; ids the filter is sized for
+	off      bool
 }
 
 // add adds p's ids, or rebuilds the filter over packs (which hold p) when
 // they would outgrow it.
 func (s *packIDs) add(packs []*pack, p *pack) {
-	if s.f != nil && s.n+p.count <= s.limit {
-		if addPackIDs(s.f, p) {
-			s.n += p.count
+	switch {
+	case s.off:
+	case s.f != nil && s.n+p.count <= s.limit:
+		if !addPackIDs(s.f, p) {
+			s.f, s.off = nil, true
 			return
 		}
-		s.f = nil
-		return
+		s.n += p.count
+	default:
+		s.rebuild(packs)
 	}
+}
+
+// outgrownBy reports whether adding p would rebuild the filter.
+func (s *packIDs) outgrownBy(p *pack) bool {
+	return !s.off && (s.f == nil || s.n+p.count > s.limit)
+}
+
+// rebuild makes the filter anew over packs, sized for twice their ids.
+func (s *packIDs) rebuild(packs []*pack) {
 	var total int64
 	for _, q := range packs {
 		total += q.count
@@ -95,7 +111,7 @@ func (s *packIDs) add(packs []*pack, p *pack) {
 	s.f, s.n = newIDBloom(int(s.limit)), total
 	for _, q := range packs {
 		if !addPackIDs(s.f, q) {
-			s.f = nil // a pack whose ids cannot be listed: no filter
+			s.f, s.off = nil, true
 			return
 		}
 	}

@@ -649,10 +649,34 @@ func (b *FSBackend) Flush() error {
 			return err
 		}
 	}
+	// A filter over the packs that np outgrows is rebuilt before the lock
+	// is taken: under it, readers and the committer's lookups would wait.
+	var fresh *packIDs
+	var known []*pack
+	if np != nil {
+		b.mu.RLock()
+		if b.ids.outgrownBy(np) {
+			known = append([]*pack{np}, b.packs...)
+		}
+		b.mu.RUnlock()
+		if known != nil {
+			fresh = &packIDs{}
+			fresh.rebuild(known)
+		}
+	}
 	b.mu.Lock()
 	if np != nil {
 		b.packs = append([]*pack{np}, b.packs...)
-		b.ids.add(b.packs, np)
+		if fresh != nil {
+			for _, p := range b.packs {
+				if !slices.Contains(known, p) {
+					fresh.add(b.packs, p) // found on disk meanwhile
+				}
+			}
+			b.ids = *fresh
+		} else {
+			b.ids.add(b.packs, np)
+		}
 	}
 	for _, g := range pend {
 		for _, o := range g.objs {

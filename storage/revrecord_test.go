@@ -77,7 +77,7 @@ func TestRevRecordRefuses(t *testing.T) {
 		"empty":             nil,
 		"JSON (format 1)":   []byte(`{"revision":1}`),
 		"unknown version":   {2, 1},
-		"huge change count": append(binary.AppendUvarint([]byte{revRecordVersion, 1, 0, 0, 0, 0, 0, 0}, 1<<60)),
+		"huge change count": binary.AppendUvarint([]byte{revRecordVersion, 1, 0, 0, 0, 0, 0, 0}, 1<<60),
 		"huge string":       append([]byte{revRecordVersion, 1, 0, 0}, binary.AppendUvarint(nil, 1<<62)...),
 	} {
 		if _, err := decodeRevRecord(b); !errors.Is(err, errBadRevRecord) {
