@@ -28,6 +28,9 @@ type Config struct {
 	// WatchFor is how long the watch writer commits, one commit every
 	// WatchEvery; watchers then get WatchGrace to receive the last ones.
 	WatchFor, WatchEvery, WatchGrace time.Duration
+	// Settle bounds the wait, before each system's turn at a workload, for
+	// the servers to be quiet (see runner.settle); 0: no wait.
+	Settle time.Duration
 	// Systems names the systems to run: gitstate, etcd, git, etcd-shared.
 	Systems []string
 	// Workloads names the workloads to run (all when empty): get, put1,
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 		WatchFor:   10 * time.Second,
 		WatchEvery: 10 * time.Millisecond,
 		WatchGrace: 10 * time.Second,
+		Settle:     10 * time.Second,
 		Systems:    []string{"gitstate", "etcd", "git", "etcd-shared"},
 		Out:        "RESULTS.md",
 	}
@@ -84,6 +88,7 @@ func QuickConfig() Config {
 	c.WatchScale = nil
 	c.WatchFor = 2 * time.Second
 	c.WatchGrace = 5 * time.Second
+	c.Settle = 2 * time.Second
 	c.Out = ""
 	return c
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -71,6 +72,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		for _, w := range r.workloads() {
 			r.logf(" %s", w.name)
 			for _, s := range order {
+				r.settle(ctx, systems)
 				if err := w.run(ctx, s); err != nil && !errors.Is(err, errNotApplicable) {
 					if ctx.Err() != nil {
 						return res, ctx.Err()
@@ -230,4 +232,57 @@ func (r *runner) peakRSS(systems []System, id, title string) {
 		}
 		r.res.add(Metric{ID: id, Title: title, Unit: "MiB", Lower: true}, s.Name(), float64(rss)/(1<<20))
 	}
+}
+
+// settle writes the machine's dirty pages back (sync(2)), then waits until
+// the servers are quiet: together under 5% of a core over 200 ms, for at
+// most cfg.Settle. It runs before each system's turn at a workload, so
+// that the background work a turn leaves behind (etcd's backend commits
+// and snapshots, gitstate's flushes, pack merges and index compactions)
+// is not measured in the next system's window. The kernel writes dirty
+// pages back 30 s after they were written: without the sync, the
+// hundreds of MB a build, a load or an unsynced log leaves (Dirty in
+// /proc/meminfo stayed at ~370 MB through a run's first windows) are
+// written back during some later system's window, in its fsyncs' way.
+func (r *runner) settle(ctx context.Context, systems []System) {
+	const (
+		every = 200 * time.Millisecond
+		quiet = every / 20
+	)
+	if r.cfg.Settle <= 0 {
+		return
+	}
+	cpu := func() time.Duration {
+		var t time.Duration
+		for _, s := range systems {
+			if m, ok := s.(meter); ok && s.Name() != "git" {
+				if c, err := m.CPU(); err == nil {
+					t += c
+				}
+			}
+		}
+		return t
+	}
+	start := time.Now()
+	syscall.Sync()
+	if d := time.Since(start); d > time.Second {
+		r.logf("  (sync took %v)", d.Round(100*time.Millisecond))
+	}
+	last := cpu()
+	for time.Since(start) < r.cfg.Settle {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+		now := cpu()
+		if now-last < quiet {
+			if d := time.Since(start); d > time.Second {
+				r.logf("  (servers quiet after %v)", d.Round(100*time.Millisecond))
+			}
+			return
+		}
+		last = now
+	}
+	r.logf("  (servers still busy after %v: measuring anyway)", r.cfg.Settle)
 }
