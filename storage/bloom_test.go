@@ -7,23 +7,22 @@ import (
 	"testing"
 )
 
-// TestPackBloom: a pack's filter never hides an object it holds, rejects
-// most it does not, and an index it cannot read leaves lookups to the
-// index itself.
-func TestPackBloom(t *testing.T) {
-	dir := t.TempDir()
-	const n = 5000
+// writeBlobPack writes a pack of n blobs "<tag>-<i>" in dir and opens it
+// (closed at the end of the test); it returns the blobs' ids and the path
+// of the pack's index.
+func writeBlobPack(t *testing.T, dir, tag string, n int) (*pack, []Hash, string) {
+	t.Helper()
 	w, err := newPackWriter(dir, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var in []Hash
+	var ids []Hash
 	for i := range n {
-		o := NewObject(BlobObject, fmt.Appendf(nil, "in-%d", i))
+		o := NewObject(BlobObject, fmt.Appendf(nil, "%s-%d", tag, i))
 		if err := w.add(o); err != nil {
 			t.Fatal(err)
 		}
-		in = append(in, o.Hash)
+		ids = append(ids, o.Hash)
 	}
 	idx, err := w.finish()
 	if err != nil {
@@ -33,7 +32,15 @@ func TestPackBloom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.close()
+	t.Cleanup(func() { p.close() })
+	return p, ids, idx
+}
+
+// TestPackBloom: a pack's filter never hides an object it holds, rejects
+// most it does not, and an index it cannot read leaves lookups to the
+// index itself.
+func TestPackBloom(t *testing.T) {
+	p, in, idx := writeBlobPack(t, t.TempDir(), "in", 5000)
 	if p.ids == nil {
 		t.Fatal("no filter for a version-2 index")
 	}
@@ -84,36 +91,12 @@ func TestPackBloom(t *testing.T) {
 // absent ids.
 func TestPackIDs(t *testing.T) {
 	dir := t.TempDir()
-	mkPack := func(tag string, n int) (*pack, []Hash) {
-		w, err := newPackWriter(dir, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []Hash
-		for i := range n {
-			o := NewObject(BlobObject, fmt.Appendf(nil, "%s-%d", tag, i))
-			if err := w.add(o); err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, o.Hash)
-		}
-		idx, err := w.finish()
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := openPack(idx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.close() })
-		return p, ids
-	}
 	var s packIDs
 	var packs []*pack
 	var all []Hash
 	// The first sizes it for 1<<16 ids; the third outgrows that.
 	for i, n := range []int{1000, 30000, 50000, 10} {
-		p, ids := mkPack(fmt.Sprint(i), n)
+		p, ids, _ := writeBlobPack(t, dir, fmt.Sprint(i), n)
 		packs = append(packs, p)
 		all = append(all, ids...)
 		limit := s.limit
