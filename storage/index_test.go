@@ -413,6 +413,13 @@ func TestIndexBlockCacheHoldsBlocks(t *testing.T) {
 	if err := s.ix.db.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	// Settle the LSM first: a compaction that rewrites d042's range between
+	// the two listings hands the second one new blocks (CI saw 18 hits, 135
+	// misses that way). After a full manual compaction nothing is left for
+	// the background to do.
+	if err := s.ix.db.Compact(ctx, []byte{0}, bytes.Repeat([]byte{0xff}, 64), true); err != nil {
+		t.Fatal(err)
+	}
 	list := func() {
 		res, err := r.List(ctx, ListOptions{Prefix: "d042/", Limit: 2000})
 		if err != nil {
@@ -423,12 +430,17 @@ func TestIndexBlockCacheHoldsBlocks(t *testing.T) {
 		}
 	}
 	list()
-	before := s.ix.db.Metrics().BlockCache
-	list()
-	after := s.ix.db.Metrics().BlockCache
-	// A compaction finishing in between can leave a few blocks new to the
-	// cache; most must be found.
-	if hits, misses := after.Hits-before.Hits, after.Misses-before.Misses; after.Size == 0 || hits <= 10*misses {
-		t.Errorf("second listing: %d block cache hits, %d misses (cache %+v): its blocks should have been cached", hits, misses, after)
+	// Should a compaction still slip in between two listings, the next pair
+	// measures again; a cache that holds nothing fails every pair.
+	var hits, misses int64
+	for range 3 {
+		before := s.ix.db.Metrics().BlockCache
+		list()
+		after := s.ix.db.Metrics().BlockCache
+		hits, misses = after.Hits-before.Hits, after.Misses-before.Misses
+		if after.Size > 0 && hits > 10*misses {
+			return
+		}
 	}
+	t.Errorf("repeated listing: %d block cache hits, %d misses: its blocks should have been cached", hits, misses)
 }
