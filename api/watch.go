@@ -20,21 +20,47 @@ import (
 type sse struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
+	// buf frames one event at a time and is reused across events: with
+	// 1,000 watchers every commit is 1,000 events, and building each in a
+	// fresh strings.Builder (then copying it to bytes) was most of what a
+	// server allocated while streaming.
+	buf []byte
 }
 
+// sseKeep is the largest frame buffer a stream keeps between events; a
+// larger one (an event of a commit with many changes) is dropped after
+// use, so that an idle stream holds little.
+const sseKeep = 64 << 10
+
+// event writes an event named name with id (none when empty).
 func (e *sse) event(name, id string, data []byte) error {
-	var b strings.Builder
+	b := e.buf[:0]
 	if id != "" {
-		b.WriteString("id: ")
-		b.WriteString(id)
-		b.WriteByte('\n')
+		b = append(append(append(b, "id: "...), id...), '\n')
 	}
-	b.WriteString("event: ")
-	b.WriteString(name)
-	b.WriteString("\ndata: ")
-	b.Write(data)
-	b.WriteString("\n\n")
-	_, err := e.w.Write([]byte(b.String()))
+	return e.send(b, name, data)
+}
+
+// revision writes a revision event, its id the revision.
+func (e *sse) revision(rev int64, data []byte) error {
+	b := strconv.AppendInt(append(e.buf[:0], "id: "...), rev, 10)
+	return e.send(append(b, '\n'), "revision", data)
+}
+
+// send finishes the frame b with the event's name and data, on one line
+// (the JSON the streams send has no newline), and writes it.
+func (e *sse) send(b []byte, name string, data []byte) error {
+	b = append(b, "event: "...)
+	b = append(b, name...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	b = append(b, "\n\n"...)
+	_, err := e.w.Write(b)
+	if cap(b) <= sseKeep {
+		e.buf = b
+	} else {
+		e.buf = nil
+	}
 	return err
 }
 
@@ -145,7 +171,7 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 				cursor = e.Info.Revision
 				continue
 			}
-			if err := out.event("revision", strconv.FormatInt(e.Info.Revision, 10), data); err != nil {
+			if err := out.revision(e.Info.Revision, data); err != nil {
 				return
 			}
 			skipped = false
