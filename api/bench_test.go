@@ -126,6 +126,17 @@ func BenchmarkAPIList1000(b *testing.B) {
 	reportCPU(b, cpu)
 }
 
+func BenchmarkAPIList1000Values(b *testing.B) {
+	s := benchServer(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuTime()
+	for i := 0; i < b.N; i++ {
+		serve(b, s, "GET", "/v1/repos/default/kv?prefix=apps/app007/&limit=1000&values=true", nil, 200)
+	}
+	reportCPU(b, cpu)
+}
+
 var putSeq atomic.Int64
 
 func benchPut(b *testing.B, writers int) {

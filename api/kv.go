@@ -1,12 +1,10 @@
 package api
 
 import (
-	"encoding/base64"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
@@ -325,22 +323,9 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := wire.ListResponse{Revision: res.Revision, Items: make([]wire.ListItem, 0, len(res.Items)), Next: res.Next}
-	for _, it := range res.Items {
-		if !p.CanKey(it.Key) {
-			continue
-		}
-		li := wire.ListItem{Key: it.Key, ETag: it.Blob.String(), Size: it.Size, ModRevision: it.ModRevision}
-		if values {
-			if utf8.Valid(it.Value) {
-				v := string(it.Value)
-				li.Value = &v
-			} else {
-				v := base64.StdEncoding.EncodeToString(it.Value)
-				li.ValueBase64 = &v
-			}
-		}
-		out.Items = append(out.Items, li)
-	}
-	writeJSON(w, http.StatusOK, out)
+	body := appendList(make([]byte, 0, listSize(res, values)), res, values, p.CanKey)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
