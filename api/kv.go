@@ -207,7 +207,7 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 	}
 	noted(r, res)
 	infoOf(r).revision = res.Revision
-	writeJSON(w, http.StatusOK, wire.WriteResult{
+	writeResult(w, &wire.WriteResult{
 		Revision: res.Revision,
 		Commit:   res.Commit.String(),
 		ETag:     storage.HashObject(storage.BlobObject, body).String(),

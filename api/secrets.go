@@ -301,7 +301,7 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 	if b.Ops[0].Value != nil {
 		etag = storage.HashObject(storage.BlobObject, b.Ops[0].Value)
 	}
-	writeJSON(w, http.StatusOK, wire.WriteResult{Revision: res.Revision, Commit: res.Commit.String(), ETag: etag.String(), Changed: res.Changed})
+	writeResult(w, &wire.WriteResult{Revision: res.Revision, Commit: res.Commit.String(), ETag: etag.String(), Changed: res.Changed})
 }
 
 func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"net/http"
 	"strconv"
 	"unicode/utf8"
 
@@ -71,4 +72,29 @@ func listSize(res *storage.ListResult, values bool) int {
 		}
 	}
 	return n
+}
+
+// writeResult answers a write with r, written as json.Encoder writes it
+// (TestAppendWriteResult): every PUT answers with one, and encoding it by
+// reflection was ~2% of the server's CPU under 64 writers.
+func writeResult(w http.ResponseWriter, r *wire.WriteResult) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	var buf [192]byte
+	_, _ = w.Write(appendWriteResult(buf[:0], r))
+}
+
+// appendWriteResult appends r and a newline, as json.Encoder writes them.
+func appendWriteResult(b []byte, r *wire.WriteResult) []byte {
+	b = append(b, `{"revision":`...)
+	b = strconv.AppendInt(b, r.Revision, 10)
+	b = append(b, `,"commit":`...)
+	b = wire.AppendString(b, r.Commit)
+	if r.ETag != "" {
+		b = append(b, `,"etag":`...)
+		b = wire.AppendString(b, r.ETag)
+	}
+	b = append(b, `,"changed":`...)
+	b = strconv.AppendBool(b, r.Changed)
+	return append(b, "}\n"...)
 }

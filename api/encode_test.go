@@ -85,3 +85,31 @@ func FuzzAppendList(f *testing.F) {
 		checkAppendList(t, res, values, func(k string) bool { return strings.HasPrefix(k, prefix) })
 	})
 }
+
+func checkAppendWriteResult(t *testing.T, r wire.WriteResult) {
+	t.Helper()
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(r); err != nil {
+		t.Fatal(err)
+	}
+	if got := appendWriteResult([]byte("x"), &r); string(got) != "x"+want.String() {
+		t.Fatalf("appendWriteResult:\n got %s\nwant %s", got[1:], want.Bytes())
+	}
+}
+
+func TestAppendWriteResult(t *testing.T) {
+	for _, r := range []wire.WriteResult{
+		{Revision: 42, Commit: "0123456789abcdef0123456789abcdef01234567", ETag: "89abcdef0123456789abcdef0123456789abcdef", Changed: true},
+		{Revision: 0, Commit: "", ETag: "", Changed: false},
+		{Revision: -1 << 63, Commit: "<\"\xff>", ETag: "\u2028"},
+	} {
+		checkAppendWriteResult(t, r)
+	}
+}
+
+func FuzzAppendWriteResult(f *testing.F) {
+	f.Add(int64(7), "c0ffee", "", true)
+	f.Fuzz(func(t *testing.T, rev int64, commit, etag string, changed bool) {
+		checkAppendWriteResult(t, wire.WriteResult{Revision: rev, Commit: commit, ETag: etag, Changed: changed})
+	})
+}
