@@ -181,29 +181,65 @@ func modeText(m uint32) string {
 	return strconv.FormatUint(uint64(m), 8)
 }
 
-// DecodeTree parses a Git tree object's data.
+// DecodeTree parses a Git tree object's data. The entries' names share one
+// allocation: decoded trees fill the tree cache, and a name per allocation
+// was as many small objects for the GC to mark as the cache held entries.
 func DecodeTree(data []byte) (*Tree, error) {
-	t := &Tree{Entries: make([]TreeEntry, 0, bytes.Count(data, []byte{0}))}
-	for len(data) > 0 {
-		sp := bytes.IndexByte(data, ' ')
+	n, nameBytes := 0, 0
+	for rest := data; len(rest) > 0; n++ {
+		sp := bytes.IndexByte(rest, ' ')
 		if sp < 0 {
 			return nil, errors.New("tree: missing mode")
 		}
-		mode, err := strconv.ParseUint(string(data[:sp]), 8, 32)
-		if err != nil {
-			return nil, fmt.Errorf("tree: bad mode %q", data[:sp])
+		if _, err := parseMode(rest[:sp]); err != nil {
+			return nil, err
 		}
-		data = data[sp+1:]
-		nul := bytes.IndexByte(data, 0)
-		if nul < 0 || len(data) < nul+1+20 {
+		nul := bytes.IndexByte(rest[sp+1:], 0)
+		if nul < 0 || len(rest) < sp+1+nul+1+20 {
 			return nil, errors.New("tree: truncated entry")
 		}
-		e := TreeEntry{Name: string(data[:nul]), Mode: uint32(mode)}
+		nameBytes += nul
+		rest = rest[sp+1+nul+21:]
+	}
+	t := &Tree{Entries: make([]TreeEntry, n)}
+	var names strings.Builder
+	names.Grow(nameBytes)
+	for i := range t.Entries {
+		sp := bytes.IndexByte(data, ' ')
+		mode, _ := parseMode(data[:sp]) // checked above
+		data = data[sp+1:]
+		nul := bytes.IndexByte(data, 0)
+		e := &t.Entries[i]
+		// The builder never moves what it holds once grown to fit: each
+		// name is a slice of the one string.
+		start := names.Len()
+		names.Write(data[:nul])
+		e.Name, e.Mode = names.String()[start:], mode
 		copy(e.Hash[:], data[nul+1:nul+21])
-		t.Entries = append(t.Entries, e)
 		data = data[nul+21:]
 	}
 	return t, nil
+}
+
+// parseMode parses a tree entry's mode, the usual ones without strconv.
+func parseMode(text []byte) (uint32, error) {
+	switch string(text) {
+	case "100644":
+		return ModeFile, nil
+	case "40000":
+		return ModeDir, nil
+	case "100755":
+		return ModeExecutable, nil
+	case "120000":
+		return ModeSymlink, nil
+	case "160000":
+		return ModeSubmodule, nil
+	}
+	mode, err := strconv.ParseUint(string(text), 8, 32)
+	if err != nil {
+		return 0, fmt.Errorf("tree: bad mode %q", text)
+	}
+	return uint32(mode), nil
 }
 
 // Signature is the author or committer of a commit.
