@@ -14,11 +14,12 @@ type Options struct {
 	// InlineValueMax is the largest value the index keeps inline, so that
 	// a read at head needs no Git object (default 64 KiB).
 	InlineValueMax int
-	// TreeCacheEntries bounds the decoded-tree cache of each repo (default
-	// 65,536 trees).
+	// TreeCacheEntries bounds the decoded-tree cache, which all repos
+	// share (default 65,536 trees); each repo also keeps up to a quarter
+	// as many decoded commits.
 	TreeCacheEntries int
 	// TreeCacheBytes bounds the same cache by the memory its trees hold, as
-	// estimated (default 64 MiB).
+	// estimated (default 64 MiB, for all repos together).
 	TreeCacheBytes int64
 	// IndexCacheBytes is the index's block cache (default 64 MiB).
 	IndexCacheBytes int64

@@ -232,7 +232,7 @@ func TestRecycledEntriesStayUnread(t *testing.T) {
 	if len(r.entries.free) == 0 {
 		t.Fatal("no entries were recycled: the test does not exercise the pool")
 	}
-	for _, h := range r.trees.c.Keys() {
+	for _, h := range r.trees.keys() {
 		tr, ok := r.trees.Peek(h)
 		if !ok {
 			continue
@@ -313,7 +313,7 @@ func TestTreeCacheDropsSupersededTrees(t *testing.T) {
 		}
 		h = tr.Entries[tr.Find(name)].Hash
 	}
-	for _, h := range r.trees.c.Keys() {
+	for _, h := range r.trees.keys() {
 		if !live[h] && !branch[h] {
 			t.Errorf("tree %s, neither in head nor in the branch, is still cached", h)
 		}

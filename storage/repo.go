@@ -69,11 +69,7 @@ type writeReq struct {
 	done    chan struct{}
 }
 
-func newRepo(name string, be Backend, ix *Index, opts *Options, mx *Metrics) (*Repo, error) {
-	trees, err := newTreeCache(opts.TreeCacheEntries, opts.TreeCacheBytes)
-	if err != nil {
-		return nil, err
-	}
+func newRepo(name string, be Backend, ix *Index, trees *treeCaches, opts *Options, mx *Metrics) (*Repo, error) {
 	commits, err := lru.New[Hash, *Commit](opts.TreeCacheEntries / 4)
 	if err != nil {
 		return nil, err
@@ -86,7 +82,7 @@ func newRepo(name string, be Backend, ix *Index, opts *Options, mx *Metrics) (*R
 		log:     opts.Logger.With("repo", name),
 		opts:    opts,
 		mx:      mx,
-		trees:   trees,
+		trees:   trees.forRepo(),
 		commits: commits,
 		revOf:   map[Hash]int64{},
 		hot:     hotCache{max: opts.HotCacheBytes},

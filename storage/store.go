@@ -33,8 +33,10 @@ type Store struct {
 	dir  string
 	opts Options
 	ix   *Index
-	mx   *Metrics
-	log  *slog.Logger
+	// trees is the decoded-tree cache all repos share.
+	trees *treeCaches
+	mx    *Metrics
+	log   *slog.Logger
 
 	mu    sync.RWMutex // guards repos, imports and closed
 	repos map[string]*Repo
@@ -56,6 +58,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	opts.setDefaults()
 	s := &Store{dir: dir, opts: opts, log: opts.Logger, repos: map[string]*Repo{}, imports: map[string]*Import{}}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
+	trees, err := newTreeCaches(opts.TreeCacheEntries, opts.TreeCacheBytes)
+	if err != nil {
+		return nil, err
+	}
+	s.trees = trees
 	s.mx = newMetrics(opts.Registerer)
 	s.opts.FS.syncHist = s.mx.syncDuration
 	s.opts.FS.flushHist = s.mx.flushDuration
@@ -123,7 +130,7 @@ func (s *Store) openRepoWith(ctx context.Context, name string, progress func(don
 	if err != nil {
 		return nil, err
 	}
-	r, err := newRepo(name, be, s.ix, &s.opts, s.mx)
+	r, err := newRepo(name, be, s.ix, s.trees, &s.opts, s.mx)
 	if err != nil {
 		be.Close()
 		return nil, err
