@@ -56,13 +56,12 @@ type Store struct {
 // before Open returns.
 func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	opts.setDefaults()
-	s := &Store{dir: dir, opts: opts, log: opts.Logger, repos: map[string]*Repo{}, imports: map[string]*Import{}}
-	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	trees, err := newTreeCaches(opts.TreeCacheEntries, opts.TreeCacheBytes)
 	if err != nil {
 		return nil, err
 	}
-	s.trees = trees
+	s := &Store{dir: dir, opts: opts, trees: trees, log: opts.Logger, repos: map[string]*Repo{}, imports: map[string]*Import{}}
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	s.mx = newMetrics(opts.Registerer)
 	s.opts.FS.syncHist = s.mx.syncDuration
 	s.opts.FS.flushHist = s.mx.flushDuration
