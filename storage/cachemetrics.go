@@ -17,7 +17,7 @@ func newCacheCollector(s *Store) *cacheCollector {
 	return &cacheCollector{
 		s: s,
 		hits: prometheus.NewDesc("gitstate_cache_hits_total",
-			"Lookups a cache answered: index_blocks (the index's block cache, all repos), trees (decoded trees, under one bound for all repos; each repo's share), hot (values read at head).", labels, nil),
+			"Lookups a cache answered: index_blocks (the index's block cache, all repos), trees (decoded trees, under one bound for all repos; each repo's share), hot (values read at head, under one bound for all repos; each repo's share).", labels, nil),
 		misses: prometheus.NewDesc("gitstate_cache_misses_total",
 			"Lookups a cache could not answer.", labels, nil),
 		nbytes: prometheus.NewDesc("gitstate_cache_bytes",

@@ -68,7 +68,7 @@ func TestHotCacheFollowsHead(t *testing.T) {
 // a share of the keys (it does not empty itself), and its count of bytes
 // matches what it holds.
 func TestHotCacheBound(t *testing.T) {
-	c := &hotCache{max: 64 << 10}
+	c := (&hotBudget{max: 64 << 10}).newCache()
 	value := make([]byte, 200)
 	var wg sync.WaitGroup
 	for w := range 8 {
@@ -85,6 +85,19 @@ func TestHotCacheBound(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	held, n := hotHeld(t, c)
+	if held > c.budget.max {
+		t.Errorf("holds %d bytes, over its %d", held, c.budget.max)
+	}
+	if held < c.budget.max/2 || n == 0 {
+		t.Errorf("holds %d bytes in %d entries after filling: emptied rather than trimmed", held, n)
+	}
+}
+
+// hotHeld returns the bytes and entries c holds, checking its count of
+// bytes against them.
+func hotHeld(t *testing.T, c *hotCache) (int64, int) {
+	t.Helper()
 	var held int64
 	n := 0
 	c.m.Range(func(k, v any) bool {
@@ -95,10 +108,36 @@ func TestHotCacheBound(t *testing.T) {
 	if held != c.bytes.Load() {
 		t.Errorf("counts %d bytes, holds %d", c.bytes.Load(), held)
 	}
-	if held > c.max {
-		t.Errorf("holds %d bytes, over its %d", held, c.max)
+	return held, n
+}
+
+// TestHotCacheShared fills one repo's cache to the budget, then writes
+// another's far past it: the two stay within the one budget together, the
+// busy repo keeps a share of its keys, and the idle one gives up most of
+// its own.
+func TestHotCacheShared(t *testing.T) {
+	b := &hotBudget{max: 64 << 10}
+	idle, busy := b.newCache(), b.newCache()
+	value := make([]byte, 200)
+	for i := range 300 {
+		idle.put(fmt.Sprintf("k%d", i), IndexEntry{Inline: true, Value: value})
 	}
-	if held < c.max/2 || n == 0 {
-		t.Errorf("holds %d bytes in %d entries after filling: emptied rather than trimmed", held, n)
+	idleBefore, _ := hotHeld(t, idle)
+	for i := range 5000 {
+		busy.put(fmt.Sprintf("k%d", i%3000), IndexEntry{Inline: true, Value: value})
+	}
+	idleHeld, _ := hotHeld(t, idle)
+	busyHeld, n := hotHeld(t, busy)
+	if idleHeld+busyHeld != b.bytes.Load() {
+		t.Errorf("the budget counts %d bytes, the caches hold %d", b.bytes.Load(), idleHeld+busyHeld)
+	}
+	if idleHeld+busyHeld > b.max {
+		t.Errorf("the caches hold %d bytes together, over the budget's %d", idleHeld+busyHeld, b.max)
+	}
+	if busyHeld < b.max/2 || n == 0 {
+		t.Errorf("the busy repo holds %d bytes in %d entries: it should have most of the budget", busyHeld, n)
+	}
+	if idleHeld > idleBefore/4 {
+		t.Errorf("the idle repo still holds %d of its %d bytes", idleHeld, idleBefore)
 	}
 }

@@ -23,8 +23,8 @@ type Options struct {
 	TreeCacheBytes int64
 	// IndexCacheBytes is the index's block cache (default 64 MiB).
 	IndexCacheBytes int64
-	// HotCacheBytes bounds each repo's cache of values read at head
-	// (default 32 MiB; negative disables it).
+	// HotCacheBytes bounds the caches of values read at head, all repos'
+	// together (default 32 MiB; negative disables them).
 	HotCacheBytes int64
 	// FS tunes the Git backends.
 	FS FSOptions

@@ -41,7 +41,7 @@ type Repo struct {
 	revOf      map[Hash]int64
 	indexStale bool // an index write failed: serve head from Git until restart
 	// hot caches entries read at head; see hotCache for its invariant.
-	hot hotCache
+	hot *hotCache
 
 	// replayProgress, when set, hears how far replay is (only while the
 	// repo opens, before anyone else sees it).
@@ -69,7 +69,7 @@ type writeReq struct {
 	done    chan struct{}
 }
 
-func newRepo(name string, be Backend, ix *Index, trees *treeCaches, opts *Options, mx *Metrics) (*Repo, error) {
+func newRepo(name string, be Backend, ix *Index, shared *sharedCaches, opts *Options, mx *Metrics) (*Repo, error) {
 	commits, err := lru.New[Hash, *Commit](opts.TreeCacheEntries / 4)
 	if err != nil {
 		return nil, err
@@ -82,10 +82,10 @@ func newRepo(name string, be Backend, ix *Index, trees *treeCaches, opts *Option
 		log:     opts.Logger.With("repo", name),
 		opts:    opts,
 		mx:      mx,
-		trees:   trees.forRepo(),
+		trees:   shared.trees.forRepo(),
 		commits: commits,
 		revOf:   map[Hash]int64{},
-		hot:     hotCache{max: opts.HotCacheBytes},
+		hot:     shared.hot.newCache(),
 		notify:  make(chan struct{}),
 		reqs:    make(chan *writeReq, 1024),
 		stopped: make(chan struct{}),

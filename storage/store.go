@@ -33,10 +33,10 @@ type Store struct {
 	dir  string
 	opts Options
 	ix   *Index
-	// trees is the decoded-tree cache all repos share.
-	trees *treeCaches
-	mx    *Metrics
-	log   *slog.Logger
+	// caches are what all repos share.
+	caches sharedCaches
+	mx     *Metrics
+	log    *slog.Logger
 
 	mu    sync.RWMutex // guards repos, imports and closed
 	repos map[string]*Repo
@@ -51,6 +51,13 @@ type Store struct {
 	wg       sync.WaitGroup
 }
 
+// sharedCaches are the caches a store's repos share, each under one bound
+// for all of them, so that memory does not grow with the number of repos.
+type sharedCaches struct {
+	trees *treeCaches
+	hot   *hotBudget
+}
+
 // Open opens the store in dir, creating it (with the default repo) on first
 // use. Each repo's journal is replayed and its index caught up with Git
 // before Open returns.
@@ -60,7 +67,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, opts: opts, trees: trees, log: opts.Logger, repos: map[string]*Repo{}, imports: map[string]*Import{}}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, repos: map[string]*Repo{}, imports: map[string]*Import{},
+		caches: sharedCaches{trees: trees, hot: &hotBudget{max: opts.HotCacheBytes}}}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	s.mx = newMetrics(opts.Registerer)
 	s.opts.FS.syncHist = s.mx.syncDuration
@@ -129,7 +137,7 @@ func (s *Store) openRepoWith(ctx context.Context, name string, progress func(don
 	if err != nil {
 		return nil, err
 	}
-	r, err := newRepo(name, be, s.ix, s.trees, &s.opts, s.mx)
+	r, err := newRepo(name, be, s.ix, &s.caches, &s.opts, s.mx)
 	if err != nil {
 		be.Close()
 		return nil, err
