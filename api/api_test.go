@@ -1094,3 +1094,58 @@ func TestPrefixLimitedToken(t *testing.T) {
 		t.Error("rollback by a team-a token changed team-b keys")
 	}
 }
+
+// TestPutBodyLengths checks a PUT's value read with its length declared
+// (read into one buffer of that size) and without (chunked): the same value
+// is stored up to the limit, and one byte more is refused either way.
+func TestPutBodyLengths(t *testing.T) {
+	ts := newTestServer(t)
+	put := func(key string, value []byte, chunked bool) *http.Response {
+		t.Helper()
+		var body io.Reader = bytes.NewReader(value)
+		if chunked {
+			body = io.MultiReader(body) // hides the length: sent chunked
+		}
+		req, err := http.NewRequest(http.MethodPut, ts.url+"/v1/repos/default/kv/"+key, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if chunked {
+			req.ContentLength = -1 // unknown: the transport sends it chunked
+		}
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res
+	}
+	for _, chunked := range []bool{false, true} {
+		for _, size := range []int{0, 1, testMaxValue - 1, testMaxValue, testMaxValue + 1} {
+			key := "len/" + strconv.FormatBool(chunked) + "/" + strconv.Itoa(size)
+			value := bytes.Repeat([]byte{'v'}, size)
+			for i := range value {
+				value[i] = byte('a' + i%26)
+			}
+			res := put(key, value, chunked)
+			if size > testMaxValue {
+				if res.StatusCode != http.StatusRequestEntityTooLarge {
+					t.Errorf("chunked %v, %d bytes: status %d, want 413", chunked, size, res.StatusCode)
+				}
+				if got := ts.send(t, request{method: "GET", target: "/v1/repos/default/kv/" + key}); got.status != http.StatusNotFound {
+					t.Errorf("chunked %v, %d bytes refused, but GET says %d", chunked, size, got.status)
+				}
+				continue
+			}
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("chunked %v, %d bytes: status %d", chunked, size, res.StatusCode)
+			}
+			got := ts.send(t, request{method: "GET", target: "/v1/repos/default/kv/" + key})
+			if got.status != http.StatusOK || !bytes.Equal(got.body, value) {
+				t.Errorf("chunked %v, %d bytes: read back %d, %d bytes", chunked, size, got.status, len(got.body))
+			}
+		}
+	}
+}

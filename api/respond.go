@@ -178,16 +178,34 @@ func jsonErrText(err error) string {
 
 // readBody reads a raw body of at most limit bytes.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large", "value is over %d bytes", limit)
+	}
+	if r.ContentLength >= 0 {
+		// The length is known: read into one buffer of that size, instead
+		// of growing one from 512 bytes (a write's largest allocation in
+		// the API). net/http ends the body at the declared length.
+		b := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, bodyError(err, limit)
+		}
+		return b, nil
+	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large", "value is over %d bytes", limit)
-		}
-		return nil, badRequest("read body: %v", err)
+		return nil, bodyError(err, limit)
 	}
 	if int64(len(b)) > limit {
 		return nil, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large", "value is over %d bytes", limit)
 	}
 	return b, nil
+}
+
+// bodyError is the error for a request body that could not be read.
+func bodyError(err error, limit int64) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return gitstate.Errorf(gitstate.KindTooLarge, "value_too_large", "value is over %d bytes", limit)
+	}
+	return badRequest("read body: %v", err)
 }
