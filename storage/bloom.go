@@ -123,14 +123,9 @@ func (s *packIDs) mayHave(h Hash) bool { return s.f == nil || s.f.mayHave(h) }
 // addPackIDs adds the ids p's index lists to f, or returns false when it
 // lists fewer than the pack holds.
 func addPackIDs(f *idBloom, p *pack) bool {
-	var h Hash
-	var n int64
-	for _, names := range p.idx.Names {
-		for i := 0; i+len(h) <= len(names); i += len(h) {
-			copy(h[:], names[i:])
-			f.add(h)
-			n++
-		}
+	n := p.idx.count()
+	for i := range n {
+		f.add(p.idx.name(i))
 	}
-	return n == p.count
+	return int64(n) == p.count
 }

@@ -799,30 +799,15 @@ func (b *FSBackend) compact() error {
 	srcs := make([]source, len(small))
 	total := 0
 	for pi, p := range small {
-		n, err := p.idx.Count()
-		if err != nil {
-			return err
-		}
+		n := p.idx.count()
 		if n > idxMask {
 			return fmt.Errorf("merge packs: %s holds %d objects", p.path, n)
 		}
 		sc := source{p: p, ids: make([]Hash, 0, n), crcs: make([]uint32, 0, n), ord: make([]uint64, 0, n)}
-		it, err := p.idx.Entries()
-		if err != nil {
-			return err
-		}
-		for {
-			e, err := it.Next()
-			if err != nil {
-				break
-			}
-			sc.ord = append(sc.ord, e.Offset<<idxBits|uint64(len(sc.ids)))
-			sc.ids = append(sc.ids, Hash(e.Hash))
-			sc.crcs = append(sc.crcs, e.CRC32)
-		}
-		it.Close()
-		if int64(len(sc.ids)) != n {
-			return fmt.Errorf("merge packs: %s: %d of %d index entries read", p.path, len(sc.ids), n)
+		for i := range n {
+			sc.ord = append(sc.ord, uint64(p.idx.offset(i))<<idxBits|uint64(i))
+			sc.ids = append(sc.ids, p.idx.name(i))
+			sc.crcs = append(sc.crcs, p.idx.crc(i))
 		}
 		slices.Sort(sc.ord)
 		sc.out = make([]int64, n)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -105,4 +107,120 @@ func (b *idxBuilder) encode(packSum Hash) []byte {
 	out = append(out, packSum[:]...)
 	idxSum := sha1.Sum(out)
 	return append(out, idxSum[:]...)
+}
+
+// packIndex reads a version 2 pack index (the format idxBuilder writes) in
+// place: lookups search its sorted ids through the fan-out table, and
+// opening one allocates nothing per object. (go-git's MemoryIndex copied
+// every id, CRC and offset into slices when a pack was opened, and its
+// entry iterator allocated once per object: the flusher opens a pack every
+// flush and iterates hundreds of thousands of entries when it merges.)
+type packIndex struct {
+	b     []byte // the whole index file
+	n     int
+	names []byte // n ids of 20 bytes, sorted
+	crcs  []byte // n big-endian CRC-32s
+	offs  []byte // n big-endian 32-bit offsets
+	large []byte // the 64-bit offsets
+}
+
+const (
+	idxHeader   = 8 + 256*4 // magic, version, fan-out table
+	idxTrailer  = 2 * 20    // the pack's checksum and the index's
+	idxMaxCount = 1<<31 - 1
+)
+
+// errIdxFormat is the error for an index that is not one packIndex reads.
+var errIdxFormat = errors.New("not a version 2 pack index")
+
+// parsePackIndex checks the layout of an index file b (its header, a
+// fan-out table that never decreases, its length against its count and
+// number of 64-bit offsets, and its checksum) and returns a packIndex over
+// it.
+func parsePackIndex(b []byte) (*packIndex, error) {
+	if len(b) < idxHeader+idxTrailer || binary.BigEndian.Uint32(b) != 0xff744f63 || binary.BigEndian.Uint32(b[4:]) != 2 {
+		return nil, errIdxFormat
+	}
+	var prev uint32
+	for i := range 256 {
+		v := binary.BigEndian.Uint32(b[8+4*i:])
+		if v < prev {
+			return nil, fmt.Errorf("%w: fan-out table decreases at %d", errIdxFormat, i)
+		}
+		prev = v
+	}
+	if prev > idxMaxCount {
+		return nil, fmt.Errorf("%w: %d objects", errIdxFormat, prev)
+	}
+	n := int(prev)
+	rest := len(b) - idxHeader - idxTrailer - n*28
+	if rest < 0 || rest%8 != 0 {
+		return nil, fmt.Errorf("%w: %d bytes for %d objects", errIdxFormat, len(b), n)
+	}
+	x := &packIndex{b: b, n: n}
+	p := idxHeader
+	x.names, p = b[p:p+n*20], p+n*20
+	x.crcs, p = b[p:p+n*4], p+n*4
+	x.offs, p = b[p:p+n*4], p+n*4
+	x.large = b[p : p+rest]
+	for i := range n {
+		if o := binary.BigEndian.Uint32(x.offs[4*i:]); o&(1<<31) != 0 && int(o&^(1<<31)) >= rest/8 {
+			return nil, fmt.Errorf("%w: offset %d of %d is past the 64-bit table", errIdxFormat, i, n)
+		}
+	}
+	if sum := sha1.Sum(b[:len(b)-20]); !bytes.Equal(sum[:], b[len(b)-20:]) {
+		return nil, fmt.Errorf("%w: checksum mismatch", errIdxFormat)
+	}
+	return x, nil
+}
+
+// count returns the number of objects the index lists.
+func (x *packIndex) count() int { return x.n }
+
+// name returns the i-th id, in sorted order.
+func (x *packIndex) name(i int) (h Hash) {
+	copy(h[:], x.names[20*i:])
+	return h
+}
+
+// crc returns the CRC-32 of the i-th object's packed entry.
+func (x *packIndex) crc(i int) uint32 { return binary.BigEndian.Uint32(x.crcs[4*i:]) }
+
+// offset returns the i-th object's offset in the pack.
+func (x *packIndex) offset(i int) int64 {
+	o := binary.BigEndian.Uint32(x.offs[4*i:])
+	if o&(1<<31) == 0 {
+		return int64(o)
+	}
+	return int64(binary.BigEndian.Uint64(x.large[8*int(o&^(1<<31)):]))
+}
+
+// find returns the position of h among the ids, if listed.
+func (x *packIndex) find(h Hash) (int, bool) {
+	lo := 0
+	if h[0] > 0 {
+		lo = int(binary.BigEndian.Uint32(x.b[8+4*(int(h[0])-1):]))
+	}
+	hi := int(binary.BigEndian.Uint32(x.b[8+4*int(h[0]):]))
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		switch c := bytes.Compare(x.names[20*m:20*m+20], h[:]); {
+		case c == 0:
+			return m, true
+		case c < 0:
+			lo = m + 1
+		default:
+			hi = m
+		}
+	}
+	return 0, false
+}
+
+// findOffset returns the offset of h in the pack, if listed.
+func (x *packIndex) findOffset(h Hash) (int64, bool) {
+	i, ok := x.find(h)
+	if !ok {
+		return 0, false
+	}
+	return x.offset(i), true
 }

@@ -19,7 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 )
 
@@ -242,7 +241,7 @@ type pack struct {
 	path  string // of the .pack
 	data  []byte // the whole file, mapped read-only
 	size  int64
-	idx   *idxfile.MemoryIndex
+	idx   *packIndex
 	count int64
 	// keep is set when a .keep file marks the pack (Git's convention for
 	// a pack not to repack): compaction leaves it alone.
@@ -258,8 +257,8 @@ func openPack(idxPath string, bases *baseCache) (*pack, error) {
 	if err != nil {
 		return nil, err
 	}
-	mi := idxfile.NewMemoryIndex()
-	if err := idxfile.NewDecoder(bytes.NewReader(ib)).Decode(mi); err != nil {
+	x, err := parsePackIndex(ib)
+	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", idxPath, err)
 	}
 	packPath := idxPath[:len(idxPath)-len(".idx")] + ".pack"
@@ -281,9 +280,8 @@ func openPack(idxPath string, bases *baseCache) (*pack, error) {
 	if err != nil {
 		return nil, fmt.Errorf("map %s: %w", packPath, err)
 	}
-	n, _ := mi.Count()
 	keep := fileExists(idxPath[:len(idxPath)-len(".idx")] + ".keep")
-	return &pack{path: packPath, data: data, size: st.Size(), idx: mi, count: n, keep: keep, bases: bases, ids: bloomFromIdx(ib)}, nil
+	return &pack{path: packPath, data: data, size: st.Size(), idx: x, count: int64(x.count()), keep: keep, bases: bases, ids: bloomFromIdx(ib)}, nil
 }
 
 // close unmaps the pack; no read may be in progress or follow.
@@ -298,7 +296,7 @@ func (p *pack) has(h Hash) bool {
 	if p.ids != nil && !p.ids.mayHave(h) {
 		return false
 	}
-	ok, _ := p.idx.Contains(h)
+	_, ok := p.idx.find(h)
 	return ok
 }
 
@@ -308,8 +306,8 @@ func (p *pack) read(h Hash, base func(Hash) (*Object, error)) (*Object, error) {
 	if p.ids != nil && !p.ids.mayHave(h) {
 		return nil, ErrObjectNotFound
 	}
-	off, err := p.idx.FindOffset(h)
-	if err != nil {
+	off, ok := p.idx.findOffset(h)
+	if !ok {
 		return nil, ErrObjectNotFound
 	}
 	t, data, err := p.readAt(off, base, 0)
@@ -408,7 +406,7 @@ func (p *pack) readAt(off int64, base func(Hash) (*Object, error), depth int) (O
 			return 0, nil, err
 		}
 		var bo *Object
-		if boff, err := p.idx.FindOffset(bh); err == nil {
+		if boff, ok := p.idx.findOffset(bh); ok {
 			bt, bdata, err := p.readBase(boff, base, depth+1)
 			if err != nil {
 				return 0, nil, err
