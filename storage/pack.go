@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/adler32"
 	"hash/crc32"
 	"io"
 	"os"
@@ -36,10 +37,34 @@ const (
 	objRefDelta = 7
 )
 
-var zlibWriters = sync.Pool{New: func() any {
-	w, _ := zlib.NewWriterLevel(nil, zlib.NoCompression)
-	return w
-}}
+// packBuffers recycles the buffered writers of packs: one is 256 KiB, and
+// the flusher writes a pack every flush.
+var packBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
+
+// maxStored is the most a stored deflate block holds (RFC 1951, 3.2.4).
+const maxStored = 1<<16 - 1
+
+// appendZlibStored appends data to dst as a zlib stream (RFC 1950) of
+// stored deflate blocks: what compress/zlib writes at NoCompression, but
+// without a compressor's state to allocate and reset for every object.
+func appendZlibStored(dst, data []byte) []byte {
+	sum := adler32.Checksum(data)
+	dst = append(dst, 0x78, 0x01) // deflate, 32 KiB window, no dictionary, fastest
+	for {
+		n := min(len(data), maxStored)
+		final := byte(0)
+		if n == len(data) {
+			final = 1
+		}
+		dst = append(dst, final, byte(n), byte(n>>8), ^byte(n), ^byte(n>>8))
+		dst = append(dst, data[:n]...)
+		data = data[n:]
+		if final == 1 {
+			break
+		}
+	}
+	return binary.BigEndian.AppendUint32(dst, sum)
+}
 
 // packWriter writes a pack and its index to temporary files in dir.
 type packWriter struct {
@@ -52,7 +77,7 @@ type packWriter struct {
 	idx    idxBuilder
 	count  uint32
 	header []byte
-	zbuf   bytes.Buffer
+	zbuf   []byte
 }
 
 func newPackWriter(dir string, count int) (*packWriter, error) {
@@ -62,7 +87,8 @@ func newPackWriter(dir string, count int) (*packWriter, error) {
 	}
 	w := &packWriter{dir: dir, f: f, sum: sha1.New(), crc: crc32.NewIEEE()}
 	w.idx.ents = make([]idxEntry, 0, count)
-	w.bw = bufio.NewWriterSize(io.MultiWriter(f, w.sum), 256<<10)
+	w.bw = packBuffers.Get().(*bufio.Writer)
+	w.bw.Reset(io.MultiWriter(f, w.sum))
 	var hdr [12]byte
 	copy(hdr[:], "PACK")
 	binary.BigEndian.PutUint32(hdr[4:], 2)
@@ -78,20 +104,13 @@ func newPackWriter(dir string, count int) (*packWriter, error) {
 // add appends one object. Objects must be added exactly as many times as the
 // count given to newPackWriter, each id once.
 func (w *packWriter) add(o *Object) error {
-	z, err := w.deflate(o.Data)
-	if err != nil {
-		return err
-	}
-	return w.addCompressed(o.Hash, o.Type, int64(len(o.Data)), z)
+	return w.addCompressed(o.Hash, o.Type, int64(len(o.Data)), w.deflate(o.Data))
 }
 
 // addDelta appends object h as a delta against the object written at
 // baseOff in this pack (an OFS_DELTA entry).
 func (w *packWriter) addDelta(h Hash, baseOff int64, delta []byte) error {
-	z, err := w.deflate(delta)
-	if err != nil {
-		return err
-	}
+	z := w.deflate(delta)
 	w.header = appendPackHeader(w.header[:0], objOfsDelta, int64(len(delta)))
 	w.header = appendOfsDeltaOffset(w.header, w.off-baseOff)
 	return w.addEntry(h, w.header, z)
@@ -99,18 +118,9 @@ func (w *packWriter) addDelta(h Hash, baseOff int64, delta []byte) error {
 
 // deflate returns data as a zlib stream, in a buffer reused by the next
 // call.
-func (w *packWriter) deflate(data []byte) ([]byte, error) {
-	w.zbuf.Reset()
-	zw := zlibWriters.Get().(*zlib.Writer)
-	zw.Reset(&w.zbuf)
-	if _, err := zw.Write(data); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	zlibWriters.Put(zw)
-	return w.zbuf.Bytes(), nil
+func (w *packWriter) deflate(data []byte) []byte {
+	w.zbuf = appendZlibStored(w.zbuf[:0], data)
+	return w.zbuf
 }
 
 func (w *packWriter) addCompressed(h Hash, t ObjectType, size int64, z []byte) error {
@@ -154,6 +164,7 @@ func (w *packWriter) finish() (string, error) {
 		w.abort()
 		return "", err
 	}
+	w.release()
 	var sum Hash
 	w.sum.Sum(sum[:0])
 	if _, err := w.f.Write(sum[:]); err != nil {
@@ -185,8 +196,19 @@ func (w *packWriter) finish() (string, error) {
 }
 
 func (w *packWriter) abort() {
+	w.release()
 	w.f.Close()
 	os.Remove(w.f.Name())
+}
+
+// release gives the buffered writer back to packBuffers; the pack is not
+// written to after.
+func (w *packWriter) release() {
+	if w.bw != nil {
+		w.bw.Reset(nil)
+		packBuffers.Put(w.bw)
+		w.bw = nil
+	}
 }
 
 // writeFileSync writes data to a temporary file in path's directory, syncs
