@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -461,5 +462,52 @@ func TestEditChangesOrder(t *testing.T) {
 				t.Errorf("diffTrees gives %q, want %q", ops, tc.want)
 			}
 		})
+	}
+}
+
+// TestNodeRefs drives nodeRefs and a map with the same random sets and
+// deletes, across the size where nodeRefs starts indexing, and checks that
+// they agree after every step.
+func TestNodeRefs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	nodes := make([]*editNode, 4)
+	for i := range nodes {
+		nodes[i] = &editNode{}
+	}
+	for round := range 200 {
+		var m nodeRefs
+		want := map[string]*editNode{}
+		names := 2 + rng.IntN(3*nodeRefsIndexed)
+		for step := range 100 {
+			name := strconv.Itoa(rng.IntN(names))
+			if rng.IntN(3) == 0 {
+				m.del(name)
+				delete(want, name)
+			} else {
+				n := nodes[rng.IntN(len(nodes))]
+				m.set(name, n)
+				want[name] = n
+			}
+			if len(m.refs) != len(want) {
+				t.Fatalf("round %d step %d: %d refs, want %d", round, step, len(m.refs), len(want))
+			}
+			for _, r := range m.refs {
+				if want[r.name] != r.node {
+					t.Fatalf("round %d step %d: %s lists the wrong node", round, step, r.name)
+				}
+			}
+			for i := range names {
+				name := strconv.Itoa(i)
+				got, ok := m.get(name)
+				w, wok := want[name]
+				if ok != wok || got != w {
+					t.Fatalf("round %d step %d: get %s = %p, %v; want %p, %v", round, step, name, got, ok, w, wok)
+				}
+			}
+		}
+		m.reset()
+		if _, ok := m.get("0"); ok || len(m.refs) != 0 {
+			t.Fatalf("round %d: not empty after reset", round)
+		}
 	}
 }
