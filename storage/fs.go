@@ -730,7 +730,11 @@ func (b *FSBackend) writePack(objs []*Object) (*pack, error) {
 		off, chain := w.off, 0
 		var err error
 		if base, ok := trees[o.DeltaBase]; ok && !o.DeltaBase.IsZero() && base.chain < maxDeltaChain {
-			if d := makeDelta(base.data, o.Data); d != nil {
+			d := o.delta // the journal's, against the same base
+			if d == nil {
+				d = makeDelta(base.data, o.Data)
+			}
+			if d != nil {
 				err, chain = w.addDelta(o.Hash, base.off, d), base.chain+1
 			} else {
 				err = w.add(o)

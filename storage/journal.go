@@ -349,6 +349,7 @@ func (j *journal) appendGroup(g *group, base func(Hash) []byte) (journalPos, err
 			}
 			if bd != nil {
 				d = makeDelta(bd, o.Data)
+				o.delta = d
 			}
 		}
 		if o.Type == TreeObject {

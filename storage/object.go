@@ -54,6 +54,10 @@ type Object struct {
 	// store the object as a delta against it; it is a hint only, never
 	// stored, and may be ignored.
 	DeltaBase Hash
+	// delta is the object as a delta against DeltaBase, once the journal
+	// has made it: the pack writer stores it as it is instead of making it
+	// again. Set before the object is published to the backend's readers.
+	delta []byte
 }
 
 // NewObject returns the object of type t holding data, with its id computed.
