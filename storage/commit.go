@@ -224,15 +224,18 @@ func (r *Repo) prepareGroup(reqs []*writeReq, last *sealedGroup) *sealedGroup {
 	} else {
 		rev = r.Head().Revision
 	}
+	// A one-key write usually makes a blob, a commit and a tree or four:
+	// sized for that, the maps do not grow while the group is applied.
+	n := len(reqs)
 	g := &groupState{
 		r:         r,
 		now:       time.Now(),
 		refs:      map[string]refState{},
 		orig:      map[string]Hash{},
-		seen:      map[Hash]bool{},
-		trees:     map[Hash]*Tree{},
+		seen:      make(map[Hash]bool, 6*n),
+		trees:     make(map[Hash]*Tree, 4*n),
 		prevTrees: prevTrees,
-		blobs:     map[Hash][]byte{},
+		blobs:     make(map[Hash][]byte, n),
 		mainRev:   rev,
 	}
 	var ok []*writeReq
