@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -196,6 +197,27 @@ func (r *Repo) Get(ctx context.Context, key string, rev int64) (*Value, error) {
 		return nil, err
 	}
 	return r.getAt(h, rev, key)
+}
+
+// Lookup is Get for a key that may well be absent: it reports an absent
+// key with a nil value and a nil error, and at head, when the hot cache
+// knows the key is absent, without building the error Get returns. Every
+// write looks up the repo's policy file, which is usually absent.
+func (r *Repo) Lookup(ctx context.Context, key string, rev int64) (*Value, error) {
+	if rev == 0 {
+		r.viewMu.RLock()
+		he, hit := r.hot.get(key)
+		known := hit && he == absent && !r.indexStale
+		r.viewMu.RUnlock()
+		if known {
+			return nil, nil
+		}
+	}
+	v, err := r.Get(ctx, key, rev)
+	if errors.Is(err, gitstate.ErrKeyNotFound) {
+		return nil, nil
+	}
+	return v, err
 }
 
 // GetAt returns key's value at any commit of the repo (a transaction's

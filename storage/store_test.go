@@ -361,3 +361,54 @@ func TestRevertRollback(t *testing.T) {
 		t.Error("rollback touched a key outside its prefix")
 	}
 }
+
+// TestLookup: Lookup answers as Get does, but with a nil value and no
+// error for an absent key, at head (asked once and again, once the hot
+// cache knows it is absent) and at an older revision; a key written after
+// it was found absent is found; a revision that does not exist is still
+// an error.
+func TestLookup(t *testing.T) {
+	s := newTestStore(t)
+	r := defaultRepo(t, s)
+	ctx := context.Background()
+	put(t, r, "a", "1")                  // revision 1
+	rev2 := put(t, r, "a", "2").Revision // revision 2
+	put(t, r, "b", "x")                  // revision 3
+	tests := []struct {
+		key  string
+		rev  int64
+		want string // "" for absent
+	}{
+		{"a", 0, "2"},
+		{"a", 1, "1"},
+		{"b", 0, "x"},
+		{"b", rev2, ""},
+		{"c", 0, ""},
+		{"c", 0, ""}, // again: now from the hot cache's absent entry
+		{"c", 1, ""},
+		{"dir/c", 0, ""},
+	}
+	for _, tc := range tests {
+		v, err := r.Lookup(ctx, tc.key, tc.rev)
+		if err != nil {
+			t.Fatalf("Lookup(%s@%d): %v", tc.key, tc.rev, err)
+		}
+		switch {
+		case tc.want == "" && v != nil:
+			t.Errorf("Lookup(%s@%d) = %q, want absent", tc.key, tc.rev, v.Data)
+		case tc.want != "" && (v == nil || string(v.Data) != tc.want):
+			t.Errorf("Lookup(%s@%d) = %v, want %q", tc.key, tc.rev, v, tc.want)
+		}
+		_, gerr := r.Get(ctx, tc.key, tc.rev)
+		if (tc.want == "") != errors.Is(gerr, gitstate.ErrKeyNotFound) {
+			t.Errorf("Get(%s@%d): %v, but Lookup found %v", tc.key, tc.rev, gerr, v)
+		}
+	}
+	put(t, r, "c", "now") // c was cached as absent
+	if v, err := r.Lookup(ctx, "c", 0); err != nil || v == nil || string(v.Data) != "now" {
+		t.Fatalf("Lookup(c) after its write: %v, %v", v, err)
+	}
+	if _, err := r.Lookup(ctx, "a", 99); err == nil {
+		t.Fatal("Lookup at revision 99 of 4: no error")
+	}
+}

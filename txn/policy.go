@@ -300,13 +300,17 @@ type policyEntry struct {
 
 // load returns the policy of repo at head (an empty policy when the repo
 // has none).
+// noPolicy is the policy of a repo without a policy file. Like every
+// policy load returns, it is shared and must not be modified.
+var noPolicy = &Policy{}
+
 func (c *policyCache) load(ctx context.Context, repo *storage.Repo) (*Policy, error) {
-	v, err := repo.Get(ctx, PolicyKey, 0)
-	if errors.Is(err, gitstate.ErrKeyNotFound) {
-		return &Policy{}, nil
-	}
+	v, err := repo.Lookup(ctx, PolicyKey, 0)
 	if err != nil {
 		return nil, err
+	}
+	if v == nil {
+		return noPolicy, nil
 	}
 	c.mu.Lock()
 	e, ok := c.entries[repo.Name()]
