@@ -24,11 +24,13 @@ import (
 )
 
 // Packs are the only form in which gitstate writes objects to a repository:
-// one pack per flush of the journal, without deltas, each object a zlib
-// stream of stored (uncompressed) blocks. That is valid Git and costs next to
-// no CPU: compressing small objects one by one cost about half the CPU of a
-// write-heavy load (Huffman tables are built per object). `git gc` or
-// `git repack -adf` compresses and deltifies them when disk matters more.
+// one pack per flush of the journal, each object a zlib stream of stored
+// (uncompressed) blocks, a tree that replaces one written earlier in the
+// same pack as a delta against it (see FSBackend.writePack). That is valid
+// Git and costs next to no CPU: compressing small objects one by one cost
+// about half the CPU of a write-heavy load (Huffman tables are built per
+// object). `git gc` or `git repack -adf` compresses and deltifies them when
+// disk matters more.
 // Packs written by Git itself (imports, git gc) may hold deltas; the reader
 // resolves them.
 
