@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // logRecorder is a slog.Handler that keeps the messages it is given.
@@ -443,4 +447,43 @@ func TestIndexBlockCacheHoldsBlocks(t *testing.T) {
 		}
 	}
 	t.Errorf("repeated listing: %d block cache hits, %d misses: its blocks should have been cached", hits, misses)
+}
+
+// TestReplayStops: a replay whose context is cancelled part way through
+// the revisions returns the context's error, and its reader goroutine
+// ends; a full replay afterwards still gives the same answers.
+func TestReplayStops(t *testing.T) {
+	s := newTestStore(t)
+	r := defaultRepo(t, s)
+	for i := range 300 {
+		put(t, r, fmt.Sprintf("k/%d", i%40), strconv.Itoa(i))
+	}
+	want := answers(t, r)
+	revs := append([]Hash(nil), r.revs...)
+	before := runtime.NumGoroutine()
+	for _, stopAt := range []int64{1, 100, 299} {
+		ctx, cancel := context.WithCancel(context.Background())
+		r.replayProgress = func(done, total int64) {
+			if done >= stopAt {
+				cancel()
+			}
+		}
+		err := r.replay(ctx, revs, 1)
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("stopped at %d: %v, want context.Canceled", stopAt, err)
+		}
+	}
+	r.replayProgress = nil
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the stopped replays, %d before", n, before)
+	}
+	if err := r.replay(context.Background(), revs, 1); err != nil {
+		t.Fatal(err)
+	}
+	compareAnswers(t, answers(t, r), want)
 }

@@ -91,7 +91,9 @@ func (r *Repo) setRevisions(revs []Hash) error {
 // replay indexes revisions start..len(revs)-1. Entries are collected in
 // memory and written once at the end (with their values), so a key changed
 // by many revisions is read once; revision records are written in batches,
-// with progress in the log.
+// with progress in the log. Reading Git (commits and the trees they
+// changed, then the values) runs in a goroutine of its own, ahead of the
+// index writes: the two took about half the time each.
 func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 	last := int64(len(revs) - 1)
 	if start > last {
@@ -104,9 +106,6 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 		deleted bool
 	}
 	entries := map[string]*latest{}
-	ib := r.ix.newBatch(r.name)
-	pending := 0
-	lastLog := time.Now()
 	var prevTree Hash
 	if start > 1 {
 		var err error
@@ -114,33 +113,67 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 			return err
 		}
 	}
-	for rev := start; rev <= last; rev++ {
-		if err := ctx.Err(); err != nil {
-			ib.b.Close()
-			return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// The revisions, read and diffed in order.
+	type revision struct {
+		rev     int64
+		c       *Commit
+		changes []Change
+		err     error
+	}
+	revCh := make(chan revision, 256)
+	go func() {
+		defer close(revCh)
+		send := func(v revision) bool {
+			select {
+			case revCh <- v:
+				return true
+			case <-ctx.Done():
+				return false
+			}
 		}
-		h := revs[rev]
-		c, err := r.ReadCommit(h)
-		if err != nil {
-			ib.b.Close()
-			return err
+		for rev := start; rev <= last; rev++ {
+			if err := ctx.Err(); err != nil {
+				send(revision{err: err})
+				return
+			}
+			c, err := r.ReadCommit(revs[rev])
+			if err != nil {
+				send(revision{err: err})
+				return
+			}
+			var changes []Change
+			if err := diffTrees(r.readTree, prevTree, c.Tree, "", func(ch Change) bool {
+				changes = append(changes, ch)
+				return true
+			}); err != nil {
+				send(revision{err: fmt.Errorf("revision %d: %w", rev, err)})
+				return
+			}
+			if !send(revision{rev: rev, c: c, changes: changes}) {
+				return
+			}
+			prevTree = c.Tree
 		}
-		var changes []Change
-		if err := diffTrees(r.readTree, prevTree, c.Tree, "", func(ch Change) bool {
-			changes = append(changes, ch)
-			return true
-		}); err != nil {
+	}()
+	ib := r.ix.newBatch(r.name)
+	pending := 0
+	lastLog := time.Now()
+	for v := range revCh {
+		if v.err != nil {
 			ib.b.Close()
-			return fmt.Errorf("revision %d: %w", rev, err)
+			return v.err
 		}
-		for _, ch := range changes {
+		rev, h := v.rev, revs[v.rev]
+		for _, ch := range v.changes {
 			entries[ch.Key] = &latest{te: ch.To, rev: rev, deleted: ch.Op == Deleted}
 		}
-		if err := ib.addRevision(revisionInfo(rev, h, c, changes, Trailers(c.Message)), h); err != nil {
+		if err := ib.addRevision(revisionInfo(rev, h, v.c, v.changes, Trailers(v.c.Message)), h); err != nil {
 			ib.b.Close()
 			return err
 		}
-		prevTree = c.Tree
 		if pending++; pending == 2000 {
 			if err := ib.commit(); err != nil {
 				return err
@@ -155,20 +188,49 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 			lastLog = time.Now()
 		}
 	}
-	n := 0
-	for key, l := range entries {
-		var err error
-		if l.deleted {
-			err = ib.deleteEntry(key)
-		} else {
-			var e *IndexEntry
-			if e, err = r.newEntry(l.te, l.rev, r.readBlob); err == nil {
-				err = ib.setEntry(key, e)
+	if err := ctx.Err(); err != nil {
+		// The reader stopped early without a word: it saw ctx done.
+		ib.b.Close()
+		return err
+	}
+
+	// The entries, their values read ahead of the writes.
+	type entry struct {
+		key string
+		e   *IndexEntry // nil: deleted
+		err error
+	}
+	entCh := make(chan entry, 256)
+	go func() {
+		defer close(entCh)
+		for key, l := range entries {
+			v := entry{key: key}
+			if !l.deleted {
+				if v.e, v.err = r.newEntry(l.te, l.rev, r.readBlob); v.err != nil {
+					v.err = fmt.Errorf("index %q: %w", key, v.err)
+				}
 			}
+			select {
+			case entCh <- v:
+			case <-ctx.Done():
+				return
+			}
+			if v.err != nil {
+				return
+			}
+		}
+	}()
+	n := 0
+	for v := range entCh {
+		err := v.err
+		if err == nil && v.e == nil {
+			err = ib.deleteEntry(v.key)
+		} else if err == nil {
+			err = ib.setEntry(v.key, v.e)
 		}
 		if err != nil {
 			ib.b.Close()
-			return fmt.Errorf("index %q: %w", key, err)
+			return err
 		}
 		if n++; n%20000 == 0 {
 			if err := ib.commit(); err != nil {
@@ -177,6 +239,10 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 			ib = r.ix.newBatch(r.name)
 			r.log.Info("writing index entries", "done", n, "of", len(entries))
 		}
+	}
+	if n != len(entries) {
+		ib.b.Close()
+		return fmt.Errorf("index entries: %d of %d written: %w", n, len(entries), ctx.Err())
 	}
 	if err := ib.setHead(last, revs[last]); err != nil {
 		ib.b.Close()
