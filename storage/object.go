@@ -103,6 +103,10 @@ type Tree struct {
 	// owned is set when Entries is the tree's alone (an edit's copy, not
 	// another tree's slice): only then may it be recycled (entryPool).
 	owned bool
+	// mid, for a long raw, is the SHA-1 states over it, for the
+	// committer's next version of the directory (see midstates). It may
+	// have moved on to that version: use it only if it matches raw.
+	mid *midstates
 }
 
 // Find returns the index of the entry named name, or -1.

@@ -51,7 +51,10 @@ type editNode struct {
 	raw      []byte
 	patched  []int
 	reshaped bool
-	pool     *entryPool // where own takes its copy from (may be nil)
+	// mid holds the SHA-1 states over raw, when it is long (see
+	// midstates): the next version is hashed from its first changed byte.
+	mid  *midstates
+	pool *entryPool // where own takes its copy from (may be nil)
 }
 
 // nodeRefs maps names to nodes: the subtrees a node is editing, or the
@@ -196,7 +199,7 @@ func loadNode(read treeReader, h Hash, pool *entryPool) (*editNode, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.entries, n.shared, n.raw = t.Entries, true, t.raw
+	n.entries, n.shared, n.raw, n.mid = t.Entries, true, t.raw, t.mid
 	return n, nil
 }
 
@@ -492,15 +495,27 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 	// The new tree takes the entries; n copies them again if it is
 	// changed after this.
 	t := &Tree{Entries: n.entries, owned: !n.shared}
+	prev, from := n.raw, 0
 	if n.raw != nil && !n.reshaped && len(n.patched) > 0 {
-		t.raw = n.splice()
+		t.raw, from = n.splice()
 	} else {
-		t.raw = t.Encode()
+		t.raw, prev = t.Encode(), nil
 	}
+	var h Hash
+	if prev == nil && n.mid == nil {
+		// States are first taken when an id is patched: a directory
+		// that is reshaped every time (a key added per commit) would
+		// never use them.
+		h = HashObject(TreeObject, t.raw)
+	} else {
+		h, n.mid = hashTree(t.raw, prev, from, n.mid)
+	}
+	t.mid = n.mid
 	n.raw, n.patched, n.reshaped = t.raw, n.patched[:0], false
 	n.shared = true
-	o := NewObject(TreeObject, t.raw)
-	o.DeltaBase = n.orig // the version it replaces: a pack can store the change alone
+	// DeltaBase is the version it replaces: a pack can store the change
+	// alone.
+	o := &Object{Type: TreeObject, Hash: h, Data: t.raw, DeltaBase: n.orig}
 	emit(o, t)
 	n.orig, n.dirty = o.Hash, false
 	return o.Hash, false
@@ -509,20 +524,26 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 // splice returns n.raw with the ids of the patched entries replaced: the
 // encoding of n.entries, as long as no entry was added, removed or changed
 // mode since raw was made (the entries' names and modes, and so their
-// offsets in raw, are the same).
-func (n *editNode) splice() []byte {
-	data := slices.Clone(n.raw)
+// offsets in raw, are the same). from is the offset of the first id
+// replaced: the two encodings are the same before it.
+func (n *editNode) splice() (data []byte, from int) {
+	data = slices.Clone(n.raw)
 	slices.Sort(n.patched)
 	off, j := 0, 0
+	from = -1
 	for _, i := range n.patched {
 		for ; j < i; j++ {
 			e := &n.entries[j]
 			off += len(modeText(e.Mode)) + 1 + len(e.Name) + 1 + len(e.Hash)
 		}
 		e := &n.entries[i]
-		copy(data[off+len(modeText(e.Mode))+1+len(e.Name)+1:], e.Hash[:])
+		at := off + len(modeText(e.Mode)) + 1 + len(e.Name) + 1
+		if from < 0 {
+			from = at
+		}
+		copy(data[at:], e.Hash[:])
 	}
-	return data
+	return data, max(from, 0)
 }
 
 // changes calls fn for every key that differs between the tree the editor

@@ -511,3 +511,99 @@ func TestNodeRefs(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkEditBusyDir is the committer's tree work for one PUT of the
+// side-by-side benchmark's PUT ×64 workload, without I/O: a key
+// apps/putNN/envE/resRRR.yaml is put into a tree like the benchmark's
+// (apps/ holds 164 apps and 64 writers' directories), and the trees on its
+// path are written: apps/ changes one id, envE/ gains a key.
+func BenchmarkEditBusyDir(b *testing.B) {
+	trees := memTrees{}
+	keep := func(o *Object, t *Tree) { trees[o.Hash] = t }
+	ed, err := newTreeEditor(trees.read, EmptyTreeHash, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for app := range 164 {
+		for k := range 10 {
+			key := fmt.Sprintf("apps/app%03d/key%d.yaml", app, k)
+			if _, err := ed.put(key, HashObject(BlobObject, []byte(key)), 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for w := range 64 {
+		for e := range 10 {
+			// Values differ, so that no two directories are the same tree.
+			key := fmt.Sprintf("apps/put%02d/env%d/res000.yaml", w, e)
+			if _, err := ed.put(key, HashObject(BlobObject, []byte(key)), 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	root := ed.write(keep)
+	// As the committer does (recycleReplaced), each version replaced is
+	// dropped, and its entries recycled.
+	var pool entryPool
+	keep = func(o *Object, t *Tree) {
+		trees[o.Hash] = t
+		if old, ok := trees[o.DeltaBase]; ok && old.owned {
+			pool.recycle(old.Entries)
+			delete(trees, o.DeltaBase)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		w := i % 64
+		key := fmt.Sprintf("apps/put%02d/env%d/res%03d.yaml", w, i/64/100%10, i/64%100)
+		ed, err := newTreeEditor(trees.read, root, &pool)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ed.put(key, HashObject(BlobObject, []byte(strconv.Itoa(i))), 0); err != nil {
+			b.Fatal(err)
+		}
+		root = ed.write(keep)
+	}
+}
+
+// TestEditWideDirHashes edits a directory long enough for its SHA-1 states
+// to be kept (see midstates), commit after commit, sometimes from an older
+// root (a failed request goes back to it), and checks every tree written
+// against its encoding's hash (memTrees.emit).
+func TestEditWideDirHashes(t *testing.T) {
+	trees := memTrees{}
+	ed, err := newTreeEditor(trees.read, EmptyTreeHash, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		if _, err := ed.put(fmt.Sprintf("wide/d%03d/k", i), testBlobs[i%4], 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	roots := []Hash{ed.write(trees.emit)}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for step := range 500 {
+		root := roots[len(roots)-1]
+		if step%9 == 8 {
+			root = roots[rng.IntN(len(roots))]
+		}
+		ed, err := newTreeEditor(trees.read, root, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Mostly an id below the wide directory changes (its encoding is
+		// patched); at times a directory is added to it.
+		key := fmt.Sprintf("wide/d%03d/k", rng.IntN(300))
+		if step%13 == 12 {
+			key = fmt.Sprintf("wide/n%d/k", step)
+		}
+		if _, err := ed.put(key, HashObject(BlobObject, []byte(strconv.Itoa(step))), 0); err != nil {
+			t.Fatal(err)
+		}
+		roots = append(roots, ed.write(trees.emit))
+	}
+}
