@@ -783,7 +783,7 @@ func (r *Repo) indexCommits(ib *indexBatch, mcs []*mainCommit, blob func(Hash) (
 			}
 		}
 		ri := revisionInfo(mc.rev, mc.hash, mc.commit, mc.changes, mc.trailers)
-		if err := ib.addRevision(ri, mc.hash); err != nil {
+		if err := ib.addRevision(ri); err != nil {
 			return err
 		}
 	}

@@ -24,7 +24,6 @@ import (
 //
 //	'e' repo 0 key            -> entry: blob, mode, size, mod revision, [value]
 //	'r' repo 0 rev(BE64)      -> RevisionInfo (binary: see appendRevRecord)
-//	'c' repo 0 commit(20)     -> rev(BE64)
 //	'h' repo 0 key 0 rev(BE64) -> "" (the revisions that changed key)
 //	'm' repo                  -> meta: format, head revision, head commit
 type Index struct {
@@ -149,8 +148,6 @@ func revKey(repo string, rev int64) []byte { return appendRevKey(nil, repo, rev)
 func appendRevKey(b []byte, repo string, rev int64) []byte {
 	return binary.BigEndian.AppendUint64(appendRepoKey(b, 'r', repo), uint64(rev))
 }
-
-func commitKey(repo string, h Hash) []byte { return append(repoKey('c', repo), h[:]...) }
 
 func appendHistoryKey(b []byte, repo, key string, rev int64) []byte {
 	b = append(appendRepoKey(b, 'h', repo), key...)
@@ -324,7 +321,7 @@ func (ib *indexBatch) deleteEntry(key string) error {
 	return ib.b.Delete(ib.key, nil)
 }
 
-func (ib *indexBatch) addRevision(ri *RevisionInfo, commit Hash) error {
+func (ib *indexBatch) addRevision(ri *RevisionInfo) error {
 	v, err := appendRevRecord(ib.value[:0], ri)
 	if err != nil {
 		return err
@@ -332,11 +329,6 @@ func (ib *indexBatch) addRevision(ri *RevisionInfo, commit Hash) error {
 	ib.value = v
 	ib.key = appendRevKey(ib.key[:0], ib.repo, ri.Revision)
 	if err := ib.b.Set(ib.key, v, nil); err != nil {
-		return err
-	}
-	ib.key = append(appendRepoKey(ib.key[:0], 'c', ib.repo), commit[:]...)
-	ib.value = binary.BigEndian.AppendUint64(ib.value[:0], uint64(ri.Revision))
-	if err := ib.b.Set(ib.key, ib.value, nil); err != nil {
 		return err
 	}
 	for _, c := range ri.Changes {
@@ -377,32 +369,46 @@ func (ix *Index) dropRepo(repo string) error {
 }
 
 // revisions returns the commit of every revision of repo, from 1, as the
-// index records them.
+// index records them: the commit is the first field of each revision
+// record. (Format 2 indexes written before this also hold a 'c' record per
+// commit, its revision: they are no longer read, and dropRepo removes
+// them.)
 func (ix *Index) revisions(repo string, head int64) ([]Hash, error) {
 	revs := make([]Hash, head+1)
-	lower := repoKey('c', repo)
-	it, err := ix.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	lower := repoKey('r', repo)
+	it, err := ix.db.NewIter(&pebble.IterOptions{
+		LowerBound: revKey(repo, 1),
+		UpperBound: revKey(repo, head+1),
+	})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
-		k, v := it.Key(), it.Value()
-		if len(k) != len(lower)+20 || len(v) != 8 {
-			return nil, errors.New("index: malformed commit record")
+		k := it.Key()
+		if len(k) != len(lower)+8 {
+			return nil, errors.New("index: malformed revision key")
 		}
-		rev := int64(binary.BigEndian.Uint64(v))
-		if rev < 1 || rev > head {
-			continue // beyond the recorded head: from an interrupted write
+		rev := int64(binary.BigEndian.Uint64(k[len(lower):]))
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
 		}
-		copy(revs[rev][:], k[len(lower):])
+		h, err := revRecordCommit(v, rev)
+		if err != nil {
+			return nil, fmt.Errorf("index: revision %d: %w", rev, err)
+		}
+		revs[rev] = h
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
 	}
 	for i := int64(1); i <= head; i++ {
 		if revs[i].IsZero() {
 			return nil, fmt.Errorf("index: revision %d has no commit", i)
 		}
 	}
-	return revs, it.Error()
+	return revs, nil
 }
 
 // keyHistory calls fn with the revisions that changed key, newest first,

@@ -343,13 +343,22 @@ func TestIndexDamaged(t *testing.T) {
 				}
 			}
 		}, "cannot open the index; rebuilding it from Git", 1},
-		{"revision without its commit", func(t *testing.T, s *Store, dir string) {
-			r := defaultRepo(t, s)
-			h, err := r.RevisionCommit(3)
+		{"revision without its record", func(t *testing.T, s *Store, dir string) {
+			if err := s.ix.db.Delete(revKey(DefaultRepo, 3), nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}, "index revision list is damaged; rebuilding", 0},
+		{"revision record of another revision", func(t *testing.T, s *Store, dir string) {
+			v, closer, err := s.ix.db.Get(revKey(DefaultRepo, 2))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.ix.db.Delete(commitKey(DefaultRepo, h), nil); err != nil {
+			v = bytes.Clone(v)
+			closer.Close()
+			if err := s.ix.db.Set(revKey(DefaultRepo, 3), v, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Close(); err != nil {

@@ -170,7 +170,7 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 		for _, ch := range v.changes {
 			entries[ch.Key] = &latest{te: ch.To, rev: rev, deleted: ch.Op == Deleted}
 		}
-		if err := ib.addRevision(revisionInfo(rev, h, v.c, v.changes, Trailers(v.c.Message)), h); err != nil {
+		if err := ib.addRevision(revisionInfo(rev, h, v.c, v.changes, Trailers(v.c.Message))); err != nil {
 			ib.b.Close()
 			return err
 		}

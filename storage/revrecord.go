@@ -141,6 +141,23 @@ func (r *revReader) count(min int) int {
 	return int(n)
 }
 
+// revRecordCommit returns the commit of a record appendRevRecord made for
+// revision rev, reading nothing past it.
+func revRecordCommit(b []byte, rev int64) (Hash, error) {
+	if len(b) == 0 || b[0] != revRecordVersion {
+		return ZeroHash, errBadRevRecord
+	}
+	r := &revReader{b: b[1:]}
+	got := r.uvarint()
+	id := r.bytes()
+	var h Hash
+	if r.err != nil || got != uint64(rev) || len(id) != len(h) {
+		return ZeroHash, errBadRevRecord
+	}
+	copy(h[:], id)
+	return h, nil
+}
+
 // decodeRevRecord decodes a record appendRevRecord made.
 func decodeRevRecord(b []byte) (*RevisionInfo, error) {
 	if len(b) == 0 || b[0] != revRecordVersion {
