@@ -25,6 +25,11 @@ const (
 	midstateMin = 4 * midstateEvery
 )
 
+// midstatesBytes estimates what the states over an encoding of n bytes
+// hold: the struct and its digest, and one marshaled state (~100 bytes)
+// per midstateEvery bytes.
+func midstatesBytes(n int) int64 { return int64(256 + (n/midstateEvery+1)*100) }
+
 // midstates are the SHA-1 states over one tree encoding's object stream:
 // states[k] (marshaled, size bytes each) is the state after (k+1) *
 // midstateEvery bytes. They belong to the encoding whose first byte is at

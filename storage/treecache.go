@@ -59,9 +59,16 @@ type treeCache struct {
 // treeBytes estimates the memory a decoded tree holds: its entries (name
 // header, id, mode) and their names, taken as 32 bytes on average (a GitOps
 // layout's file and directory names), so that the estimate costs nothing
-// for a directory of thousands of entries, and its encoding when kept.
+// for a directory of thousands of entries, and its encoding and SHA-1
+// states when kept. It must give the same figure when the tree is evicted
+// as when it was added: it reads only what does not change once a tree is
+// made (the committer updates the states themselves in place).
 func treeBytes(t *Tree) int64 {
-	return int64(64 + len(t.Entries)*(48+32) + len(t.raw))
+	n := int64(64 + len(t.Entries)*(48+32) + len(t.raw))
+	if t.mid != nil {
+		n += midstatesBytes(len(t.raw))
+	}
+	return n
 }
 
 // Get returns the tree h and marks it recently used.
