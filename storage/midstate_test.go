@@ -23,6 +23,14 @@ func TestHashTreeResumes(t *testing.T) {
 			if want := HashObject(TreeObject, raw); h != want {
 				t.Fatalf("first hash %s, want %s", h, want)
 			}
+			// The states are kept (without them every hash is whole,
+			// and right): one per midstateEvery bytes of the stream.
+			if size >= midstateMin {
+				stream := len(fmt.Sprintf("tree %d\x00", size)) + size
+				if ms == nil || ms.size == 0 || len(ms.states) != stream/midstateEvery*ms.size {
+					t.Fatalf("states over %d bytes: %+v", stream, ms)
+				}
+			}
 			for step := range 300 {
 				// Edit the last version, or at times an older one: its
 				// states have moved on and must not be used.
