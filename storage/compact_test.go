@@ -346,3 +346,165 @@ func TestCompactionRefusesCorruptEntry(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 }
+
+// copyFile copies src to dst, for the tests that put back files a crash
+// would have left.
+func copyFile(t testing.TB, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o444); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCompactionCutShort is a merge that a crash cut short after its pack
+// was in place and before it removed the packs it merged. At the next
+// merge, those packs and the merged one are merged again: the result is
+// the merged pack once more, byte for byte and so under the same name,
+// and it must not be removed with the sources (found by TestNotesKill9:
+// 700 commits of history lost).
+func TestCompactionCutShort(t *testing.T) {
+	dir := t.TempDir()
+	be, err := OpenFS(dir, FSOptions{MaxPacks: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []*Object
+	var head Hash
+	for i := range 4 {
+		// Values of growing sizes: packs of distinct sizes, which a
+		// merge takes in one order only.
+		blob := NewObject(BlobObject, []byte(fmt.Sprintf("value %d %s\n", i, strings.Repeat("x", 100*i))))
+		tree := NewObject(TreeObject, (&Tree{Entries: []TreeEntry{{Name: "key", Mode: ModeFile, Hash: blob.Hash}}}).Encode())
+		c := &Commit{Tree: tree.Hash, Author: Signature{Name: "t", Email: "t@t", When: time.Unix(int64(i), 0)}, Message: "m\n"}
+		if !head.IsZero() {
+			c.Parents = []Hash{head}
+		}
+		c.Committer = c.Author
+		co := NewObject(CommitObject, c.Encode())
+		if err := be.Commit([]*Object{blob, tree, co}, []RefUpdate{{Name: "refs/heads/main", Old: head, New: co.Hash}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := be.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		head = co.Hash
+		objs = append(objs, blob, tree, co)
+	}
+	packDir := filepath.Join(dir, "objects", "pack")
+	sources := packFiles(t, dir)
+	saved := t.TempDir()
+	for _, p := range sources {
+		for _, ext := range []string{".pack", ".idx"} {
+			name := strings.TrimSuffix(p, ".pack") + ext
+			copyFile(t, filepath.Join(packDir, name), filepath.Join(saved, name))
+		}
+	}
+	be.opts.MaxPacks = 1
+	if err := be.compact(); err != nil {
+		t.Fatal(err)
+	}
+	merged := packFiles(t, dir)
+	if len(merged) != 1 {
+		t.Fatalf("packs after the merge: %v", merged)
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the sources are still there.
+	for _, p := range sources {
+		for _, ext := range []string{".pack", ".idx"} {
+			name := strings.TrimSuffix(p, ".pack") + ext
+			copyFile(t, filepath.Join(saved, name), filepath.Join(packDir, name))
+		}
+	}
+	be, err = OpenFS(dir, FSOptions{MaxPacks: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.compact(); err != nil {
+		t.Fatal(err)
+	}
+	if got := packFiles(t, dir); !slices.Equal(got, merged) {
+		t.Errorf("packs after merging again: %v, want %v", got, merged)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, o := range objs {
+			got, err := be.ReadObject(o.Hash)
+			if err != nil || !bytes.Equal(got.Data, o.Data) {
+				t.Fatalf("%s: %s %s: %v", when, o.Type, o.Hash, err)
+			}
+		}
+	}
+	check("after merging again")
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if be, err = OpenFS(dir, FSOptions{MaxPacks: 1}); err != nil {
+		t.Fatal(err)
+	}
+	check("reopened")
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "fsck", "--strict", "--no-dangling")
+}
+
+// TestFlushSamePackAgain flushes the same group twice (as a replay after a
+// crash between a pack and its checkpoint does): the second pack is the
+// first, byte for byte, under the same name. It is not opened twice, and a
+// merge afterwards loses nothing.
+func TestFlushSamePackAgain(t *testing.T) {
+	dir := t.TempDir()
+	be, err := OpenFS(dir, FSOptions{MaxPacks: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := NewObject(BlobObject, []byte("value\n"))
+	tree := NewObject(TreeObject, (&Tree{Entries: []TreeEntry{{Name: "key", Mode: ModeFile, Hash: blob.Hash}}}).Encode())
+	c := &Commit{Tree: tree.Hash, Author: Signature{Name: "t", Email: "t@t", When: time.Unix(1, 0)}, Message: "m\n"}
+	c.Committer = c.Author
+	co := NewObject(CommitObject, c.Encode())
+	objs := []*Object{blob, tree, co}
+	var old Hash
+	for range 2 {
+		if err := be.Commit(objs, []RefUpdate{{Name: "refs/heads/main", Old: old, New: co.Hash}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		old = co.Hash
+		if err := be.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	be.mu.RLock()
+	open := len(be.packs)
+	be.mu.RUnlock()
+	if n := len(packFiles(t, dir)); n != 1 || open != 1 {
+		t.Fatalf("%d pack files, %d packs open; want 1 and 1", n, open)
+	}
+	// Another pack, so that there is something to merge.
+	other := NewObject(BlobObject, []byte("other\n"))
+	if err := be.Commit([]*Object{other}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	be.opts.MaxPacks = 1
+	if err := be.compact(); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range append(objs, other) {
+		if _, err := be.ReadObject(o.Hash); err != nil {
+			t.Fatalf("%s after the merge: %v", o.Hash, err)
+		}
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "fsck", "--strict")
+}

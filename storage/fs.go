@@ -665,6 +665,13 @@ func (b *FSBackend) Flush() error {
 		}
 	}
 	b.mu.Lock()
+	if np != nil && slices.ContainsFunc(b.packs, func(p *pack) bool { return p.path == np.path }) {
+		// A pack that was already there, byte for byte (the same groups
+		// flushed again after a crash between their pack and the
+		// checkpoint): it was written over itself. Keep the one open.
+		np.close()
+		np = nil
+	}
 	if np != nil {
 		b.packs = append([]*pack{np}, b.packs...)
 		if fresh != nil {
@@ -911,8 +918,14 @@ func (b *FSBackend) compact() error {
 	}
 	b.mu.Lock()
 	kept := []*pack{np}
+	var replaced []*pack
 	for _, p := range b.packs {
-		if !drop[p] {
+		switch {
+		case drop[p]:
+		case p.path == np.path:
+			// The same pack, open twice: np replaces it.
+			replaced = append(replaced, p)
+		default:
 			kept = append(kept, p)
 		}
 	}
@@ -920,8 +933,20 @@ func (b *FSBackend) compact() error {
 	b.mu.Unlock()
 	// Readers hold b.mu while they read, so no one is inside a dropped
 	// pack now.
+	for _, p := range replaced {
+		p.close()
+	}
 	for _, p := range small {
 		p.close()
+		if p.path == np.path {
+			// The merge made a pack that was already there, byte for
+			// byte, and one of its sources: an earlier merge of the
+			// same packs, cut short by a crash after its pack was in
+			// place and before it removed the others. A pack's name is
+			// its checksum, so np was written over it: its files are
+			// np's now, and removing them would lose every object.
+			continue
+		}
 		base := strings.TrimSuffix(p.path, ".pack")
 		// The index goes first, so Git never sees an index without its pack.
 		for _, ext := range []string{".idx", ".pack", ".rev", ".bitmap"} {
