@@ -104,7 +104,7 @@ func TestNotesKill9(t *testing.T) {
 	}
 	dir := t.TempDir()
 	acked := map[string]int64{}
-	for round := range 4 {
+	for round := range 8 {
 		// What the log held durably before this round (the parent closed
 		// it properly after the last one).
 		var before int64
