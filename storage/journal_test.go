@@ -26,7 +26,8 @@ func lazyFlush(o *Options) {
 // stop where they are, nothing more reaches Git's files, and the journal is
 // closed without a sync or a checkpoint. Only the index is closed properly,
 // because pebble refuses a second open of a directory in the same process
-// (a killed process's index is tested by TestKill9 and index_test.go).
+// (a killed process's index is tested by TestKill9 and index_test.go), and
+// the data directory's lock released, as the kernel does.
 func crashStore(t testing.TB, s *Store) {
 	t.Helper()
 	s.mu.Lock()
@@ -53,6 +54,11 @@ func crashStore(t testing.TB, s *Store) {
 	if err := s.ix.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The kernel releases a killed process's lock on the data directory.
+	if err := s.lock.unlock(); err != nil {
+		t.Fatal(err)
+	}
+	s.lock = nil
 }
 
 // reopenTestStore opens the store in dir and checks it at cleanup as

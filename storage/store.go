@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/gitstate/gitstate"
 )
@@ -43,6 +44,9 @@ type Store struct {
 	// imports are the imports started since Open, by repo name.
 	imports map[string]*Import
 	closed  bool
+
+	// lock is the data directory's, held until Close.
+	lock *dirLock
 
 	// bg is the context of the store's own goroutines (imports), canceled
 	// by Close, which then waits for them on wg.
@@ -76,7 +80,23 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "repos"), 0o755); err != nil {
 		return nil, err
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lock
+	opened := false
+	defer func() {
+		if !opened {
+			lock.unlock()
+		}
+	}()
 	ix, err := OpenIndex(filepath.Join(dir, "index"), opts.IndexCacheBytes, opts.Logger)
+	if err != nil && errors.Is(err, unix.EWOULDBLOCK) {
+		// Something else holds the index's own lock: it is in use, not
+		// damaged.
+		return nil, fmt.Errorf("open index: %w", err)
+	}
 	if err != nil {
 		// The index is only a cache: set a broken one aside and rebuild.
 		aside := filepath.Join(dir, fmt.Sprintf("index.broken-%d", time.Now().Unix()))
@@ -118,6 +138,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	opened = true
 	return s, nil
 }
 
@@ -263,6 +284,10 @@ func (s *Store) Close() error {
 	}
 	if s.ix != nil {
 		errs = append(errs, s.ix.Close())
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.unlock())
+		s.lock = nil
 	}
 	return errors.Join(errs...)
 }

@@ -412,3 +412,54 @@ func TestLookup(t *testing.T) {
 		t.Fatal("Lookup at revision 99 of 4: no error")
 	}
 }
+
+// TestDataDirLocked opens a store's data directory a second time while it
+// is open: the second Open fails with ErrDataDirLocked and changes
+// nothing (it used to take the first's index, locked by pebble, for a
+// damaged one and set it aside). Once the first is closed, Open works.
+func TestDataDirLocked(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := defaultRepo(t, s)
+	if _, err := r.WriteOne(ctx, &Batch{Ops: []Op{{Kind: OpPut, Key: "k", Value: []byte("v")}}}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, dir, Options{})
+	if !errors.Is(err, ErrDataDirLocked) {
+		t.Fatalf("second Open: %v, want ErrDataDirLocked", err)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("the error does not name the holder: %v", err)
+	}
+	after, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("the data directory changed: %v, then %v", before, after)
+	}
+	if got := get(t, r, "k", 0); got != "v" {
+		t.Errorf("k = %q after the second Open", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, dir, Options{})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	if got := get(t, defaultRepo(t, s), "k", 0); got != "v" {
+		t.Errorf("k = %q after reopening", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
