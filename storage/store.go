@@ -87,8 +87,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.lock = lock
 	opened := false
 	defer func() {
-		if !opened {
-			lock.unlock()
+		// On failure: unless s.Close (on the paths that call it) has
+		// released it already.
+		if !opened && s.lock != nil {
+			s.lock.unlock()
+			s.lock = nil
 		}
 	}()
 	ix, err := OpenIndex(filepath.Join(dir, "index"), opts.IndexCacheBytes, opts.Logger)
