@@ -347,6 +347,19 @@ func TestCompactionRefusesCorruptEntry(t *testing.T) {
 	}
 }
 
+// oneKeyCommit returns the objects of a commit at time when (on parent,
+// unless zero) whose tree holds one key with value.
+func oneKeyCommit(value string, when int64, parent Hash) (blob, tree, commit *Object) {
+	blob = NewObject(BlobObject, []byte(value))
+	tree = NewObject(TreeObject, (&Tree{Entries: []TreeEntry{{Name: "key", Mode: ModeFile, Hash: blob.Hash}}}).Encode())
+	c := &Commit{Tree: tree.Hash, Author: Signature{Name: "t", Email: "t@t", When: time.Unix(when, 0)}, Message: "m\n"}
+	if !parent.IsZero() {
+		c.Parents = []Hash{parent}
+	}
+	c.Committer = c.Author
+	return blob, tree, NewObject(CommitObject, c.Encode())
+}
+
 // copyFile copies src to dst, for the tests that put back files a crash
 // would have left.
 func copyFile(t testing.TB, src, dst string) {
@@ -377,14 +390,7 @@ func TestCompactionCutShort(t *testing.T) {
 	for i := range 4 {
 		// Values of growing sizes: packs of distinct sizes, which a
 		// merge takes in one order only.
-		blob := NewObject(BlobObject, []byte(fmt.Sprintf("value %d %s\n", i, strings.Repeat("x", 100*i))))
-		tree := NewObject(TreeObject, (&Tree{Entries: []TreeEntry{{Name: "key", Mode: ModeFile, Hash: blob.Hash}}}).Encode())
-		c := &Commit{Tree: tree.Hash, Author: Signature{Name: "t", Email: "t@t", When: time.Unix(int64(i), 0)}, Message: "m\n"}
-		if !head.IsZero() {
-			c.Parents = []Hash{head}
-		}
-		c.Committer = c.Author
-		co := NewObject(CommitObject, c.Encode())
+		blob, tree, co := oneKeyCommit(fmt.Sprintf("value %d %s\n", i, strings.Repeat("x", 100*i)), int64(i), head)
 		if err := be.Commit([]*Object{blob, tree, co}, []RefUpdate{{Name: "refs/heads/main", Old: head, New: co.Hash}}, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -464,11 +470,7 @@ func TestFlushSamePackAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blob := NewObject(BlobObject, []byte("value\n"))
-	tree := NewObject(TreeObject, (&Tree{Entries: []TreeEntry{{Name: "key", Mode: ModeFile, Hash: blob.Hash}}}).Encode())
-	c := &Commit{Tree: tree.Hash, Author: Signature{Name: "t", Email: "t@t", When: time.Unix(1, 0)}, Message: "m\n"}
-	c.Committer = c.Author
-	co := NewObject(CommitObject, c.Encode())
+	blob, tree, co := oneKeyCommit("value\n", 1, ZeroHash)
 	objs := []*Object{blob, tree, co}
 	var old Hash
 	for range 2 {
