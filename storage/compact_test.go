@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -342,7 +343,7 @@ func TestCompactionRefusesCorruptEntry(t *testing.T) {
 	if after := packFiles(t, dir); !slices.Equal(after, before) {
 		t.Errorf("packs after the failed merge: %v, want %v", after, before)
 	}
-	if left, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "tmp_pack_*")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", tempPrefix+"*")); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
 	}
 }
@@ -508,5 +509,60 @@ func TestFlushSamePackAgain(t *testing.T) {
 	if err := be.Close(); err != nil {
 		t.Fatal(err)
 	}
+	git(t, dir, "fsck", "--strict")
+}
+
+// TestOpenRemovesTempFiles leaves the temporary files a crash can leave
+// (a pack and an index being written, refs and packed-refs before their
+// rename) and one of Git's own, and opens the repository: gitstate's go,
+// Git's stays, and the repository is whole.
+func TestOpenRemovesTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	be, err := OpenFS(dir, FSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob, tree, co := oneKeyCommit("value\n", 1, ZeroHash)
+	if err := be.Commit([]*Object{blob, tree, co}, []RefUpdate{{Name: "refs/heads/main", New: co.Hash}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ours := []string{
+		filepath.Join("objects", "pack", tempPrefix+"pack-123"),
+		filepath.Join("objects", "pack", tempPrefix+"pack-abc.idx-456"),
+		filepath.Join("refs", "heads", tempPrefix+"main-789"),
+		filepath.Join("refs", "heads", "team", tempPrefix+"x-1"),
+		tempPrefix + "packed-refs-2",
+	}
+	gits := filepath.Join("objects", "pack", "tmp_pack_abc")
+	for _, p := range append(slices.Clone(ours), gits) {
+		path := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if be, err = OpenFS(dir, FSOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ours {
+		if _, err := os.Stat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after open: %v, want it removed", p, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, gits)); err != nil {
+		t.Errorf("git's %s after open: %v, want it left", gits, err)
+	}
+	if _, err := be.ReadObject(co.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, gits))
 	git(t, dir, "fsck", "--strict")
 }

@@ -154,6 +154,9 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 	if err := os.MkdirAll(b.packDir, 0o755); err != nil {
 		return nil, err
 	}
+	if n := removeTempFiles(dir); n > 0 {
+		b.log.Info("removed temporary files a crash left", "repo", dir, "files", n)
+	}
 	if err := b.scanPacks(); err != nil {
 		return nil, err
 	}
@@ -211,6 +214,40 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 	b.cancel = cancel
 	go b.flushLoop(ctx)
 	return b, nil
+}
+
+// tempPrefix begins the name of every temporary file gitstate writes in a
+// repository (packs being written, indexes, refs and packed-refs before
+// their rename). Git's own are named otherwise (tmp_pack_*, *.lock).
+const tempPrefix = ".tmp-"
+
+// removeTempFiles removes the temporary files a crash left in the
+// repository gitDir: in its top directory, in objects/pack and anywhere
+// under refs/. It is called at open, when no one else is writing them
+// (the data directory is locked; Git's own temporary files are left
+// alone). It returns how many it removed.
+func removeTempFiles(gitDir string) int {
+	n := 0
+	remove := func(path string) {
+		if os.Remove(path) == nil {
+			n++
+		}
+	}
+	for _, d := range []string{gitDir, filepath.Join(gitDir, "objects", "pack")} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if !e.IsDir() && strings.HasPrefix(e.Name(), tempPrefix) {
+				remove(filepath.Join(d, e.Name()))
+			}
+		}
+	}
+	filepath.WalkDir(filepath.Join(gitDir, "refs"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), tempPrefix) {
+			remove(path)
+		}
+		return nil
+	})
+	return n
 }
 
 // Dir returns the path of the bare repository.

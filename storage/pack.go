@@ -83,7 +83,7 @@ type packWriter struct {
 }
 
 func newPackWriter(dir string, count int) (*packWriter, error) {
-	f, err := os.CreateTemp(dir, "tmp_pack_")
+	f, err := os.CreateTemp(dir, tempPrefix+"pack-")
 	if err != nil {
 		return nil, fmt.Errorf("create pack: %w", err)
 	}
@@ -216,7 +216,7 @@ func (w *packWriter) release() {
 // writeFileSync writes data to a temporary file in path's directory, syncs
 // it and renames it to path. The directory itself is not synced.
 func writeFileSync(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix+filepath.Base(path)+"-")
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func readRefs(gitDir string) (map[string]Hash, error) {
 			}
 			return err
 		}
-		if d.IsDir() || strings.HasPrefix(d.Name(), ".tmp-") || strings.HasSuffix(d.Name(), ".lock") {
+		if d.IsDir() || strings.HasPrefix(d.Name(), tempPrefix) || strings.HasSuffix(d.Name(), ".lock") {
 			return nil
 		}
 		b, err := os.ReadFile(path)
