@@ -363,6 +363,13 @@ func (m *Manager) Commit(ctx context.Context, repo, id string, a Actor) (*Txn, *
 		return nil, nil, err
 	}
 	merge := res[0]
+	e.t = next
+	if !merge.Changed {
+		// No merge commit: the record names none, as it would after a
+		// crash (repair has nothing to find).
+		out := e.t
+		return &out, merge, nil
+	}
 	// The revision is known only now. It is recorded in the background so
 	// that the answer does not wait for a second sync; if that write is
 	// lost, the next start finds the merge commit by its trailer.

@@ -484,3 +484,33 @@ func TestMatchPattern(t *testing.T) {
 		}
 	}
 }
+
+// A transaction that changes nothing makes no merge commit: its record
+// names no revision, before a restart and after, as when a crash lost the
+// record's second write (repair has no merge to find).
+func TestCommitNothingRecordsNoRevision(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.putMain("k", "v")
+	tx := f.begin(alice)
+	got, res, err := f.m.Commit(ctx, storage.DefaultRepo, tx.ID, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed || res.Revision != 1 {
+		t.Fatalf("commit of nothing: %+v, want unchanged at revision 1", res)
+	}
+	check := func(when string, got *Txn) {
+		t.Helper()
+		if got.Status != Committed || got.Revision != 0 || got.Commit != "" {
+			t.Errorf("%s: status %s, revision %d, commit %q; want committed, none", when, got.Status, got.Revision, got.Commit)
+		}
+	}
+	check("answer", got)
+	rec, _ := f.m.Get(ctx, storage.DefaultRepo, tx.ID)
+	check("record", rec)
+	f.close()
+	f.open()
+	rec, _ = f.m.Get(ctx, storage.DefaultRepo, tx.ID)
+	check("after a restart", rec)
+}

@@ -1,0 +1,497 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/server"
+)
+
+// The server's kill -9 test: TestServerKill9 runs this test binary again
+// as a child (TestServerCrashHelper) that serves a data directory over
+// loopback, drives it over HTTP with direct writes, deletes and branch
+// transactions (writes in them, approvals, commits, aborts), and kills it
+// with SIGKILL in the middle. The next child, on the same directory, must
+// then show every acknowledged change, and of each change in flight at the
+// kill either all or nothing: a transaction committed with all its keys on
+// main, or still open with none. The Git repository the kill left must
+// pass git fsck --strict.
+
+const (
+	serverCrashDirEnv   = "GITSTATE_TEST_SERVER_CRASH_DIR"
+	serverCrashAdminEnv = "GITSTATE_TEST_SERVER_CRASH_ADMIN"
+)
+
+// TestServerCrashHelper is the child of TestServerKill9; it does nothing on
+// its own. It prints "READY <url>" once the server serves.
+func TestServerCrashHelper(t *testing.T) {
+	dir := os.Getenv(serverCrashDirEnv)
+	if dir == "" {
+		t.Skip("the child of TestServerKill9")
+	}
+	cfg := server.DefaultConfig()
+	cfg.DataDir = dir
+	cfg.Listen = "127.0.0.1:0"
+	cfg.AdminToken = os.Getenv(serverCrashAdminEnv)
+	cfg.Limits.TokenRate = 0 // the storm is the point
+	cfg.Banner = io.Discard
+	srv, err := server.Start(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start:", err)
+		os.Exit(2)
+	}
+	fmt.Println("READY", srv.URL())
+	time.Sleep(time.Minute)
+	os.Exit(3)
+}
+
+// crashModel is what the parent knows the server acknowledged, and what it
+// sent without an answer.
+type crashModel struct {
+	mu sync.Mutex
+	// Direct writes: each key is put once, and maybe deleted once.
+	put      map[string]string // key → value, put acknowledged
+	putMaybe map[string]string // put sent, no answer
+	deleted  map[string]bool   // key → delete acknowledged (true) or sent without an answer (false)
+	txns     map[string]*crashTxn
+	// approver is a token the administrator made (acknowledged): it must
+	// work in every later round.
+	approver string
+}
+
+// crashTxn is one transaction as the parent saw it.
+type crashTxn struct {
+	id        string
+	keys      map[string]string // written in it, acknowledged
+	maybe     map[string]string // written, no answer
+	approvals int               // acknowledged
+	commit    crashOutcome
+	abort     crashOutcome
+}
+
+type crashOutcome int
+
+const (
+	notSent crashOutcome = iota
+	inFlight
+	acked
+)
+
+func TestServerKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills child processes; about half a minute")
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git CLI")
+	}
+	dir := t.TempDir()
+	tok := make([]byte, 16)
+	rand.Read(tok)
+	admin := "crash-admin-" + hex.EncodeToString(tok)
+	m := &crashModel{put: map[string]string{}, putMaybe: map[string]string{}, deleted: map[string]bool{}, txns: map[string]*crashTxn{}}
+	const rounds = 6
+	for round := range rounds + 1 {
+		cl := startCrashChild(t, dir, admin)
+		verifyCrashModel(t, cl, m, round)
+		if round == rounds {
+			cl.kill(t)
+			break
+		}
+		if round == 0 {
+			var tk wire.CreatedToken
+			if err := cl.call(http.MethodPost, "/v1/tokens", admin, []byte(`{"name":"approver","scopes":["read","approve"]}`), http.StatusCreated, &tk); err != nil {
+				t.Fatal(err)
+			}
+			m.approver = tk.Secret
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range 6 {
+			wg.Go(func() { crashWorker(cl, m, admin, round, w, stop) })
+		}
+		time.Sleep(time.Duration(300+mrand.IntN(1200)) * time.Millisecond)
+		cl.kill(t)
+		close(stop)
+		wg.Wait()
+		fsckStrict(t, filepath.Join(dir, "repos", "default.git"))
+		m.mu.Lock()
+		t.Logf("round %d: %d keys put, %d deletes, %d transactions so far", round, len(m.put), len(m.deleted), len(m.txns))
+		m.mu.Unlock()
+	}
+	fsckStrict(t, filepath.Join(dir, "repos", "default.git"))
+}
+
+// crashChild is a running child server and a client for it.
+type crashChild struct {
+	cmd   *exec.Cmd
+	base  string
+	admin string
+	hc    *http.Client
+}
+
+func startCrashChild(t *testing.T, dir, admin string) *crashChild {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServerCrashHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), serverCrashDirEnv+"="+dir, serverCrashAdminEnv+"="+admin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	var base string
+	for sc.Scan() {
+		if u, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+			base = u
+			break
+		}
+	}
+	if base == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the child did not start: %s", stderr.String())
+	}
+	go io.Copy(io.Discard, out)
+	tr := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}
+	return &crashChild{cmd: cmd, base: base, admin: admin, hc: &http.Client{Transport: tr, Timeout: 20 * time.Second}}
+}
+
+// kill sends SIGKILL and waits for the child to be gone.
+func (c *crashChild) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := c.cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("the child ended on its own before the kill: %v", err)
+	}
+	c.hc.CloseIdleConnections()
+}
+
+// errStatus is an answer with another status than the one expected.
+type errStatus struct {
+	code int
+	body string
+}
+
+func (e *errStatus) Error() string { return fmt.Sprintf("status %d: %s", e.code, e.body) }
+
+// call sends a request; out, when not nil, takes the JSON answer. An error
+// that is not an *errStatus means no answer came.
+func (c *crashChild) call(method, path, token string, body []byte, want int, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return &errStatus{resp.StatusCode, string(b)}
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// answered reports whether err is an answer other than the one expected: a
+// bug, since the workers send only requests that should succeed.
+func answered(err error) bool {
+	var es *errStatus
+	return errors.As(err, &es)
+}
+
+// crashWorker changes the server until stop, recording in m what was
+// acknowledged and what was sent without an answer. It stops at the first
+// request without an answer (the kill).
+func crashWorker(c *crashChild, m *crashModel, admin string, round, w int, stop chan struct{}) {
+	var mine []string // keys this worker put, not deleted
+	var txn *crashTxn
+	fail := func(what string, err error) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		panic(fmt.Sprintf("round %d worker %d: %s: %v", round, w, what, err))
+	}
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		var err error
+		switch p := mrand.IntN(100); {
+		case p < 45 || (p < 55 && len(mine) == 0):
+			key := fmt.Sprintf("kv/r%d/w%d/k%05d", round, w, i)
+			val := fmt.Sprintf("value %d/%d/%d", round, w, i)
+			m.mu.Lock()
+			m.putMaybe[key] = val
+			m.mu.Unlock()
+			err = c.call(http.MethodPut, "/v1/repos/default/kv/"+key, admin, []byte(val), http.StatusOK, nil)
+			if err == nil {
+				m.mu.Lock()
+				delete(m.putMaybe, key)
+				m.put[key] = val
+				m.mu.Unlock()
+				mine = append(mine, key)
+			}
+		case p < 55:
+			j := mrand.IntN(len(mine))
+			key := mine[j]
+			mine = append(mine[:j], mine[j+1:]...)
+			m.mu.Lock()
+			m.deleted[key] = false
+			m.mu.Unlock()
+			err = c.call(http.MethodDelete, "/v1/repos/default/kv/"+key, admin, nil, http.StatusOK, nil)
+			if err == nil {
+				m.mu.Lock()
+				m.deleted[key] = true
+				m.mu.Unlock()
+			}
+		case txn == nil:
+			var v wire.Txn
+			err = c.call(http.MethodPost, "/v1/repos/default/txns", admin, []byte(`{"message":"crash test"}`), http.StatusCreated, &v)
+			if err == nil {
+				txn = &crashTxn{id: v.ID, keys: map[string]string{}, maybe: map[string]string{}}
+				m.mu.Lock()
+				m.txns[v.ID] = txn
+				m.mu.Unlock()
+			}
+		case p < 80:
+			key := fmt.Sprintf("txn/r%d/w%d/k%05d", round, w, i)
+			val := fmt.Sprintf("in %s: %d", txn.id, i)
+			m.mu.Lock()
+			txn.maybe[key] = val
+			m.mu.Unlock()
+			err = c.call(http.MethodPut, "/v1/repos/default/txns/"+txn.id+"/kv/"+key, admin, []byte(val), http.StatusOK, nil)
+			if err == nil {
+				m.mu.Lock()
+				delete(txn.maybe, key)
+				txn.keys[key] = val
+				m.mu.Unlock()
+			}
+		case p < 85:
+			err = c.call(http.MethodPost, "/v1/repos/default/txns/"+txn.id+"/approvals", m.approver, []byte(`{"comment":"ok"}`), http.StatusCreated, nil)
+			if err == nil {
+				m.mu.Lock()
+				txn.approvals++
+				m.mu.Unlock()
+			}
+		case p < 93:
+			m.mu.Lock()
+			txn.commit = inFlight
+			m.mu.Unlock()
+			err = c.call(http.MethodPost, "/v1/repos/default/txns/"+txn.id+"/commit", admin, nil, http.StatusOK, nil)
+			if err == nil {
+				m.mu.Lock()
+				txn.commit = acked
+				m.mu.Unlock()
+				txn = nil
+			}
+		case p < 97:
+			m.mu.Lock()
+			txn.abort = inFlight
+			m.mu.Unlock()
+			err = c.call(http.MethodDelete, "/v1/repos/default/txns/"+txn.id, admin, nil, http.StatusOK, nil)
+			if err == nil {
+				m.mu.Lock()
+				txn.abort = acked
+				m.mu.Unlock()
+				txn = nil
+			}
+		default:
+			txn = nil // leave it open
+		}
+		if err != nil {
+			if answered(err) {
+				fail("an answer that is not success", err)
+			}
+			return // the kill
+		}
+	}
+}
+
+// verifyCrashModel checks the server against everything m says it
+// acknowledged, and that what was in flight was done whole or not at all.
+func verifyCrashModel(t *testing.T, c *crashChild, m *crashModel, round int) {
+	t.Helper()
+	main := listAll(t, c, "/v1/repos/default/kv", "")
+	for key, val := range m.put {
+		got, ok := main[key]
+		switch done, sent := m.deleted[key]; {
+		case done && ok:
+			t.Errorf("round %d: %s: deleted (acknowledged), but it holds %q", round, key, got)
+		case done:
+		case sent && !ok:
+			// The delete was in flight: it happened.
+		case !ok:
+			t.Errorf("round %d: %s: put %q acknowledged, but the key is gone", round, key, val)
+		case got != val:
+			t.Errorf("round %d: %s: %q, want %q", round, key, got, val)
+		}
+	}
+	for key, val := range m.putMaybe {
+		if got, ok := main[key]; ok && got != val {
+			t.Errorf("round %d: %s: %q, want %q or nothing", round, key, got, val)
+		}
+	}
+	for key := range main {
+		if strings.HasPrefix(key, "kv/") {
+			if _, ok := m.put[key]; !ok {
+				if _, ok := m.putMaybe[key]; !ok {
+					t.Errorf("round %d: %s: on main, but never put", round, key)
+				}
+			}
+		}
+	}
+	// Which keys on main came from which transaction: each key is written
+	// in one transaction only.
+	owner := map[string]*crashTxn{}
+	for _, x := range m.txns {
+		for k := range x.keys {
+			owner[k] = x
+		}
+		for k := range x.maybe {
+			owner[k] = x
+		}
+	}
+	onMain := map[*crashTxn]int{}
+	for key, val := range main {
+		if !strings.HasPrefix(key, "txn/") {
+			continue
+		}
+		x := owner[key]
+		if x == nil {
+			t.Errorf("round %d: %s: on main, but written in no transaction", round, key)
+			continue
+		}
+		if want, ok := x.keys[key]; ok && val != want {
+			t.Errorf("round %d: %s: %q, want %q (transaction %s)", round, key, val, want, x.id)
+		}
+		onMain[x]++
+	}
+	ids := make([]string, 0, len(m.txns))
+	for id := range m.txns {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		x := m.txns[id]
+		var v wire.Txn
+		if err := c.call(http.MethodGet, "/v1/repos/default/txns/"+id, c.admin, nil, http.StatusOK, &v); err != nil {
+			t.Errorf("round %d: transaction %s (acknowledged): %v", round, id, err)
+			continue
+		}
+		committed := v.Status == "committed"
+		switch {
+		case x.commit == acked && !committed:
+			t.Errorf("round %d: transaction %s: commit acknowledged, status %s", round, id, v.Status)
+		case x.abort == acked && v.Status != "aborted":
+			t.Errorf("round %d: transaction %s: abort acknowledged, status %s", round, id, v.Status)
+		case x.commit == notSent && committed:
+			t.Errorf("round %d: transaction %s: committed, but never asked to", round, id)
+		case x.abort == notSent && v.Status == "aborted":
+			t.Errorf("round %d: transaction %s: aborted, but never asked to", round, id)
+		case x.commit == notSent && x.abort == notSent && v.Status != "open":
+			t.Errorf("round %d: transaction %s: status %s, want open", round, id, v.Status)
+		}
+		if committed {
+			if (v.Revision <= 0 || v.Commit == "") && len(x.keys) > 0 {
+				t.Errorf("round %d: transaction %s: committed without its revision (%d) or commit (%q); %d keys acknowledged in it, %d in flight; commit %d", round, id, v.Revision, v.Commit, len(x.keys), len(x.maybe), x.commit)
+			}
+			// All of it on main: every key acknowledged in it (and those
+			// in flight at its commit may or may not be).
+			for k := range x.keys {
+				if _, ok := main[k]; !ok {
+					t.Errorf("round %d: transaction %s committed, but its key %s is not on main", round, id, k)
+				}
+			}
+		} else if n := onMain[x]; n > 0 {
+			t.Errorf("round %d: transaction %s is %s, but %d of its keys are on main", round, id, v.Status, n)
+		}
+		if len(v.Approvals) < x.approvals {
+			t.Errorf("round %d: transaction %s: %d approvals acknowledged, %d kept", round, id, x.approvals, len(v.Approvals))
+		}
+		if v.Status == "open" {
+			in := listAll(t, c, "/v1/repos/default/txns/"+id+"/kv", "txn/")
+			for k, want := range x.keys {
+				if got, ok := in[k]; !ok || got != want {
+					t.Errorf("round %d: open transaction %s: %s is %q (held %v), want %q", round, id, k, got, ok, want)
+				}
+			}
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// listAll lists every key under prefix at path, with its value.
+func listAll(t *testing.T, c *crashChild, path, prefix string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	after := ""
+	for {
+		var page wire.ListResponse
+		q := url.Values{"values": {"true"}, "limit": {"10000"}, "prefix": {prefix}, "after": {after}}
+		if err := c.call(http.MethodGet, path+"?"+q.Encode(), c.admin, nil, http.StatusOK, &page); err != nil {
+			t.Fatalf("list %s: %v", path, err)
+		}
+		for _, it := range page.Items {
+			if it.Value == nil {
+				t.Fatalf("list %s: %s has no value", path, it.Key)
+			}
+			out[it.Key] = *it.Value
+		}
+		if page.Next == "" {
+			return out
+		}
+		after = page.Next
+	}
+}
+
+// fsckStrict runs git fsck --strict on a bare repository.
+func fsckStrict(t *testing.T, repo string) {
+	t.Helper()
+	out, err := exec.Command("git", "-C", repo, "fsck", "--strict", "--no-progress").CombinedOutput()
+	if err != nil {
+		t.Fatalf("git fsck --strict: %v\n%s", err, out)
+	}
+}
