@@ -74,6 +74,12 @@ type crashModel struct {
 	putMaybe map[string]string // put sent, no answer
 	deleted  map[string]bool   // key → delete acknowledged (true) or sent without an answer (false)
 	txns     map[string]*crashTxn
+	// Secrets: each key is put once; the plaintexts must never be found
+	// in the data directory.
+	secrets      map[string]string // acknowledged
+	secretsMaybe map[string]string // sent, no answer
+	// Webhooks: ids of those whose creation was acknowledged.
+	webhooks map[string]bool
 	// approver is a token the administrator made (acknowledged): it must
 	// work in every later round.
 	approver string
@@ -108,7 +114,8 @@ func TestServerKill9(t *testing.T) {
 	tok := make([]byte, 16)
 	rand.Read(tok)
 	admin := "crash-admin-" + hex.EncodeToString(tok)
-	m := &crashModel{put: map[string]string{}, putMaybe: map[string]string{}, deleted: map[string]bool{}, txns: map[string]*crashTxn{}}
+	m := &crashModel{put: map[string]string{}, putMaybe: map[string]string{}, deleted: map[string]bool{}, txns: map[string]*crashTxn{},
+		secrets: map[string]string{}, secretsMaybe: map[string]string{}, webhooks: map[string]bool{}}
 	const rounds = 6
 	for round := range rounds + 1 {
 		cl := startCrashChild(t, dir, admin)
@@ -134,8 +141,9 @@ func TestServerKill9(t *testing.T) {
 		close(stop)
 		wg.Wait()
 		fsckStrict(t, filepath.Join(dir, "repos", "default.git"))
+		noPlaintext(t, dir, m)
 		m.mu.Lock()
-		t.Logf("round %d: %d keys put, %d deletes, %d transactions so far", round, len(m.put), len(m.deleted), len(m.txns))
+		t.Logf("round %d: %d keys put, %d deletes, %d transactions, %d secrets, %d webhooks so far", round, len(m.put), len(m.deleted), len(m.txns), len(m.secrets), len(m.webhooks))
 		m.mu.Unlock()
 	}
 	fsckStrict(t, filepath.Join(dir, "repos", "default.git"))
@@ -202,7 +210,8 @@ type errStatus struct {
 
 func (e *errStatus) Error() string { return fmt.Sprintf("status %d: %s", e.code, e.body) }
 
-// call sends a request; out, when not nil, takes the JSON answer. An error
+// call sends a request; out, when not nil, takes the JSON answer (or the
+// body itself, for a *[]byte). An error
 // that is not an *errStatus means no answer came.
 func (c *crashChild) call(method, path, token string, body []byte, want int, out any) error {
 	var rd io.Reader
@@ -226,10 +235,15 @@ func (c *crashChild) call(method, path, token string, body []byte, want int, out
 	if resp.StatusCode != want {
 		return &errStatus{resp.StatusCode, string(b)}
 	}
-	if out != nil {
+	switch out := out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*out = b
+		return nil
+	default:
 		return json.Unmarshal(b, out)
 	}
-	return nil
 }
 
 // answered reports whether err is an answer other than the one expected: a
@@ -283,6 +297,30 @@ func crashWorker(c *crashChild, m *crashModel, admin string, round, w int, stop 
 			if err == nil {
 				m.mu.Lock()
 				m.deleted[key] = true
+				m.mu.Unlock()
+			}
+		case p < 60:
+			key := fmt.Sprintf("sec/r%d/w%d/s%05d", round, w, i)
+			b := make([]byte, 12)
+			rand.Read(b)
+			val := "plaintext-" + hex.EncodeToString(b)
+			m.mu.Lock()
+			m.secretsMaybe[key] = val
+			m.mu.Unlock()
+			err = c.call(http.MethodPut, "/v1/repos/default/secrets/"+key, admin, []byte(val), http.StatusOK, nil)
+			if err == nil {
+				m.mu.Lock()
+				delete(m.secretsMaybe, key)
+				m.secrets[key] = val
+				m.mu.Unlock()
+			}
+		case p < 62:
+			var h wire.Webhook
+			body := fmt.Sprintf(`{"url":"http://127.0.0.1:9/r%d/w%d/%d","secret":"hook-secret-of-16-bytes","prefix":"none/"}`, round, w, i)
+			err = c.call(http.MethodPost, "/v1/repos/default/webhooks", admin, []byte(body), http.StatusCreated, &h)
+			if err == nil {
+				m.mu.Lock()
+				m.webhooks[h.ID] = true
 				m.mu.Unlock()
 			}
 		case txn == nil:
@@ -458,8 +496,73 @@ func verifyCrashModel(t *testing.T, c *crashChild, m *crashModel, round int) {
 			}
 		}
 	}
+	for key, want := range m.secrets {
+		var got []byte
+		if err := c.call(http.MethodGet, "/v1/repos/default/secrets/"+key, c.admin, nil, http.StatusOK, &got); err != nil {
+			t.Errorf("round %d: secret %s (acknowledged): %v", round, key, err)
+		} else if string(got) != want {
+			t.Errorf("round %d: secret %s: %q, want %q", round, key, got, want)
+		}
+	}
+	for key, want := range m.secretsMaybe {
+		var got []byte
+		err := c.call(http.MethodGet, "/v1/repos/default/secrets/"+key, c.admin, nil, http.StatusOK, &got)
+		var es *errStatus
+		switch {
+		case errors.As(err, &es) && es.code == http.StatusNotFound:
+		case err != nil:
+			t.Errorf("round %d: secret %s (in flight): %v", round, key, err)
+		case string(got) != want:
+			t.Errorf("round %d: secret %s: %q, want %q or nothing", round, key, got, want)
+		}
+	}
+	var hooks wire.WebhookList
+	if err := c.call(http.MethodGet, "/v1/repos/default/webhooks", c.admin, nil, http.StatusOK, &hooks); err != nil {
+		t.Fatalf("round %d: list webhooks: %v", round, err)
+	}
+	have := map[string]bool{}
+	for _, h := range hooks.Webhooks {
+		have[h.ID] = true
+	}
+	for id := range m.webhooks {
+		if !have[id] {
+			t.Errorf("round %d: webhook %s: creation acknowledged, gone", round, id)
+		}
+	}
 	if t.Failed() {
 		t.FailNow()
+	}
+}
+
+// noPlaintext fails if any file of the data directory holds a secret's
+// plaintext, acknowledged or in flight at the kill.
+func noPlaintext(t *testing.T, dir string, m *crashModel) {
+	t.Helper()
+	var vals [][]byte
+	for _, v := range m.secrets {
+		vals = append(vals, []byte(v))
+	}
+	for _, v := range m.secretsMaybe {
+		vals = append(vals, []byte(v))
+	}
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, v := range vals {
+			if bytes.Contains(b, v) {
+				t.Errorf("%s holds the plaintext of a secret", path)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
