@@ -563,16 +563,21 @@ func (r *Repo) inventory() (*ImportReport, error) {
 	return rep, walk(head.Tree, "")
 }
 
-// removeImportLeftovers removes what imports interrupted by a crash left in
-// the repos directory.
-func removeImportLeftovers(reposDir string, log interface{ Warn(string, ...any) }) {
+// removeRepoLeftovers removes what imports and repo creations interrupted
+// by a crash left in the repos directory: repos being made aside, never
+// renamed into place.
+func removeRepoLeftovers(reposDir string, log interface{ Warn(string, ...any) }) {
 	ents, err := os.ReadDir(reposDir)
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".import-") {
+		switch {
+		case strings.HasPrefix(e.Name(), ".import-"):
 			log.Warn("removing an interrupted import", "dir", e.Name())
+			os.RemoveAll(filepath.Join(reposDir, e.Name()))
+		case strings.HasPrefix(e.Name(), tempPrefix):
+			log.Warn("removing a repo whose creation was interrupted", "dir", e.Name())
 			os.RemoveAll(filepath.Join(reposDir, e.Name()))
 		}
 	}

@@ -116,25 +116,62 @@ func deleteRef(gitDir, name string) (string, error) {
 // initBareRepo creates an empty bare repository at dir whose HEAD names
 // refs/heads/main.
 func initBareRepo(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		// A directory without HEAD: a repo an older version began in
+		// place and a crash cut short. Complete it.
+		return writeBareRepo(dir)
+	}
+	// Made aside and renamed into place, so that a crash never leaves a
+	// directory that looks like a repo and is not one (the store removes
+	// the temporary directory at its next open).
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, tempPrefix+filepath.Base(dir)+"-")
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := writeBareRepo(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return syncDir(parent)
+}
+
+// writeBareRepo writes an empty bare repository's files in dir, HEAD last:
+// a directory with a HEAD is a whole repository.
+func writeBareRepo(dir string) error {
 	for _, d := range []string{"objects/pack", "objects/info", "refs/heads", "refs/tags"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return err
 		}
 	}
-	files := map[string]string{
-		"HEAD":        "ref: refs/heads/" + MainBranch + "\n",
-		"config":      "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n",
-		"description": "gitstate repository\n",
+	files := []struct{ name, content string }{
+		{"config", "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n"},
+		{"description", "gitstate repository\n"},
+		{"HEAD", "ref: refs/heads/" + MainBranch + "\n"},
 	}
-	for name, content := range files {
-		if err := writeFileSync(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+	for i, f := range files {
+		if i == len(files)-1 {
+			// Everything before HEAD is on disk before HEAD is.
+			for _, d := range []string{"objects/pack", "objects/info", "objects", "refs/heads", "refs/tags", "refs", "."} {
+				if err := syncDir(filepath.Join(dir, d)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := writeFileSync(filepath.Join(dir, f.name), []byte(f.content), 0o644); err != nil {
 			return err
 		}
 	}
-	for _, d := range []string{"objects/pack", "objects", "refs/heads", "refs", "."} {
-		if err := syncDir(filepath.Join(dir, d)); err != nil {
-			return err
-		}
-	}
-	return syncDir(filepath.Dir(dir))
+	return syncDir(dir)
 }

@@ -119,7 +119,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		}, func() float64 { return float64(ix.db.Metrics().DiskSpaceUsage()) }))
 		opts.Registerer.MustRegister(newCacheCollector(s))
 	}
-	removeImportLeftovers(filepath.Join(dir, "repos"), s.log)
+	removeRepoLeftovers(filepath.Join(dir, "repos"), s.log)
 	ents, err := os.ReadDir(filepath.Join(dir, "repos"))
 	if err != nil {
 		ix.Close()

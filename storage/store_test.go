@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -461,5 +462,63 @@ func TestDataDirLocked(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A repo's creation cut short by a crash leaves either nothing that looks
+// like a repo (a new one is made aside and renamed into place) or, from an
+// older version that made it in place, a directory without HEAD, which the
+// next open completes. Either way the next open serves whole repos only.
+func TestCreateRepoCutShort(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	if _, err := s.CreateRepo(ctx, "made"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	repos := filepath.Join(dir, "repos")
+	left, _ := filepath.Glob(filepath.Join(repos, tempPrefix+"*"))
+	if len(left) > 0 {
+		t.Fatalf("a creation left %v", left)
+	}
+	// What a kill during a creation aside leaves.
+	aside := filepath.Join(repos, tempPrefix+"aside.git-123")
+	if err := writeBareRepo(aside); err != nil {
+		t.Fatal(err)
+	}
+	// What a kill during a creation in place left: no HEAD.
+	older := filepath.Join(repos, "older.git")
+	if err := writeBareRepo(older); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(older, "HEAD")); err != nil {
+		t.Fatal(err)
+	}
+	s = openTestStore(t, dir)
+	defer s.Close()
+	if _, err := os.Stat(aside); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the repo made aside is still there: %v", err)
+	}
+	if got, want := s.Repos(), []string{"default", "made", "older"}; !slices.Equal(got, want) {
+		t.Errorf("repos %v, want %v", got, want)
+	}
+	r, err := s.Repo("older")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WriteOne(ctx, &Batch{Ops: []Op{{Kind: OpPut, Key: "k", Value: []byte("v")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"made", "older"} {
+		out, err := exec.Command("git", "-C", filepath.Join(repos, name+".git"), "fsck", "--strict", "--no-progress").CombinedOutput()
+		if err != nil {
+			t.Errorf("git fsck %s: %v\n%s", name, err, out)
+		}
 	}
 }
