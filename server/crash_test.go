@@ -54,6 +54,7 @@ func TestServerCrashHelper(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminToken = os.Getenv(serverCrashAdminEnv)
 	cfg.Limits.TokenRate = 0 // the storm is the point
+	cfg.Limits.FailRate = 0  // and revoked tokens are tried
 	cfg.Banner = io.Discard
 	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
@@ -80,9 +81,23 @@ type crashModel struct {
 	secretsMaybe map[string]string // sent, no answer
 	// Webhooks: ids of those whose creation was acknowledged.
 	webhooks map[string]bool
+	// Tokens made (acknowledged), by secret, with their revocation's
+	// outcome: a revoked token must stay revoked, a live one must keep
+	// working.
+	tokens map[string]crashOutcome
+	// Repos whose creation was acknowledged, each with the one key then
+	// written in it (acknowledged, or "" if not).
+	repos map[string]string
 	// approver is a token the administrator made (acknowledged): it must
 	// work in every later round.
 	approver string
+}
+
+// count returns the length of a map of m's, under its lock.
+func (m *crashModel) count(of map[string]bool) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(of)
 }
 
 // crashTxn is one transaction as the parent saw it.
@@ -115,7 +130,8 @@ func TestServerKill9(t *testing.T) {
 	rand.Read(tok)
 	admin := "crash-admin-" + hex.EncodeToString(tok)
 	m := &crashModel{put: map[string]string{}, putMaybe: map[string]string{}, deleted: map[string]bool{}, txns: map[string]*crashTxn{},
-		secrets: map[string]string{}, secretsMaybe: map[string]string{}, webhooks: map[string]bool{}}
+		secrets: map[string]string{}, secretsMaybe: map[string]string{}, webhooks: map[string]bool{},
+		tokens: map[string]crashOutcome{}, repos: map[string]string{}}
 	const rounds = 6
 	for round := range rounds + 1 {
 		cl := startCrashChild(t, dir, admin)
@@ -140,13 +156,13 @@ func TestServerKill9(t *testing.T) {
 		cl.kill(t)
 		close(stop)
 		wg.Wait()
-		fsckStrict(t, filepath.Join(dir, "repos", "default.git"))
+		fsckAll(t, dir)
 		noPlaintext(t, dir, m)
 		m.mu.Lock()
-		t.Logf("round %d: %d keys put, %d deletes, %d transactions, %d secrets, %d webhooks so far", round, len(m.put), len(m.deleted), len(m.txns), len(m.secrets), len(m.webhooks))
+		t.Logf("round %d: %d keys put, %d deletes, %d transactions, %d secrets, %d webhooks, %d tokens, %d repos so far", round, len(m.put), len(m.deleted), len(m.txns), len(m.secrets), len(m.webhooks), len(m.tokens), len(m.repos))
 		m.mu.Unlock()
 	}
-	fsckStrict(t, filepath.Join(dir, "repos", "default.git"))
+	fsckAll(t, dir)
 }
 
 // crashChild is a running child server and a client for it.
@@ -314,13 +330,45 @@ func crashWorker(c *crashChild, m *crashModel, admin string, round, w int, stop 
 				m.secrets[key] = val
 				m.mu.Unlock()
 			}
-		case p < 62:
+		case p < 62 && m.count(m.webhooks) < 60: // a repo holds up to 100
 			var h wire.Webhook
 			body := fmt.Sprintf(`{"url":"http://127.0.0.1:9/r%d/w%d/%d","secret":"hook-secret-of-16-bytes","prefix":"none/"}`, round, w, i)
 			err = c.call(http.MethodPost, "/v1/repos/default/webhooks", admin, []byte(body), http.StatusCreated, &h)
 			if err == nil {
 				m.mu.Lock()
 				m.webhooks[h.ID] = true
+				m.mu.Unlock()
+			}
+		case p < 63:
+			var tk wire.CreatedToken
+			body := fmt.Sprintf(`{"name":"t-r%d-w%d-%d","scopes":["read"]}`, round, w, i)
+			if err = c.call(http.MethodPost, "/v1/tokens", admin, []byte(body), http.StatusCreated, &tk); err != nil {
+				break
+			}
+			m.mu.Lock()
+			m.tokens[tk.Secret] = notSent
+			m.mu.Unlock()
+			if mrand.IntN(2) == 0 {
+				m.mu.Lock()
+				m.tokens[tk.Secret] = inFlight
+				m.mu.Unlock()
+				if err = c.call(http.MethodDelete, "/v1/tokens/"+tk.ID, admin, nil, http.StatusOK, nil); err == nil {
+					m.mu.Lock()
+					m.tokens[tk.Secret] = acked
+					m.mu.Unlock()
+				}
+			}
+		case p < 64:
+			name := fmt.Sprintf("r%d-w%d-%d", round, w, i)
+			if err = c.call(http.MethodPost, "/v1/repos", admin, []byte(`{"name":"`+name+`"}`), http.StatusCreated, nil); err != nil {
+				break
+			}
+			m.mu.Lock()
+			m.repos[name] = ""
+			m.mu.Unlock()
+			if err = c.call(http.MethodPut, "/v1/repos/"+name+"/kv/k", admin, []byte(name), http.StatusOK, nil); err == nil {
+				m.mu.Lock()
+				m.repos[name] = name
 				m.mu.Unlock()
 			}
 		case txn == nil:
@@ -529,6 +577,31 @@ func verifyCrashModel(t *testing.T, c *crashChild, m *crashModel, round int) {
 			t.Errorf("round %d: webhook %s: creation acknowledged, gone", round, id)
 		}
 	}
+	for tok, revoked := range m.tokens {
+		err := c.call(http.MethodGet, "/v1/repos/default/kv?limit=1", tok, nil, http.StatusOK, nil)
+		var es *errStatus
+		denied := errors.As(err, &es) && es.code == http.StatusUnauthorized
+		switch {
+		case err != nil && !denied:
+			t.Errorf("round %d: a token: %v", round, err)
+		case revoked == acked && !denied:
+			t.Errorf("round %d: a token revoked (acknowledged) still works", round)
+		case revoked == notSent && denied:
+			t.Errorf("round %d: a token made (acknowledged) and never revoked is refused: %v", round, err)
+		}
+	}
+	for name, want := range m.repos {
+		var got []byte
+		err := c.call(http.MethodGet, "/v1/repos/"+name+"/kv/k", c.admin, nil, http.StatusOK, &got)
+		var es *errStatus
+		switch {
+		case want == "" && errors.As(err, &es) && es.code == http.StatusNotFound && strings.Contains(es.body, "key_not_found"):
+		case err != nil:
+			t.Errorf("round %d: repo %s (created, acknowledged): %v", round, name, err)
+		case want != "" && string(got) != want:
+			t.Errorf("round %d: repo %s: k is %q, want %q", round, name, got, want)
+		}
+	}
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -587,6 +660,18 @@ func listAll(t *testing.T, c *crashChild, path, prefix string) map[string]string
 			return out
 		}
 		after = page.Next
+	}
+}
+
+// fsckAll runs git fsck --strict on every repo of the data directory.
+func fsckAll(t *testing.T, dir string) {
+	t.Helper()
+	repos, err := filepath.Glob(filepath.Join(dir, "repos", "*.git"))
+	if err != nil || len(repos) == 0 {
+		t.Fatalf("no repos in %s: %v", dir, err)
+	}
+	for _, r := range repos {
+		fsckStrict(t, r)
 	}
 }
 
