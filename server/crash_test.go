@@ -35,7 +35,8 @@ import (
 // then show every acknowledged change, and of each change in flight at the
 // kill either all or nothing: a transaction committed with all its keys on
 // main, or still open with none. The Git repository the kill left must
-// pass git fsck --strict.
+// pass git fsck --strict. Some rounds delete the index before the restart
+// (it is rebuilt from Git), some kill a child again while it recovers.
 
 const (
 	serverCrashDirEnv   = "GITSTATE_TEST_SERVER_CRASH_DIR"
@@ -134,6 +135,18 @@ func TestServerKill9(t *testing.T) {
 		tokens: map[string]crashOutcome{}, repos: map[string]string{}}
 	const rounds = 6
 	for round := range rounds + 1 {
+		switch round % 3 {
+		case 1:
+			// The index is a cache of Git: without it, the next start
+			// rebuilds it, and must find everything there.
+			if err := os.RemoveAll(filepath.Join(dir, "index")); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			// A kill while the server recovers (replays journals,
+			// catches the index up), before it serves.
+			killEarly(t, dir, admin)
+		}
 		cl := startCrashChild(t, dir, admin)
 		verifyCrashModel(t, cl, m, round)
 		if round == rounds {
@@ -202,6 +215,20 @@ func startCrashChild(t *testing.T, dir, admin string) *crashChild {
 	go io.Copy(io.Discard, out)
 	tr := &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}
 	return &crashChild{cmd: cmd, base: base, admin: admin, hc: &http.Client{Transport: tr, Timeout: 20 * time.Second}}
+}
+
+// killEarly starts a child and kills it a moment later, whether it serves
+// by then or not.
+func killEarly(t *testing.T, dir, admin string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServerCrashHelper$")
+	cmd.Env = append(os.Environ(), serverCrashDirEnv+"="+dir, serverCrashAdminEnv+"="+admin)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Duration(mrand.IntN(150)) * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
 }
 
 // kill sends SIGKILL and waits for the child to be gone.
