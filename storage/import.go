@@ -193,17 +193,24 @@ func (s *Store) Import(ctx context.Context, name string, opts ImportOptions) (*I
 	s.imports[name] = im
 	s.wg.Add(1)
 	s.mu.Unlock()
-	if _, err := os.Stat(s.repoDir(name)); err == nil {
+	abandon := func(err error) (*Import, error) {
 		s.forget(name)
 		s.mu.Lock()
 		delete(s.imports, name)
 		s.mu.Unlock()
 		s.wg.Done()
-		return nil, gitstate.Errorf(gitstate.KindConflict, "repo_exists", "repo %q exists on disk", name)
+		return nil, err
+	}
+	if _, err := os.Stat(s.repoDir(name)); err == nil {
+		return abandon(gitstate.Errorf(gitstate.KindConflict, "repo_exists", "repo %q exists on disk", name))
+	}
+	tmp, err := s.beginImport(name, im)
+	if err != nil {
+		return abandon(err)
 	}
 	go func() {
 		defer s.wg.Done()
-		report, err := s.runImport(s.bg, name, im, opts)
+		report, err := s.runImport(s.bg, name, tmp, im, opts)
 		im.mu.Lock()
 		im.st.Finished = time.Now().UTC()
 		if err != nil {
@@ -273,10 +280,35 @@ func ValidateBranch(b string) error {
 }
 
 // runImport fetches, places and indexes the repo, and reports on it.
-func (s *Store) runImport(ctx context.Context, name string, im *Import, opts ImportOptions) (*ImportReport, error) {
+// beginImport makes the repository an import fetches into, aside
+// (.import-<name>-<random>), holding the import's status, running: from the
+// moment Import returns, a crash leaves something the next start tells
+// from no import (see removeRepoLeftovers and finishImport).
+func (s *Store) beginImport(name string, im *Import) (string, error) {
 	var suffix [4]byte
 	rand.Read(suffix[:])
 	tmp := filepath.Join(s.dir, "repos", ".import-"+name+"-"+hex.EncodeToString(suffix[:]))
+	if err := initBareRepo(tmp); err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(im.Status())
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(filepath.Join(tmp, importReportFile)), 0o755)
+	}
+	if err == nil {
+		err = writeFileSync(filepath.Join(tmp, importReportFile), b, 0o644)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(filepath.Join(tmp, importReportFile)))
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", err
+	}
+	return tmp, nil
+}
+
+func (s *Store) runImport(ctx context.Context, name, tmp string, im *Import, opts ImportOptions) (*ImportReport, error) {
 	placed := false
 	defer func() {
 		if !placed {
@@ -287,9 +319,6 @@ func (s *Store) runImport(ctx context.Context, name string, im *Import, opts Imp
 	// What the index may hold of an earlier repo of that name (an import
 	// that failed while indexing) goes.
 	if err := s.ix.dropRepo(name); err != nil {
-		return nil, err
-	}
-	if err := initBareRepo(tmp); err != nil {
 		return nil, err
 	}
 	env := GitEnv{Dir: tmp, Header: opts.Header}
@@ -563,10 +592,16 @@ func (r *Repo) inventory() (*ImportReport, error) {
 	return rep, walk(head.Tree, "")
 }
 
+// errImportInterrupted is the error of an import a crash or a stop cut
+// short before its repo was in place.
+const errImportInterrupted = "interrupted: the server stopped before the import finished; import the repo again"
+
 // removeRepoLeftovers removes what imports and repo creations interrupted
 // by a crash left in the repos directory: repos being made aside, never
-// renamed into place.
-func removeRepoLeftovers(reposDir string, log interface{ Warn(string, ...any) }) {
+// renamed into place. An import's status becomes failed (interrupted), for
+// ImportStatus to tell until the store closes, unless a repo of that name
+// has been made since.
+func (s *Store) removeRepoLeftovers(reposDir string) {
 	ents, err := os.ReadDir(reposDir)
 	if err != nil {
 		return
@@ -574,11 +609,54 @@ func removeRepoLeftovers(reposDir string, log interface{ Warn(string, ...any) })
 	for _, e := range ents {
 		switch {
 		case strings.HasPrefix(e.Name(), ".import-"):
-			log.Warn("removing an interrupted import", "dir", e.Name())
-			os.RemoveAll(filepath.Join(reposDir, e.Name()))
+			dir := filepath.Join(reposDir, e.Name())
+			s.log.Warn("removing an interrupted import", "dir", e.Name())
+			var st ImportStatus
+			b, rerr := os.ReadFile(filepath.Join(dir, importReportFile))
+			os.RemoveAll(dir)
+			if rerr != nil || json.Unmarshal(b, &st) != nil || ValidateRepoName(st.Repo) != nil {
+				continue // from before statuses were kept, or cut short before it was
+			}
+			if _, err := os.Stat(s.repoDir(st.Repo)); err == nil {
+				continue
+			}
+			st.State, st.Error, st.Finished = ImportFailed, errImportInterrupted, time.Now().UTC()
+			im := &Import{st: st, done: make(chan struct{})}
+			close(im.done)
+			s.imports[st.Repo] = im
 		case strings.HasPrefix(e.Name(), tempPrefix):
-			log.Warn("removing a repo whose creation was interrupted", "dir", e.Name())
+			s.log.Warn("removing a repo whose creation was interrupted", "dir", e.Name())
 			os.RemoveAll(filepath.Join(reposDir, e.Name()))
 		}
 	}
+}
+
+// finishImport completes the status of an import a crash or a stop
+// interrupted once its repo was in place (fetched, synced, renamed) but
+// before its report was written: the repo is whole and has just been
+// indexed; what is left is the report.
+func (s *Store) finishImport(r *Repo) {
+	path := filepath.Join(s.repoDir(r.Name()), importReportFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	var st ImportStatus
+	if json.Unmarshal(b, &st) != nil || st.State != ImportRunning {
+		return
+	}
+	report, err := r.inventory()
+	if err != nil {
+		s.log.Warn("cannot complete an interrupted import's report", "repo", r.Name(), "err", err)
+		return
+	}
+	st.State, st.Phase, st.Done, st.Total, st.Report, st.Finished = ImportDone, "done", 0, 0, report, time.Now().UTC()
+	if b, err = json.MarshalIndent(st, "", "  "); err == nil {
+		err = writeFileSync(path, b, 0o644)
+	}
+	if err != nil {
+		s.log.Warn("cannot keep the import report", "repo", r.Name(), "err", err)
+		return
+	}
+	s.log.Info("completed the report of an interrupted import", "repo", r.Name(), "revisions", report.Revisions, "keys", report.Keys)
 }

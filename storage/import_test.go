@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -312,5 +313,94 @@ func TestCompactionLeavesImportedPack(t *testing.T) {
 	}
 	if got := get(t, r, genPath(5), 3); got == "" {
 		t.Error("old revision unreadable")
+	}
+}
+
+// An import a crash cut short is told from no import at the next open:
+// failed (interrupted) when its repo was not yet in place, done with its
+// report when it was.
+func TestImportInterrupted(t *testing.T) {
+	ctx := context.Background()
+	src, _ := oddSource(t)
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	im, err := s.Import(ctx, "placed", ImportOptions{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := im.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	repos := filepath.Join(dir, "repos")
+	running := func(repo string) []byte {
+		b, err := json.Marshal(ImportStatus{Repo: repo, Source: src, Branch: "trunk", State: ImportRunning, Phase: "receiving objects", Started: want.Started})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// Placed, then killed before its report: the status is still the
+	// running one it took along.
+	if err := os.WriteFile(filepath.Join(repos, "placed.git", importReportFile), running("placed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Killed while fetching.
+	aside := filepath.Join(repos, ".import-fetching-0badf00d")
+	if err := writeBareRepo(aside); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(aside, "gitstate"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(aside, importReportFile), running("fetching"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Killed before its status was written.
+	early := filepath.Join(repos, ".import-early-12345678")
+	if err := writeBareRepo(early); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openTestStore(t, dir)
+	defer s.Close()
+	for _, d := range []string{aside, early} {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there: %v", d, err)
+		}
+	}
+	if got, wantRepos := s.Repos(), []string{"default", "placed"}; !slices.Equal(got, wantRepos) {
+		t.Errorf("repos %v, want %v", got, wantRepos)
+	}
+	st, err := s.ImportStatus("placed")
+	switch {
+	case err != nil:
+		t.Errorf("placed: %v", err)
+	case st.State != ImportDone || st.Report == nil:
+		t.Errorf("placed: %+v, want done with a report", st)
+	case st.Report.Keys != want.Report.Keys || st.Report.Revisions != want.Report.Revisions || st.Report.SymlinkCount != want.Report.SymlinkCount:
+		t.Errorf("placed: report %+v, want %+v", *st.Report, *want.Report)
+	}
+	st, err = s.ImportStatus("fetching")
+	switch {
+	case err != nil:
+		t.Errorf("fetching: %v", err)
+	case st.State != ImportFailed || !strings.Contains(st.Error, "interrupted") || st.Source != src || st.Finished.IsZero():
+		t.Errorf("fetching: %+v, want failed (interrupted), from %s", st, src)
+	}
+	var ge *gitstate.Error
+	if _, err := s.ImportStatus("early"); !errors.As(err, &ge) || ge.Code != "import_not_found" {
+		t.Errorf("early: %v, want not found", err)
+	}
+	// The name is free again.
+	im, err = s.Import(ctx, "fetching", ImportOptions{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := im.Wait(ctx); err != nil || st.State != ImportDone {
+		t.Errorf("import again: %+v, %v", st, err)
 	}
 }

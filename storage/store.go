@@ -119,7 +119,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		}, func() float64 { return float64(ix.db.Metrics().DiskSpaceUsage()) }))
 		opts.Registerer.MustRegister(newCacheCollector(s))
 	}
-	removeRepoLeftovers(filepath.Join(dir, "repos"), s.log)
+	s.removeRepoLeftovers(filepath.Join(dir, "repos"))
 	ents, err := os.ReadDir(filepath.Join(dir, "repos"))
 	if err != nil {
 		ix.Close()
@@ -130,10 +130,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		if !ok || !e.IsDir() || ValidateRepoName(name) != nil {
 			continue
 		}
-		if _, err := s.openRepo(ctx, name); err != nil {
+		r, err := s.openRepo(ctx, name)
+		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("open repo %s: %w", name, err)
 		}
+		s.finishImport(r)
 	}
 	if _, ok := s.repos[DefaultRepo]; !ok {
 		if _, err := s.CreateRepo(ctx, DefaultRepo); err != nil && !errors.Is(err, gitstate.ErrRepoExists) {
