@@ -89,9 +89,34 @@ type crashModel struct {
 	// Repos whose creation was acknowledged, each with the one key then
 	// written in it (acknowledged, or "" if not).
 	repos map[string]string
+	// Imports accepted (202), with what the first restart after them
+	// found: done (the repo is there) or interrupted (it is not).
+	imports map[string]*crashImport
+	// importFrom is a local Git repository to import.
+	importFrom string
 	// approver is a token the administrator made (acknowledged): it must
 	// work in every later round.
 	approver string
+}
+
+// crashImport is an import the server accepted.
+type crashImport struct {
+	round   int  // in which it was accepted
+	checked bool // seen after a restart
+	done    bool // seen done
+}
+
+// importsIn counts the imports accepted in round.
+func (m *crashModel) importsIn(round int) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, im := range m.imports {
+		if im.round == round {
+			n++
+		}
+	}
+	return n
 }
 
 // count returns the length of a map of m's, under its lock.
@@ -132,7 +157,8 @@ func TestServerKill9(t *testing.T) {
 	admin := "crash-admin-" + hex.EncodeToString(tok)
 	m := &crashModel{put: map[string]string{}, putMaybe: map[string]string{}, deleted: map[string]bool{}, txns: map[string]*crashTxn{},
 		secrets: map[string]string{}, secretsMaybe: map[string]string{}, webhooks: map[string]bool{},
-		tokens: map[string]crashOutcome{}, repos: map[string]string{}}
+		tokens: map[string]crashOutcome{}, repos: map[string]string{}, imports: map[string]*crashImport{},
+		importFrom: importSource(t)}
 	const rounds = 6
 	for round := range rounds + 1 {
 		switch round % 3 {
@@ -172,7 +198,7 @@ func TestServerKill9(t *testing.T) {
 		fsckAll(t, dir)
 		noPlaintext(t, dir, m)
 		m.mu.Lock()
-		t.Logf("round %d: %d keys put, %d deletes, %d transactions, %d secrets, %d webhooks, %d tokens, %d repos so far", round, len(m.put), len(m.deleted), len(m.txns), len(m.secrets), len(m.webhooks), len(m.tokens), len(m.repos))
+		t.Logf("round %d: %d keys put, %d deletes, %d transactions, %d secrets, %d webhooks, %d tokens, %d repos, %d imports so far", round, len(m.put), len(m.deleted), len(m.txns), len(m.secrets), len(m.webhooks), len(m.tokens), len(m.repos), len(m.imports))
 		m.mu.Unlock()
 	}
 	fsckAll(t, dir)
@@ -396,6 +422,14 @@ func crashWorker(c *crashChild, m *crashModel, admin string, round, w int, stop 
 			if err = c.call(http.MethodPut, "/v1/repos/"+name+"/kv/k", admin, []byte(name), http.StatusOK, nil); err == nil {
 				m.mu.Lock()
 				m.repos[name] = name
+				m.mu.Unlock()
+			}
+		case p < 65 && m.importsIn(round) < 3:
+			name := fmt.Sprintf("imp-r%d-w%d-%d", round, w, i)
+			body, _ := json.Marshal(wire.CreateRepoRequest{Name: name, ImportFrom: m.importFrom})
+			if err = c.call(http.MethodPost, "/v1/repos", admin, body, http.StatusAccepted, nil); err == nil {
+				m.mu.Lock()
+				m.imports[name] = &crashImport{round: round}
 				m.mu.Unlock()
 			}
 		case txn == nil:
@@ -629,9 +663,80 @@ func verifyCrashModel(t *testing.T, c *crashChild, m *crashModel, round int) {
 			t.Errorf("round %d: repo %s: k is %q, want %q", round, name, got, want)
 		}
 	}
+	for name, im := range m.imports {
+		var st wire.ImportStatus
+		err := c.call(http.MethodGet, "/v1/repos/"+name+"/import", c.admin, nil, http.StatusOK, &st)
+		var es *errStatus
+		gone := errors.As(err, &es) && es.code == http.StatusNotFound
+		switch {
+		case err != nil && !gone:
+			t.Errorf("round %d: import %s: %v", round, name, err)
+			continue
+		case !im.checked && gone:
+			t.Errorf("round %d: import %s (accepted): no status after the restart: %v", round, name, err)
+			continue
+		case !im.checked && st.State == "failed" && !strings.HasPrefix(st.Error, "interrupted"):
+			t.Errorf("round %d: import %s: failed: %s", round, name, st.Error)
+		case !im.checked && st.State != "done" && st.State != "failed":
+			t.Errorf("round %d: import %s: %s after a restart", round, name, st.State)
+		case im.checked && im.done && (gone || st.State != "done"):
+			t.Errorf("round %d: import %s was done; now %s %v", round, name, st.State, err)
+		}
+		if !im.checked {
+			im.checked, im.done = true, st.State == "done"
+		}
+		var got []byte
+		err = c.call(http.MethodGet, "/v1/repos/"+name+"/kv/"+importKey, c.admin, nil, http.StatusOK, &got)
+		switch {
+		case im.done && err != nil:
+			t.Errorf("round %d: imported repo %s: %v", round, name, err)
+		case im.done && string(got) != importValue:
+			t.Errorf("round %d: imported repo %s: %s is %q, want %q", round, name, importKey, got, importValue)
+		case !im.done && !(errors.As(err, &es) && strings.Contains(es.body, "repo_not_found")):
+			t.Errorf("round %d: import %s interrupted, but its repo answers %v", round, name, err)
+		}
+	}
+	done := 0
+	for _, im := range m.imports {
+		if im.done {
+			done++
+		}
+	}
+	t.Logf("round %d: %d of %d imports done, the others interrupted", round, done, len(m.imports))
 	if t.Failed() {
 		t.FailNow()
 	}
+}
+
+// importKey holds importValue at the head of importSource's repository.
+const (
+	importKey   = "apps/web/replicas"
+	importValue = "3"
+)
+
+// importSource makes a Git repository of a few hundred commits to import.
+func importSource(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "source.git")
+	if out, err := exec.Command("git", "init", "-q", "--bare", "-b", "main", dir).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	var in bytes.Buffer
+	for i := 1; i <= 300; i++ {
+		path, val := fmt.Sprintf("apps/app%03d/config.yaml", i%50), fmt.Sprintf("revision: %d\n", i)
+		if i == 300 {
+			path, val = importKey, importValue
+		}
+		msg := fmt.Sprintf("change %d", i)
+		fmt.Fprintf(&in, "commit refs/heads/main\ncommitter Someone <someone@example.com> %d +0000\ndata %d\n%s\n", 1700000000+i, len(msg), msg)
+		fmt.Fprintf(&in, "M 100644 inline %s\ndata %d\n%s\n", path, len(val), val)
+	}
+	cmd := exec.Command("git", "-C", dir, "fast-import", "--quiet")
+	cmd.Stdin = &in
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git fast-import: %v\n%s", err, out)
+	}
+	return dir
 }
 
 // noPlaintext fails if any file of the data directory holds a secret's
