@@ -94,6 +94,8 @@ type crashModel struct {
 	imports map[string]*crashImport
 	// importFrom is a local Git repository to import.
 	importFrom string
+	// pushes counts the git pushes acknowledged.
+	pushes int
 	// approver is a token the administrator made (acknowledged): it must
 	// work in every later round.
 	approver string
@@ -191,6 +193,10 @@ func TestServerKill9(t *testing.T) {
 		for w := range 6 {
 			wg.Go(func() { crashWorker(cl, m, admin, round, w, stop) })
 		}
+		if round%2 == 0 {
+			work := filepath.Join(t.TempDir(), "work.git")
+			wg.Go(func() { pushWorker(cl, m, admin, round, work, stop) })
+		}
 		time.Sleep(time.Duration(300+mrand.IntN(1200)) * time.Millisecond)
 		cl.kill(t)
 		close(stop)
@@ -198,7 +204,7 @@ func TestServerKill9(t *testing.T) {
 		fsckAll(t, dir)
 		noPlaintext(t, dir, m)
 		m.mu.Lock()
-		t.Logf("round %d: %d keys put, %d deletes, %d transactions, %d secrets, %d webhooks, %d tokens, %d repos, %d imports so far", round, len(m.put), len(m.deleted), len(m.txns), len(m.secrets), len(m.webhooks), len(m.tokens), len(m.repos), len(m.imports))
+		t.Logf("round %d: %d keys put, %d deletes, %d transactions, %d secrets, %d webhooks, %d tokens, %d repos, %d imports, %d pushes so far", round, len(m.put), len(m.deleted), len(m.txns), len(m.secrets), len(m.webhooks), len(m.tokens), len(m.repos), len(m.imports), m.pushes)
 		m.mu.Unlock()
 	}
 	fsckAll(t, dir)
@@ -269,6 +275,17 @@ func (c *crashChild) kill(t *testing.T) {
 		t.Fatalf("the child ended on its own before the kill: %v", err)
 	}
 	c.hc.CloseIdleConnections()
+}
+
+// alive reports whether the child still serves: a failure while it does
+// is a bug, one after the kill is the kill.
+func (c *crashChild) alive() bool {
+	resp, err := c.hc.Get(c.base + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 // errStatus is an answer with another status than the one expected.
@@ -495,6 +512,115 @@ func crashWorker(c *crashChild, m *crashModel, admin string, round, w int, stop 
 	}
 }
 
+// pushWorker writes into transactions with git push, as a person or a CI
+// job would: it begins a transaction over the API, pushes a commit to its
+// branch, and commits it over the API (or leaves it open). It stops at the
+// first step without an answer (the kill).
+func pushWorker(c *crashChild, m *crashModel, admin string, round int, work string, stop chan struct{}) {
+	u, err := url.Parse(c.base)
+	if err != nil {
+		panic(err)
+	}
+	u.User = url.UserPassword("x", admin)
+	remote := u.String() + "/git/default.git"
+	// git runs a git command in the work repository (bare, with an index
+	// of its own: commits are made without a checkout of the thousands of
+	// keys the storm writes), and returns its output.
+	git := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command("git", append([]string{"-C", work}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_INDEX_FILE="+filepath.Join(work, "push-index"),
+			"GIT_AUTHOR_NAME=ci", "GIT_AUTHOR_EMAIL=ci@example.com", "GIT_COMMITTER_NAME=ci", "GIT_COMMITTER_EMAIL=ci@example.com")
+		cmd.Stdin = strings.NewReader(stdin)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return "", fmt.Errorf("git %s: %v: %s", args[0], err, stderr.String())
+		}
+		return strings.TrimSpace(string(out)), nil
+	}
+	if out, err := exec.Command("git", "init", "-q", "--bare", work).CombinedOutput(); err != nil {
+		panic(fmt.Sprintf("git init: %v: %s", err, out))
+	}
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		var v wire.Txn
+		if err := c.call(http.MethodPost, "/v1/repos/default/txns", admin, []byte(`{"message":"pushed"}`), http.StatusCreated, &v); err != nil {
+			if answered(err) {
+				panic(fmt.Sprintf("round %d pusher: begin: %v", round, err))
+			}
+			return
+		}
+		x := &crashTxn{id: v.ID, keys: map[string]string{}, maybe: map[string]string{}}
+		m.mu.Lock()
+		m.txns[v.ID] = x
+		m.mu.Unlock()
+		branch := "refs/heads/txn/" + v.ID
+		key := fmt.Sprintf("txn/push/r%d/n%03d.yaml", round, i)
+		val := fmt.Sprintf("pushed: %d\n", i)
+		var commit string
+		steps := []func() error{
+			func() error { _, err := git("", "fetch", "-q", "--depth=1", remote, branch); return err },
+			func() error { _, err := git("", "read-tree", "FETCH_HEAD"); return err },
+			func() error {
+				blob, err := git(val, "hash-object", "-w", "--stdin")
+				if err == nil {
+					_, err = git("", "update-index", "--add", "--cacheinfo", "100644,"+blob+","+key)
+				}
+				return err
+			},
+			func() error {
+				tree, err := git("", "write-tree")
+				if err == nil {
+					commit, err = git("push "+key, "commit-tree", tree, "-p", "FETCH_HEAD")
+				}
+				return err
+			},
+		}
+		for _, step := range steps {
+			if err := step(); err != nil {
+				if c.alive() {
+					panic(fmt.Sprintf("round %d pusher: %v", round, err))
+				}
+				return // the kill
+			}
+		}
+		m.mu.Lock()
+		x.maybe[key] = val
+		m.mu.Unlock()
+		if _, err := git("", "push", "-q", remote, commit+":"+branch); err != nil {
+			if c.alive() {
+				panic(fmt.Sprintf("round %d pusher: %v", round, err))
+			}
+			return
+		}
+		m.mu.Lock()
+		delete(x.maybe, key)
+		x.keys[key] = val
+		m.pushes++
+		m.mu.Unlock()
+		if i%2 == 0 {
+			continue // left open
+		}
+		m.mu.Lock()
+		x.commit = inFlight
+		m.mu.Unlock()
+		if err := c.call(http.MethodPost, "/v1/repos/default/txns/"+v.ID+"/commit", admin, nil, http.StatusOK, nil); err != nil {
+			if answered(err) {
+				panic(fmt.Sprintf("round %d pusher: commit: %v", round, err))
+			}
+			return
+		}
+		m.mu.Lock()
+		x.commit = acked
+		m.mu.Unlock()
+	}
+}
+
 // verifyCrashModel checks the server against everything m says it
 // acknowledged, and that what was in flight was done whole or not at all.
 func verifyCrashModel(t *testing.T, c *crashChild, m *crashModel, round int) {
@@ -679,8 +805,11 @@ func verifyCrashModel(t *testing.T, c *crashChild, m *crashModel, round int) {
 			t.Errorf("round %d: import %s: failed: %s", round, name, st.Error)
 		case !im.checked && st.State != "done" && st.State != "failed":
 			t.Errorf("round %d: import %s: %s after a restart", round, name, st.State)
-		case im.checked && im.done && (gone || st.State != "done"):
-			t.Errorf("round %d: import %s was done; now %s %v", round, name, st.State, err)
+		case im.checked && gone:
+			t.Errorf("round %d: import %s: its status is gone: %v", round, name, err)
+			continue
+		case im.checked && im.done != (st.State == "done"):
+			t.Errorf("round %d: import %s was done: %v; now %s", round, name, im.done, st.State)
 		}
 		if !im.checked {
 			im.checked, im.done = true, st.State == "done"

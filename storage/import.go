@@ -223,6 +223,7 @@ func (s *Store) Import(ctx context.Context, name string, opts ImportOptions) (*I
 		im.mu.Unlock()
 		if err != nil {
 			s.log.Error("import failed", "repo", name, "source", RedactURL(clean), "err", importError(err))
+			s.keepFailedImport(st)
 		} else {
 			s.log.Info("imported repo", "repo", name, "source", RedactURL(clean), "branch", st.Branch,
 				"revisions", report.Revisions, "keys", report.Keys, "objects", report.Objects,
@@ -259,11 +260,13 @@ func (s *Store) ImportStatus(name string) (ImportStatus, error) {
 	if ok {
 		return im.Status(), nil
 	}
-	b, err := os.ReadFile(filepath.Join(s.repoDir(name), importReportFile))
-	if err == nil {
-		var st ImportStatus
-		if err := json.Unmarshal(b, &st); err == nil {
-			return st, nil
+	for _, path := range []string{filepath.Join(s.repoDir(name), importReportFile), s.failedImportFile(name)} {
+		b, err := os.ReadFile(path)
+		if err == nil {
+			var st ImportStatus
+			if err := json.Unmarshal(b, &st); err == nil {
+				return st, nil
+			}
 		}
 	}
 	return ImportStatus{}, gitstate.Errorf(gitstate.KindNotFound, "import_not_found", "repo %q was not imported", name)
@@ -285,6 +288,7 @@ func ValidateBranch(b string) error {
 // moment Import returns, a crash leaves something the next start tells
 // from no import (see removeRepoLeftovers and finishImport).
 func (s *Store) beginImport(name string, im *Import) (string, error) {
+	s.forgetFailedImport(name)
 	var suffix [4]byte
 	rand.Read(suffix[:])
 	tmp := filepath.Join(s.dir, "repos", ".import-"+name+"-"+hex.EncodeToString(suffix[:]))
@@ -598,10 +602,13 @@ const errImportInterrupted = "interrupted: the server stopped before the import 
 
 // removeRepoLeftovers removes what imports and repo creations interrupted
 // by a crash left in the repos directory: repos being made aside, never
-// renamed into place. An import's status becomes failed (interrupted), for
-// ImportStatus to tell until the store closes, unless a repo of that name
-// has been made since.
+// renamed into place. An import's status becomes failed (interrupted) and
+// is kept, unless a repo of that name has been made since.
 func (s *Store) removeRepoLeftovers(reposDir string) {
+	kept, _ := filepath.Glob(filepath.Join(s.dir, failedImportsDir, tempPrefix+"*"))
+	for _, f := range kept {
+		os.Remove(f) // a failed import's status before its rename
+	}
 	ents, err := os.ReadDir(reposDir)
 	if err != nil {
 		return
@@ -613,21 +620,58 @@ func (s *Store) removeRepoLeftovers(reposDir string) {
 			s.log.Warn("removing an interrupted import", "dir", e.Name())
 			var st ImportStatus
 			b, rerr := os.ReadFile(filepath.Join(dir, importReportFile))
-			os.RemoveAll(dir)
 			if rerr != nil || json.Unmarshal(b, &st) != nil || ValidateRepoName(st.Repo) != nil {
+				os.RemoveAll(dir)
 				continue // from before statuses were kept, or cut short before it was
 			}
 			if _, err := os.Stat(s.repoDir(st.Repo)); err == nil {
+				os.RemoveAll(dir)
 				continue
 			}
 			st.State, st.Error, st.Finished = ImportFailed, errImportInterrupted, time.Now().UTC()
-			im := &Import{st: st, done: make(chan struct{})}
-			close(im.done)
-			s.imports[st.Repo] = im
+			// The status is on disk before its only other copy goes.
+			if s.keepFailedImport(st) == nil {
+				os.RemoveAll(dir)
+			}
 		case strings.HasPrefix(e.Name(), tempPrefix):
 			s.log.Warn("removing a repo whose creation was interrupted", "dir", e.Name())
 			os.RemoveAll(filepath.Join(reposDir, e.Name()))
 		}
+	}
+}
+
+// failedImportsDir holds the statuses of failed imports, one file per
+// repo name, until the name is imported or created again.
+const failedImportsDir = "imports"
+
+func (s *Store) failedImportFile(name string) string {
+	return filepath.Join(s.dir, failedImportsDir, name+".failed.json")
+}
+
+// keepFailedImport writes a failed import's status durably, for
+// ImportStatus to give after restarts.
+func (s *Store) keepFailedImport(st ImportStatus) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err == nil {
+		err = os.MkdirAll(filepath.Join(s.dir, failedImportsDir), 0o755)
+	}
+	if err == nil {
+		err = writeFileSync(s.failedImportFile(st.Repo), b, 0o644)
+	}
+	if err == nil {
+		err = syncDir(filepath.Join(s.dir, failedImportsDir))
+	}
+	if err != nil {
+		s.log.Warn("cannot keep a failed import's status", "repo", st.Repo, "err", err)
+	}
+	return err
+}
+
+// forgetFailedImport removes the kept status of a failed import of name:
+// the name is being used again.
+func (s *Store) forgetFailedImport(name string) {
+	if err := os.Remove(s.failedImportFile(name)); err == nil {
+		syncDir(filepath.Join(s.dir, failedImportsDir))
 	}
 }
 

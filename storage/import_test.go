@@ -366,7 +366,6 @@ func TestImportInterrupted(t *testing.T) {
 	}
 
 	s = openTestStore(t, dir)
-	defer s.Close()
 	for _, d := range []string{aside, early} {
 		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s is still there: %v", d, err)
@@ -395,6 +394,19 @@ func TestImportInterrupted(t *testing.T) {
 	if _, err := s.ImportStatus("early"); !errors.As(err, &ge) || ge.Code != "import_not_found" {
 		t.Errorf("early: %v, want not found", err)
 	}
+	// The statuses outlive another restart (one that a kill could cut
+	// short just after the leftovers went).
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTestStore(t, dir)
+	defer s.Close()
+	if st, err := s.ImportStatus("fetching"); err != nil || st.State != ImportFailed || !strings.Contains(st.Error, "interrupted") {
+		t.Errorf("fetching, after another restart: %+v, %v", st, err)
+	}
+	if st, err := s.ImportStatus("placed"); err != nil || st.State != ImportDone {
+		t.Errorf("placed, after another restart: %+v, %v", st, err)
+	}
 	// The name is free again.
 	im, err = s.Import(ctx, "fetching", ImportOptions{Source: src})
 	if err != nil {
@@ -402,5 +414,8 @@ func TestImportInterrupted(t *testing.T) {
 	}
 	if st, err := im.Wait(ctx); err != nil || st.State != ImportDone {
 		t.Errorf("import again: %+v, %v", st, err)
+	}
+	if _, err := os.Stat(s.failedImportFile("fetching")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the failed status outlived a new import: %v", err)
 	}
 }

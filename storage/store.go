@@ -222,6 +222,7 @@ func (s *Store) CreateRepo(ctx context.Context, name string) (*Repo, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	s.forgetFailedImport(name)
 	s.log.Info("created repo", "repo", name)
 	return r, nil
 }
