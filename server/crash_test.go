@@ -134,6 +134,7 @@ type crashTxn struct {
 	keys      map[string]string // written in it, acknowledged
 	maybe     map[string]string // written, no answer
 	approvals int               // acknowledged
+	reported  bool              // a report acknowledged
 	commit    crashOutcome
 	abort     crashOutcome
 }
@@ -458,7 +459,7 @@ func crashWorker(c *crashChild, m *crashModel, admin string, round, w int, stop 
 				m.txns[v.ID] = txn
 				m.mu.Unlock()
 			}
-		case p < 80:
+		case p < 78:
 			key := fmt.Sprintf("txn/r%d/w%d/k%05d", round, w, i)
 			val := fmt.Sprintf("in %s: %d", txn.id, i)
 			m.mu.Lock()
@@ -471,14 +472,24 @@ func crashWorker(c *crashChild, m *crashModel, admin string, round, w int, stop 
 				txn.keys[key] = val
 				m.mu.Unlock()
 			}
-		case p < 85:
+		case p < 82:
 			err = c.call(http.MethodPost, "/v1/repos/default/txns/"+txn.id+"/approvals", m.approver, []byte(`{"comment":"ok"}`), http.StatusCreated, nil)
 			if err == nil {
 				m.mu.Lock()
 				txn.approvals++
 				m.mu.Unlock()
 			}
-		case p < 93:
+		case p < 85:
+			err = c.call(http.MethodPost, "/v1/repos/default/txns/"+txn.id+"/reports", admin, []byte(`{"reporter":"plan-bot","status":"ok","details":{"n":1}}`), http.StatusCreated, nil)
+			if err == nil {
+				m.mu.Lock()
+				txn.reported = true
+				m.mu.Unlock()
+			}
+		case p < 88:
+			// Onto main's head: the branch is rewritten, its keys kept.
+			err = c.call(http.MethodPost, "/v1/repos/default/txns/"+txn.id+"/rebase", admin, nil, http.StatusOK, nil)
+		case p < 94:
 			m.mu.Lock()
 			txn.commit = inFlight
 			m.mu.Unlock()
@@ -718,6 +729,9 @@ func verifyCrashModel(t *testing.T, c *crashChild, m *crashModel, round int) {
 			}
 		} else if n := onMain[x]; n > 0 {
 			t.Errorf("round %d: transaction %s is %s, but %d of its keys are on main", round, id, v.Status, n)
+		}
+		if x.reported && len(v.Reports) == 0 {
+			t.Errorf("round %d: transaction %s: a report acknowledged, none kept", round, id)
 		}
 		if len(v.Approvals) < x.approvals {
 			t.Errorf("round %d: transaction %s: %d approvals acknowledged, %d kept", round, id, x.approvals, len(v.Approvals))
