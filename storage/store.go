@@ -271,9 +271,13 @@ func (s *Store) Flush() error {
 }
 
 // Close finishes the writes in flight, then closes every repo and the
-// index.
+// index, and releases the data directory. Closing again does nothing.
 func (s *Store) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil // closed already: Close is safe to call again
+	}
 	s.closed = true
 	s.mu.Unlock()
 	s.bgCancel()

@@ -522,3 +522,20 @@ func TestCreateRepoCutShort(t *testing.T) {
 		}
 	}
 }
+
+// A second Close does nothing (it used to panic in pebble), and the data
+// directory is free after the first.
+func TestCloseTwice(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	s = openTestStore(t, dir)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
