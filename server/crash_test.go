@@ -12,11 +12,14 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -96,6 +99,9 @@ type crashModel struct {
 	importFrom string
 	// pushes counts the git pushes acknowledged.
 	pushes int
+	// kvRevs are the revisions of the acknowledged writes under kv/: the
+	// webhook on kv/ must deliver every one of them.
+	kvRevs []int64
 	// approver is a token the administrator made (acknowledged): it must
 	// work in every later round.
 	approver string
@@ -163,6 +169,8 @@ func TestServerKill9(t *testing.T) {
 		tokens: map[string]crashOutcome{}, repos: map[string]string{}, imports: map[string]*crashImport{},
 		importFrom: importSource(t)}
 	const rounds = 6
+	rcv := newHookReceiver(t)
+	var hook string // the webhook on kv/, delivering to rcv
 	for round := range rounds + 1 {
 		switch round % 3 {
 		case 1:
@@ -179,10 +187,17 @@ func TestServerKill9(t *testing.T) {
 		cl := startCrashChild(t, dir, admin)
 		verifyCrashModel(t, cl, m, round)
 		if round == rounds {
+			checkDeliveries(t, cl, m, hook, rcv)
 			cl.kill(t)
 			break
 		}
 		if round == 0 {
+			body, _ := json.Marshal(wire.CreateWebhookRequest{URL: rcv.url, Prefix: "kv/", Secret: "a-secret-of-16-bytes-at-least"})
+			var h wire.Webhook
+			if err := cl.call(http.MethodPost, "/v1/repos/default/webhooks", admin, body, http.StatusCreated, &h); err != nil {
+				t.Fatal(err)
+			}
+			hook = h.ID
 			var tk wire.CreatedToken
 			if err := cl.call(http.MethodPost, "/v1/tokens", admin, []byte(`{"name":"approver","scopes":["read","approve"]}`), http.StatusCreated, &tk); err != nil {
 				t.Fatal(err)
@@ -365,11 +380,13 @@ func crashWorker(c *crashChild, m *crashModel, admin string, round, w int, stop 
 			m.mu.Lock()
 			m.putMaybe[key] = val
 			m.mu.Unlock()
-			err = c.call(http.MethodPut, "/v1/repos/default/kv/"+key, admin, []byte(val), http.StatusOK, nil)
+			var res wire.WriteResult
+			err = c.call(http.MethodPut, "/v1/repos/default/kv/"+key, admin, []byte(val), http.StatusOK, &res)
 			if err == nil {
 				m.mu.Lock()
 				delete(m.putMaybe, key)
 				m.put[key] = val
+				m.kvRevs = append(m.kvRevs, res.Revision)
 				m.mu.Unlock()
 				mine = append(mine, key)
 			}
@@ -380,10 +397,12 @@ func crashWorker(c *crashChild, m *crashModel, admin string, round, w int, stop 
 			m.mu.Lock()
 			m.deleted[key] = false
 			m.mu.Unlock()
-			err = c.call(http.MethodDelete, "/v1/repos/default/kv/"+key, admin, nil, http.StatusOK, nil)
+			var res wire.WriteResult
+			err = c.call(http.MethodDelete, "/v1/repos/default/kv/"+key, admin, nil, http.StatusOK, &res)
 			if err == nil {
 				m.mu.Lock()
 				m.deleted[key] = true
+				m.kvRevs = append(m.kvRevs, res.Revision)
 				m.mu.Unlock()
 			}
 		case p < 60:
@@ -630,6 +649,80 @@ func pushWorker(c *crashChild, m *crashModel, admin string, round int, work stri
 		x.commit = acked
 		m.mu.Unlock()
 	}
+}
+
+// hookReceiver records the revisions a webhook delivers, in the order
+// they come.
+type hookReceiver struct {
+	url  string
+	mu   sync.Mutex
+	revs []int64
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		rev, err := strconv.ParseInt(r.Header.Get(wire.HeaderRevision), 10, 64)
+		if err != nil {
+			http.Error(w, "no revision", http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		h.revs = append(h.revs, rev)
+		h.mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	return h
+}
+
+// checkDeliveries waits for the webhook on kv/ to catch up with main, then
+// checks that it delivered every acknowledged write under kv/, in order:
+// at least once across all the kills, a revision delivered again only
+// right after itself (the delivery the kill cut short of its record).
+func checkDeliveries(t *testing.T, c *crashChild, m *crashModel, hook string, rcv *hookReceiver) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var hooks wire.WebhookList
+		if err := c.call(http.MethodGet, "/v1/repos/default/webhooks", c.admin, nil, http.StatusOK, &hooks); err != nil {
+			t.Fatal(err)
+		}
+		var pending int64 = -1
+		for _, h := range hooks.Webhooks {
+			if h.ID == hook {
+				pending = h.Pending
+			}
+		}
+		if pending == 0 {
+			break
+		}
+		if pending < 0 || time.Now().After(deadline) {
+			t.Fatalf("webhook %s: %d revisions still pending", hook, pending)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rcv.mu.Lock()
+	revs := slices.Clone(rcv.revs)
+	rcv.mu.Unlock()
+	got := map[int64]bool{}
+	for i, r := range revs {
+		got[r] = true
+		if i > 0 && r < revs[i-1] {
+			t.Errorf("webhook delivered revision %d after %d", r, revs[i-1])
+		}
+	}
+	missing := 0
+	for _, r := range m.kvRevs {
+		if !got[r] {
+			missing++
+			if missing <= 5 {
+				t.Errorf("webhook never delivered revision %d (an acknowledged write under kv/)", r)
+			}
+		}
+	}
+	t.Logf("webhook: %d deliveries of %d distinct revisions; %d acknowledged writes under kv/, %d missing", len(revs), len(got), len(m.kvRevs), missing)
 }
 
 // verifyCrashModel checks the server against everything m says it
