@@ -188,6 +188,7 @@ func TestServerKill9(t *testing.T) {
 		verifyCrashModel(t, cl, m, round)
 		if round == rounds {
 			checkDeliveries(t, cl, m, hook, rcv)
+			checkHistory(t, cl, m)
 			cl.kill(t)
 			break
 		}
@@ -723,6 +724,60 @@ func checkDeliveries(t *testing.T, c *crashChild, m *crashModel, hook string, rc
 		}
 	}
 	t.Logf("webhook: %d deliveries of %d distinct revisions; %d acknowledged writes under kv/, %d missing", len(revs), len(got), len(m.kvRevs), missing)
+}
+
+// checkHistory replays main's whole history as a watch stream (from=0)
+// and checks it is every revision from 1 to the head, once each, in order,
+// the acknowledged writes under kv/ among them.
+func checkHistory(t *testing.T, c *crashChild, m *crashModel) {
+	t.Helper()
+	var head wire.ListResponse
+	if err := c.call(http.MethodGet, "/v1/repos/default/kv?limit=1", c.admin, nil, http.StatusOK, &head); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, c.base+"/v1/repos/default/watch?from=0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.admin)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("watch: status %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var want int64 = 1
+	event, id := "", ""
+	for sc.Scan() && want <= head.Revision {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "id: "):
+			id = strings.TrimPrefix(line, "id: ")
+		case line == "":
+			if event == "revision" {
+				if n, err := strconv.ParseInt(id, 10, 64); err != nil || n != want {
+					t.Fatalf("history: revision %q where %d was due", id, want)
+				}
+				want++
+			}
+			event, id = "", ""
+		}
+	}
+	if want <= head.Revision {
+		t.Fatalf("history: the stream ended at revision %d of %d: %v", want-1, head.Revision, sc.Err())
+	}
+	for _, r := range m.kvRevs {
+		if r > head.Revision {
+			t.Errorf("an acknowledged write's revision %d is past the head %d", r, head.Revision)
+		}
+	}
+	t.Logf("history: revisions 1 to %d, each once, in order", head.Revision)
 }
 
 // verifyCrashModel checks the server against everything m says it
