@@ -171,6 +171,7 @@ func TestServerKill9(t *testing.T) {
 	const rounds = 6
 	rcv := newHookReceiver(t)
 	var hook string // the webhook on kv/, delivering to rcv
+	mirror := filepath.Join(t.TempDir(), "mirror.git")
 	for round := range rounds + 1 {
 		switch round % 3 {
 		case 1:
@@ -189,6 +190,7 @@ func TestServerKill9(t *testing.T) {
 		if round == rounds {
 			checkDeliveries(t, cl, m, hook, rcv)
 			checkHistory(t, cl, m)
+			checkMirror(t, cl, mirror)
 			cl.kill(t)
 			break
 		}
@@ -199,6 +201,15 @@ func TestServerKill9(t *testing.T) {
 				t.Fatal(err)
 			}
 			hook = h.ID
+			// A mirror: main pushed to a bare repository after each
+			// commit, resumed after each kill.
+			if out, err := exec.Command("git", "init", "-q", "--bare", "-b", "main", mirror).CombinedOutput(); err != nil {
+				t.Fatalf("git init: %v\n%s", err, out)
+			}
+			body, _ = json.Marshal(wire.UpstreamConfig{URL: "file://" + mirror, Mode: "mirror"})
+			if err := cl.call(http.MethodPut, "/v1/repos/default/upstream", admin, body, http.StatusOK, nil); err != nil {
+				t.Fatal(err)
+			}
 			var tk wire.CreatedToken
 			if err := cl.call(http.MethodPost, "/v1/tokens", admin, []byte(`{"name":"approver","scopes":["read","approve"]}`), http.StatusCreated, &tk); err != nil {
 				t.Fatal(err)
@@ -724,6 +735,43 @@ func checkDeliveries(t *testing.T, c *crashChild, m *crashModel, hook string, rc
 		}
 	}
 	t.Logf("webhook: %d deliveries of %d distinct revisions; %d acknowledged writes under kv/, %d missing", len(revs), len(got), len(m.kvRevs), missing)
+}
+
+// checkMirror waits for the mirror to be in sync, and checks that the
+// bare repository's main is the server's head commit.
+func checkMirror(t *testing.T, c *crashChild, mirror string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var u wire.Upstream
+	for {
+		if err := c.call(http.MethodGet, "/v1/repos/default/upstream", c.admin, nil, http.StatusOK, &u); err != nil {
+			t.Fatal(err)
+		}
+		if u.Status.State == "in_sync" && u.Status.LagRevisions == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mirror: %+v after a minute", u.Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var head wire.ListResponse
+	if err := c.call(http.MethodGet, "/v1/repos/default/kv?limit=1", c.admin, nil, http.StatusOK, &head); err != nil {
+		t.Fatal(err)
+	}
+	var ci wire.CommitInfo
+	if err := c.call(http.MethodGet, fmt.Sprintf("/v1/repos/default/commits/%d", head.Revision), c.admin, nil, http.StatusOK, &ci); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("git", "-C", mirror, "rev-parse", "refs/heads/main").CombinedOutput()
+	if err != nil {
+		t.Fatalf("git rev-parse: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != ci.Commit {
+		t.Errorf("mirror: main is %s, the server's head (revision %d) %s", got, head.Revision, ci.Commit)
+	}
+	fsckStrict(t, mirror)
+	t.Logf("mirror: main at revision %d, in sync", head.Revision)
 }
 
 // checkHistory replays main's whole history as a watch stream (from=0)
