@@ -300,10 +300,7 @@ func (s *Store) beginImport(name string, im *Import) (string, error) {
 		err = os.MkdirAll(filepath.Dir(filepath.Join(tmp, importReportFile)), 0o755)
 	}
 	if err == nil {
-		err = writeFileSync(filepath.Join(tmp, importReportFile), b, 0o644)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(filepath.Join(tmp, importReportFile)))
+		err = WriteFileAtomic(filepath.Join(tmp, importReportFile), b, 0o644)
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
@@ -656,10 +653,7 @@ func (s *Store) keepFailedImport(st ImportStatus) error {
 		err = os.MkdirAll(filepath.Join(s.dir, failedImportsDir), 0o755)
 	}
 	if err == nil {
-		err = writeFileSync(s.failedImportFile(st.Repo), b, 0o644)
-	}
-	if err == nil {
-		err = syncDir(filepath.Join(s.dir, failedImportsDir))
+		err = WriteFileAtomic(s.failedImportFile(st.Repo), b, 0o644)
 	}
 	if err != nil {
 		s.log.Warn("cannot keep a failed import's status", "repo", st.Repo, "err", err)
