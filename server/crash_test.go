@@ -99,12 +99,22 @@ type crashModel struct {
 	importFrom string
 	// pushes counts the git pushes acknowledged.
 	pushes int
+	// batches are the atomic batches sent (POST /commits): three values
+	// and a secret each, all or nothing.
+	batches []*crashBatch
 	// kvRevs are the revisions of the acknowledged writes under kv/: the
 	// webhook on kv/ must deliver every one of them.
 	kvRevs []int64
 	// approver is a token the administrator made (acknowledged): it must
 	// work in every later round.
 	approver string
+}
+
+// crashBatch is one atomic batch.
+type crashBatch struct {
+	keys              map[string]string
+	secret, plaintext string
+	outcome           crashOutcome // inFlight or acked
 }
 
 // crashImport is an import the server accepted.
@@ -232,7 +242,7 @@ func TestServerKill9(t *testing.T) {
 		fsckAll(t, dir)
 		noPlaintext(t, dir, m)
 		m.mu.Lock()
-		t.Logf("round %d: %d keys put, %d deletes, %d transactions, %d secrets, %d webhooks, %d tokens, %d repos, %d imports, %d pushes so far", round, len(m.put), len(m.deleted), len(m.txns), len(m.secrets), len(m.webhooks), len(m.tokens), len(m.repos), len(m.imports), m.pushes)
+		t.Logf("round %d: %d keys put, %d deletes, %d transactions, %d secrets, %d webhooks, %d tokens, %d repos, %d imports, %d pushes, %d batches so far", round, len(m.put), len(m.deleted), len(m.txns), len(m.secrets), len(m.webhooks), len(m.tokens), len(m.repos), len(m.imports), m.pushes, len(m.batches))
 		m.mu.Unlock()
 	}
 	fsckAll(t, dir)
@@ -479,6 +489,30 @@ func crashWorker(c *crashChild, m *crashModel, admin string, round, w int, stop 
 			if err = c.call(http.MethodPost, "/v1/repos", admin, body, http.StatusAccepted, nil); err == nil {
 				m.mu.Lock()
 				m.imports[name] = &crashImport{round: round}
+				m.mu.Unlock()
+			}
+		case p < 68:
+			b := &crashBatch{keys: map[string]string{}, outcome: inFlight}
+			req := wire.CommitRequest{Message: "a batch"}
+			for k := range 3 {
+				key, val := fmt.Sprintf("batch/r%d/w%d/b%05d/k%d", round, w, i, k), fmt.Sprintf("batch value %d", k)
+				b.keys[key] = val
+				req.Ops = append(req.Ops, wire.Op{Op: "put", Key: key, Value: &val})
+			}
+			sb := make([]byte, 12)
+			rand.Read(sb)
+			b.secret, b.plaintext = fmt.Sprintf("sec/batch/r%d/w%d/b%05d", round, w, i), "plaintext-"+hex.EncodeToString(sb)
+			req.Ops = append(req.Ops, wire.Op{Op: "put_secret", Key: b.secret, Value: &b.plaintext})
+			body, _ := json.Marshal(req)
+			m.mu.Lock()
+			m.batches = append(m.batches, b)
+			m.secretsMaybe[b.secret] = b.plaintext
+			m.mu.Unlock()
+			if err = c.call(http.MethodPost, "/v1/repos/default/commits", admin, body, http.StatusOK, nil); err == nil {
+				m.mu.Lock()
+				b.outcome = acked
+				delete(m.secretsMaybe, b.secret)
+				m.secrets[b.secret] = b.plaintext
 				m.mu.Unlock()
 			}
 		case txn == nil:
@@ -859,6 +893,26 @@ func verifyCrashModel(t *testing.T, c *crashChild, m *crashModel, round int) {
 					t.Errorf("round %d: %s: on main, but never put", round, key)
 				}
 			}
+		}
+	}
+	for _, b := range m.batches {
+		n := 0
+		for k, want := range b.keys {
+			if got, ok := main[k]; ok {
+				n++
+				if got != want {
+					t.Errorf("round %d: batch key %s: %q, want %q", round, k, got, want)
+				}
+			}
+		}
+		_, hasSecret := main[b.secret+".sops.json"]
+		switch {
+		case b.outcome == acked && (n != len(b.keys) || !hasSecret):
+			t.Errorf("round %d: a batch acknowledged: %d of its %d keys on main, its secret %v", round, n, len(b.keys), hasSecret)
+		case n != 0 && (n != len(b.keys) || !hasSecret):
+			t.Errorf("round %d: a batch in flight half applied: %d of its %d keys on main, its secret %v", round, n, len(b.keys), hasSecret)
+		case n == 0 && hasSecret:
+			t.Errorf("round %d: a batch in flight half applied: its secret without its keys", round)
 		}
 	}
 	// Which keys on main came from which transaction: each key is written
