@@ -90,8 +90,10 @@ type pendingGroup struct {
 type FSOptions struct {
 	// FlushDelay bounds how long objects may wait in the journal before
 	// they are written to Git's files while writes keep coming (default
-	// 100ms). When writes pause for IdleFlush (default 20ms), they are written
-	// at once.
+	// 1s; FlushBytes usually comes first under load). When writes pause
+	// for IdleFlush (default 20ms), they are written at once. Fewer,
+	// larger packs under load leave compaction less to merge: each byte
+	// is rewritten once per tier it climbs (see mergeFanIn).
 	FlushDelay time.Duration
 	IdleFlush  time.Duration
 	// FlushBytes starts a flush when this many bytes wait (default 16 MiB).
@@ -117,7 +119,7 @@ var _ Backend = (*FSBackend)(nil)
 // what its journal holds after the last checkpoint, and starts the flusher.
 func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 	if opts.FlushDelay <= 0 {
-		opts.FlushDelay = 100 * time.Millisecond
+		opts.FlushDelay = time.Second
 	}
 	if opts.IdleFlush <= 0 {
 		opts.IdleFlush = 20 * time.Millisecond
