@@ -90,3 +90,87 @@ func TestFlushTriggers(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeWaitsForPause checks when the flusher merges packs whose tier is
+// full: not while writes keep coming, at once when writes pause for
+// IdleMerge, and under a long burst as soon as the packs pass MaxPacks.
+// Each case writes a group every 2 ms for a while, the flusher making a
+// pack every FlushDelay, and watches the packs on disk.
+func TestMergeWaitsForPause(t *testing.T) {
+	const never = time.Hour
+	tests := []struct {
+		name string
+		opts FSOptions
+		// mergeUnderLoad says whether packs may be merged while the
+		// writes go on; maxPacks, if set, bounds them meanwhile.
+		mergeUnderLoad bool
+		maxPacks       int
+		// mergedAfter says whether the full tier is merged once the
+		// writes stop.
+		mergedAfter bool
+	}{
+		{"pause", FSOptions{IdleMerge: 300 * time.Millisecond, MaxPacks: 1000}, false, 0, true},
+		{"no pause long enough", FSOptions{IdleMerge: never, MaxPacks: 1000}, false, 0, false},
+		// MaxPacks+1 packs start a merge, whose pack is written before
+		// they are removed.
+		{"past MaxPacks", FSOptions{IdleMerge: never, MaxPacks: 4}, true, 4 + 2, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			opts := tc.opts
+			opts.IdleFlush, opts.FlushDelay = 5*time.Millisecond, 25*time.Millisecond
+			be, err := OpenFS(dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer be.Close()
+			const ref = "refs/heads/merge-test"
+			write := func(i int) {
+				blob := NewObject(BlobObject, fmt.Appendf(nil, "value %d %s\n", i, strings.Repeat("x", 1000)))
+				tree := NewObject(TreeObject, (&Tree{Entries: []TreeEntry{{Name: "v", Mode: ModeFile, Hash: blob.Hash}}}).Encode())
+				if err := be.Commit([]*Object{blob, tree}, []RefUpdate{{Name: ref, Old: be.Ref(ref), New: tree.Hash}}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[string]bool{}
+			count := func() int {
+				ps := packFiles(t, dir)
+				for _, p := range ps {
+					seen[p] = true
+				}
+				return len(ps)
+			}
+			most, merged := 0, false
+			for i := 0; len(seen) < 3*mergeFanIn; i++ {
+				if i > 5000 {
+					t.Fatalf("%d packs made after %d writes", len(seen), i)
+				}
+				write(i)
+				n := count()
+				merged = merged || n < most
+				most = max(most, n)
+				if tc.maxPacks > 0 && n > tc.maxPacks {
+					t.Fatalf("%d packs under load, want at most %d", n, tc.maxPacks)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			if merged != tc.mergeUnderLoad {
+				t.Fatalf("packs merged under load: %v, want %v (%d packs made, %d at most)", merged, tc.mergeUnderLoad, len(seen), most)
+			}
+			// The writes stop.
+			deadline := time.Now().Add(3 * time.Second)
+			if !tc.mergedAfter {
+				deadline = time.Now().Add(500 * time.Millisecond)
+			}
+			n := count()
+			for n >= mergeFanIn && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+				n = count()
+			}
+			if got := n < mergeFanIn; got != tc.mergedAfter {
+				t.Fatalf("after the writes stopped: %d packs (merged: %v, want %v)", n, got, tc.mergedAfter)
+			}
+		})
+	}
+}

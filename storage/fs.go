@@ -98,10 +98,16 @@ type FSOptions struct {
 	IdleFlush  time.Duration
 	// FlushBytes starts a flush when this many bytes wait (default 16 MiB).
 	FlushBytes int
-	// MaxPacks bounds the number of packs under 256 MiB: past it, the
-	// smallest are merged whatever their tiers (default 32; see
+	// MaxPacks bounds the number of packs under 256 MiB: past it, they
+	// are merged at once, the tiers that are full and, if that is not
+	// enough, the smallest whatever their tiers (default 32; see
 	// mergeFanIn).
 	MaxPacks int
+	// IdleMerge is how long writes must pause before packs whose tier is
+	// full are merged (default 250ms). A merge rewrites tens of megabytes
+	// and takes the CPU a burst of writes needs; under load, packs wait
+	// until writes pause or their number passes MaxPacks.
+	IdleMerge time.Duration
 	// DeltaBaseCache bounds the delta bases kept resolved, in bytes
 	// (default 16 MiB).
 	DeltaBaseCache int
@@ -129,6 +135,9 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 	}
 	if opts.MaxPacks <= 0 {
 		opts.MaxPacks = 32
+	}
+	if opts.IdleMerge <= 0 {
+		opts.IdleMerge = 250 * time.Millisecond
 	}
 	if opts.DeltaBaseCache <= 0 {
 		opts.DeltaBaseCache = 16 << 20
@@ -549,15 +558,35 @@ func (b *FSBackend) settle(end journalPos) error {
 }
 
 // flushLoop writes pending groups to Git's files: at once when writes pause,
-// at least every FlushDelay while they do not.
+// at least every FlushDelay while they do not. Packs whose tier is full are
+// merged once writes have paused for IdleMerge.
 func (b *FSBackend) flushLoop(ctx context.Context) {
 	defer close(b.done)
+	merge := time.NewTimer(b.opts.IdleMerge)
+	defer merge.Stop()
+	mergeWait := b.opts.IdleMerge // longer after a merge fails
 	for {
+		// Every write wakes the loop, and every wake restarts the merge's
+		// wait: a merge starts only after IdleMerge without a write.
+		var mergeC <-chan time.Time
+		if b.mergeDue() {
+			merge.Reset(mergeWait)
+			mergeC = merge.C
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-mergeC:
+			if err := b.mergeIdle(); err != nil {
+				b.log.Warn("pack compaction failed; will retry", "repo", b.dir, "err", err)
+				mergeWait = min(2*mergeWait, time.Minute)
+			} else {
+				mergeWait = b.opts.IdleMerge
+			}
+			continue
 		case <-b.wake:
 		}
+		merge.Stop()
 		idle := time.NewTimer(b.opts.IdleFlush)
 	wait:
 		for {
@@ -747,7 +776,9 @@ func (b *FSBackend) Flush() error {
 	if err := b.jnl.checkpoint(pend[len(pend)-1].end); err != nil {
 		return err
 	}
-	if small >= mergeFanIn || small > b.opts.MaxPacks {
+	// Merges wait for a pause in the writes (flushLoop), unless the packs
+	// pile up past MaxPacks under a long burst.
+	if small > b.opts.MaxPacks {
 		if err := b.compact(); err != nil {
 			b.log.Warn("pack compaction failed", "repo", b.dir, "err", err)
 		}
@@ -813,20 +844,38 @@ func (b *FSBackend) finishPack(w *packWriter) (*pack, error) {
 // smallPack is the size under which packs are merged by compaction.
 const smallPack = 256 << 20
 
-// compact merges the packs pickMerge chooses (see mergeFanIn). Entries
-// are copied as they are, deltas against an object of the same pack
-// included (their offsets adjusted); other deltas are resolved and written
-// whole.
-func (b *FSBackend) compact() error {
+// mergeCandidates returns the packs compaction may merge: those under
+// smallPack and not kept.
+func (b *FSBackend) mergeCandidates() []*pack {
 	b.mu.RLock()
+	defer b.mu.RUnlock()
 	var cand []*pack
 	for _, p := range b.packs {
 		if p.size < smallPack && !p.keep {
 			cand = append(cand, p)
 		}
 	}
-	b.mu.RUnlock()
-	small := pickMerge(cand, b.opts.MaxPacks)
+	return cand
+}
+
+// mergeDue reports whether compaction has packs to merge.
+func (b *FSBackend) mergeDue() bool {
+	return len(pickMerge(b.mergeCandidates(), b.opts.MaxPacks)) >= 2
+}
+
+// mergeIdle merges the packs that are due, between flushes.
+func (b *FSBackend) mergeIdle() error {
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
+	return b.compact()
+}
+
+// compact merges the packs pickMerge chooses (see mergeFanIn). Entries
+// are copied as they are, deltas against an object of the same pack
+// included (their offsets adjusted); other deltas are resolved and written
+// whole.
+func (b *FSBackend) compact() error {
+	small := pickMerge(b.mergeCandidates(), b.opts.MaxPacks)
 	if len(small) < 2 {
 		return nil
 	}
