@@ -77,7 +77,7 @@ func BenchmarkCompact(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if err := be.compact(); err != nil {
+		if err := mergeNow(be, 1); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

@@ -18,6 +18,14 @@ func compactOpts(o *Options) {
 	o.FS.IdleFlush = time.Microsecond
 }
 
+// mergeNow merges be's packs as compaction does with maxPacks, between
+// the flusher's flushes and merges.
+func mergeNow(be *FSBackend, maxPacks int) error {
+	be.flushMu.Lock()
+	defer be.flushMu.Unlock()
+	return be.compactTo(maxPacks)
+}
+
 // packFiles returns the names of the packs in a repository.
 func packFiles(t testing.TB, repo string) []string {
 	t.Helper()
@@ -269,8 +277,7 @@ func TestCompactionDuplicates(t *testing.T) {
 	if n := countDeltas(t, repo, packFiles(t, repo)[0]) + countDeltas(t, repo, packFiles(t, repo)[1]) + countDeltas(t, repo, packFiles(t, repo)[2]); n != 1 {
 		t.Fatalf("%d deltas before the merge, want 1 (t2 against t1)", n)
 	}
-	be.opts.MaxPacks = 1
-	if err := be.compact(); err != nil {
+	if err := mergeNow(be, 1); err != nil {
 		t.Fatal(err)
 	}
 	ps := packFiles(t, repo)
@@ -337,7 +344,7 @@ func TestCompactionRefusesCorruptEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer be.Close()
-	if err := be.compact(); err == nil || !strings.Contains(err.Error(), "CRC") {
+	if err := mergeNow(be, 1); err == nil || !strings.Contains(err.Error(), "CRC") {
 		t.Fatalf("merge over a corrupt entry: %v, want a CRC error", err)
 	}
 	if after := packFiles(t, dir); !slices.Equal(after, before) {
@@ -410,8 +417,7 @@ func TestCompactionCutShort(t *testing.T) {
 			copyFile(t, filepath.Join(packDir, name), filepath.Join(saved, name))
 		}
 	}
-	be.opts.MaxPacks = 1
-	if err := be.compact(); err != nil {
+	if err := mergeNow(be, 1); err != nil {
 		t.Fatal(err)
 	}
 	merged := packFiles(t, dir)
@@ -432,7 +438,7 @@ func TestCompactionCutShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := be.compact(); err != nil {
+	if err := mergeNow(be, 1); err != nil {
 		t.Fatal(err)
 	}
 	if got := packFiles(t, dir); !slices.Equal(got, merged) {
@@ -497,8 +503,7 @@ func TestFlushSamePackAgain(t *testing.T) {
 	if err := be.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	be.opts.MaxPacks = 1
-	if err := be.compact(); err != nil {
+	if err := mergeNow(be, 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range append(objs, other) {

@@ -874,8 +874,12 @@ func (b *FSBackend) mergeIdle() error {
 // are copied as they are, deltas against an object of the same pack
 // included (their offsets adjusted); other deltas are resolved and written
 // whole.
-func (b *FSBackend) compact() error {
-	small := pickMerge(b.mergeCandidates(), b.opts.MaxPacks)
+func (b *FSBackend) compact() error { return b.compactTo(b.opts.MaxPacks) }
+
+// compactTo merges the packs pickMerge chooses with maxPacks. The caller
+// holds flushMu: two merges of the same packs must not run at once.
+func (b *FSBackend) compactTo(maxPacks int) error {
+	small := pickMerge(b.mergeCandidates(), maxPacks)
 	if len(small) < 2 {
 		return nil
 	}
