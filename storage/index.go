@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -29,7 +32,29 @@ import (
 type Index struct {
 	db  *pebble.DB
 	log *slog.Logger
+
+	// written counts the bytes committed since the last flush at a pause
+	// (flushIdle); last is when the last batch was committed (Unix ns);
+	// armed is set while a check for a pause is scheduled.
+	written, last atomic.Int64
+	armed         atomic.Bool
+	// mu orders flushes at a pause with Close; closed is set by Close.
+	mu     sync.Mutex
+	closed bool
 }
+
+// The index's memtable is flushed once writes pause for indexIdleFlush, if
+// at least indexIdleFlushBytes were written to it. Pebble flushes a full
+// memtable (32 MiB) wherever the writes are; the flush, and the compactions
+// the new table starts, then take the CPU of a burst of writes. Flushed at
+// the pause after a burst, the next burst starts with an empty memtable
+// (whose inserts are also cheaper), and a crash leaves less of the log to
+// replay. Smaller amounts wait for the next pause, so that a trickle of
+// writes does not make a table each.
+const (
+	indexIdleFlush      = 250 * time.Millisecond
+	indexIdleFlushBytes = 4 << 20
+)
 
 // indexFormat is the layout's version: an index of another is rebuilt.
 // Format 2 made revision records binary (see appendRevRecord).
@@ -108,9 +133,41 @@ func OpenIndex(dir string, cacheBytes int64, log *slog.Logger) (*Index, error) {
 	return &Index{db: db, log: log}, nil
 }
 
+// wrote records a committed batch of n bytes, and schedules a flush at the
+// next pause once enough is written.
+func (ix *Index) wrote(n int) {
+	ix.last.Store(time.Now().UnixNano())
+	if ix.written.Add(int64(n)) >= indexIdleFlushBytes && ix.armed.CompareAndSwap(false, true) {
+		time.AfterFunc(indexIdleFlush, ix.flushIdle)
+	}
+}
+
+// flushIdle flushes the memtable if no batch was committed for
+// indexIdleFlush, or else looks again when that much time has passed since
+// the last one.
+func (ix *Index) flushIdle() {
+	if wait := indexIdleFlush - time.Since(time.Unix(0, ix.last.Load())); wait > 0 {
+		time.AfterFunc(wait, ix.flushIdle)
+		return
+	}
+	ix.written.Store(0)
+	ix.armed.Store(false)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if ix.closed {
+		return
+	}
+	if err := ix.db.Flush(); err != nil {
+		ix.log.Warn("index flush at a pause failed; pebble flushes when its memtable fills", "err", err)
+	}
+}
+
 // Close flushes and closes the index. Pebble does not flush its memtable
 // on close; flushing first makes the next open fast (no log to replay).
 func (ix *Index) Close() error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.closed = true
 	err := ix.db.Flush()
 	if cerr := ix.db.Close(); err == nil {
 		err = cerr
@@ -301,13 +358,14 @@ func getRevision(r indexReader, repo string, rev int64) (*RevisionInfo, bool, er
 // batch): a commit writes four or five records, and encoding each into a
 // new slice was most of what indexing a commit allocated.
 type indexBatch struct {
+	ix         *Index
 	repo       string
 	b          *pebble.Batch
 	key, value []byte
 }
 
 func (ix *Index) newBatch(repo string) *indexBatch {
-	return &indexBatch{repo: repo, b: ix.db.NewBatch()}
+	return &indexBatch{ix: ix, repo: repo, b: ix.db.NewBatch()}
 }
 
 func (ib *indexBatch) setEntry(key string, e *IndexEntry) error {
@@ -354,7 +412,11 @@ func (ib *indexBatch) setHead(rev int64, commit Hash) error {
 // commit applies the batch without syncing.
 func (ib *indexBatch) commit() error {
 	defer ib.b.Close()
-	return ib.b.Commit(pebble.NoSync)
+	if err := ib.b.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	ib.ix.wrote(len(ib.b.Repr()))
+	return nil
 }
 
 // dropRepo removes everything the index holds for repo.

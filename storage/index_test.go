@@ -496,3 +496,57 @@ func TestReplayStops(t *testing.T) {
 	}
 	compareAnswers(t, answers(t, r), want)
 }
+
+// TestIndexFlushesAtPause checks when the index's memtable is flushed
+// before it fills: at a pause in the writes once indexIdleFlushBytes were
+// written, not while the writes go on, and not at a pause after less.
+func TestIndexFlushesAtPause(t *testing.T) {
+	tests := []struct {
+		name  string
+		bytes int // written in batches of ~64 KiB, one every 2 ms
+		want  bool
+	}{
+		// Well past the threshold, so that a flush that did not wait for
+		// the pause would fall while the writes go on.
+		{"after enough", 5 * indexIdleFlushBytes, true},
+		{"after too little", indexIdleFlushBytes / 4, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ix, err := OpenIndex(t.TempDir(), 0, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ix.Close()
+			flushes := func() int64 { return ix.db.Metrics().Flush.Count }
+			before := flushes()
+			value := bytes.Repeat([]byte("v"), 1000)
+			for i := 0; i*64*len(value) < tc.bytes; i++ {
+				ib := ix.newBatch("r")
+				for j := range 64 {
+					e := &IndexEntry{Mode: uint32(ModeFile), Size: int64(len(value)), ModRev: int64(i), Value: value, Inline: true}
+					if err := ib.setEntry(fmt.Sprintf("k/%d/%d", i, j), e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := ib.commit(); err != nil {
+					t.Fatal(err)
+				}
+				if n := flushes(); n != before {
+					t.Fatalf("flushed after %d KiB, while the writes went on", i*64)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			deadline := time.Now().Add(3 * time.Second)
+			if !tc.want {
+				deadline = time.Now().Add(4 * indexIdleFlush)
+			}
+			for flushes() == before && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := flushes() != before; got != tc.want {
+				t.Fatalf("flushed at the pause: %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
