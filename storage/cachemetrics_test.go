@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,4 +70,41 @@ func value(m *dto.Metric) float64 {
 		return c.GetValue()
 	}
 	return m.GetGauge().GetValue()
+}
+
+// TestMergeMetric checks that a merge of packs is timed in
+// gitstate_pack_merge_duration_seconds.
+func TestMergeMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := newTestStore(t, func(o *Options) {
+		o.Registerer = reg
+		o.FS.MaxPacks = 2
+	})
+	r := defaultRepo(t, s)
+	count := func() uint64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "gitstate_pack_merge_duration_seconds" {
+				return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+			}
+		}
+		t.Fatal("gitstate_pack_merge_duration_seconds not reported")
+		return 0
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d merges before any write", n)
+	}
+	// A pack per flush; past MaxPacks, the flush merges them.
+	for i := range 4 {
+		put(t, r, "k", fmt.Sprint(i))
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(); n == 0 {
+		t.Fatal("no merge timed after 4 packs with MaxPacks 2")
+	}
 }

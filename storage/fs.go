@@ -116,7 +116,7 @@ type FSOptions struct {
 	Notes  NoteSink
 	Logger *slog.Logger
 
-	syncHist, flushHist prometheus.Observer
+	syncHist, flushHist, mergeHist prometheus.Observer
 }
 
 var _ Backend = (*FSBackend)(nil)
@@ -1047,7 +1047,11 @@ func (b *FSBackend) compactTo(maxPacks int) error {
 			}
 		}
 	}
-	b.log.Debug("merged packs", "repo", b.dir, "packs", len(small), "objects", total, "took", time.Since(start))
+	took := time.Since(start)
+	if b.opts.mergeHist != nil {
+		b.opts.mergeHist.Observe(took.Seconds())
+	}
+	b.log.Debug("merged packs", "repo", b.dir, "packs", len(small), "objects", total, "took", took)
 	return syncDir(b.packDir)
 }
 

@@ -64,6 +64,7 @@ type Metrics struct {
 	groupSize      prometheus.Histogram
 	syncDuration   prometheus.Histogram
 	flushDuration  prometheus.Histogram
+	mergeDuration  prometheus.Histogram
 	headRevision   *prometheus.GaugeVec
 }
 
@@ -89,13 +90,18 @@ func newMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to write journaled objects and refs to Git's files.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		mergeDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "gitstate_pack_merge_duration_seconds",
+			Help:    "Time to merge packs into one (compaction; at a pause in the writes, or past MaxPacks).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 14),
+		}),
 		headRevision: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "gitstate_head_revision",
 			Help: "Current revision of each repo's main branch.",
 		}, []string{"repo"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commitDuration, m.groupSize, m.syncDuration, m.flushDuration, m.headRevision)
+		reg.MustRegister(m.commitDuration, m.groupSize, m.syncDuration, m.flushDuration, m.mergeDuration, m.headRevision)
 	}
 	return m
 }

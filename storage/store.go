@@ -77,6 +77,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.mx = newMetrics(opts.Registerer)
 	s.opts.FS.syncHist = s.mx.syncDuration
 	s.opts.FS.flushHist = s.mx.flushDuration
+	s.opts.FS.mergeHist = s.mx.mergeDuration
 	if err := os.MkdirAll(filepath.Join(dir, "repos"), 0o755); err != nil {
 		return nil, err
 	}
