@@ -571,3 +571,64 @@ func TestOpenRemovesTempFiles(t *testing.T) {
 	os.Remove(filepath.Join(dir, gits))
 	git(t, dir, "fsck", "--strict")
 }
+
+// TestMergeStopsOnClose checks that a merge stops when the backend is
+// closing: the sources stay as they were, no temporary file is left, and
+// the repository reopens with every object.
+func TestMergeStopsOnClose(t *testing.T) {
+	dir := t.TempDir()
+	be, err := OpenFS(dir, FSOptions{MaxPacks: 1000, IdleMerge: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []*Object
+	var head Hash
+	for p := range 4 {
+		blob := NewObject(BlobObject, fmt.Appendf(nil, "value %d\n", p))
+		tree := NewObject(TreeObject, (&Tree{Entries: []TreeEntry{{Name: "v", Mode: ModeFile, Hash: blob.Hash}}}).Encode())
+		c := &Commit{Tree: tree.Hash, Author: Signature{Name: "t", Email: "t@t", When: time.Unix(1, 0)}, Message: fmt.Sprintf("m %d\n", p)}
+		if !head.IsZero() {
+			c.Parents = []Hash{head}
+		}
+		c.Committer = c.Author
+		commit := NewObject(CommitObject, c.Encode())
+		group := []*Object{blob, tree, commit}
+		if err := be.Commit(group, []RefUpdate{{Name: "refs/heads/main", Old: head, New: commit.Hash}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		head = commit.Hash
+		objs = append(objs, group...)
+		if err := be.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := packFiles(t, dir)
+	if len(before) != 4 {
+		t.Fatalf("%d packs, want 4", len(before))
+	}
+	be.closing.Store(true) // as Close does first
+	if err := mergeNow(be, 1); !errors.Is(err, errMergeStopped) {
+		t.Fatalf("merge while closing: %v, want errMergeStopped", err)
+	}
+	if after := packFiles(t, dir); !slices.Equal(after, before) {
+		t.Fatalf("packs after the stopped merge %v, want %v", after, before)
+	}
+	tmps, err := filepath.Glob(filepath.Join(dir, "objects", "pack", ".tmp-*"))
+	if err != nil || len(tmps) != 0 {
+		t.Fatalf("left behind: %v (%v)", tmps, err)
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	git(t, dir, "fsck", "--strict")
+	be, err = OpenFS(dir, FSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	for _, o := range objs {
+		if got, err := be.ReadObject(o.Hash); err != nil || !bytes.Equal(got.Data, o.Data) {
+			t.Errorf("%s after reopening: %v", o.Hash, err)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,9 @@ type FSBackend struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+	// closing is set while Close stops the flusher: a merge in
+	// progress stops.
+	closing atomic.Bool
 }
 
 type pendingGroup struct {
@@ -577,7 +581,9 @@ func (b *FSBackend) flushLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-mergeC:
-			if err := b.mergeIdle(); err != nil {
+			if err := b.mergeIdle(); errors.Is(err, errMergeStopped) {
+				return
+			} else if err != nil {
 				b.log.Warn("pack compaction failed; will retry", "repo", b.dir, "err", err)
 				mergeWait = min(2*mergeWait, time.Minute)
 			} else {
@@ -779,7 +785,7 @@ func (b *FSBackend) Flush() error {
 	// Merges wait for a pause in the writes (flushLoop), unless the packs
 	// pile up past MaxPacks under a long burst.
 	if small > b.opts.MaxPacks {
-		if err := b.compact(); err != nil {
+		if err := b.compact(); err != nil && !errors.Is(err, errMergeStopped) {
 			b.log.Warn("pack compaction failed", "repo", b.dir, "err", err)
 		}
 	}
@@ -840,6 +846,9 @@ func (b *FSBackend) finishPack(w *packWriter) (*pack, error) {
 	}
 	return openPack(idx, b.bases)
 }
+
+// errMergeStopped is the error of a merge that Close cut short.
+var errMergeStopped = errors.New("pack merge stopped: the repository is closing")
 
 // smallPack is the size under which packs are merged by compaction.
 const smallPack = 256 << 20
@@ -953,6 +962,12 @@ func (b *FSBackend) compactTo(maxPacks int) error {
 		sc := &srcs[pi]
 		p := sc.p
 		for k, o := range sc.ord {
+			if k%4096 == 0 && b.closing.Load() {
+				// A merge of hundreds of megabytes takes seconds; Close
+				// does not wait for it. The sources stay as they were.
+				w.abort()
+				return errMergeStopped
+			}
 			i, off := int32(o&idxMask), int64(o>>idxBits)
 			end := p.size - 20
 			if k+1 < len(sc.ord) {
@@ -1108,8 +1123,12 @@ func pickMerge(ps []*pack, maxPacks int) []*pack {
 // closes the journal and the packs.
 func (b *FSBackend) Close() error {
 	b.closeOnce.Do(func() {
+		b.closing.Store(true)
 		b.cancel()
 		<-b.done
+		// The flusher's merge, if any, has stopped. The last flush merges
+		// as every flush does, only past MaxPacks.
+		b.closing.Store(false)
 		err := b.Flush()
 		if cerr := b.jnl.close(); err == nil {
 			err = cerr
