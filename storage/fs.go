@@ -772,24 +772,24 @@ func (b *FSBackend) Flush() error {
 	}
 	close(b.flushed)
 	b.flushed = make(chan struct{})
-	small := 0
-	for _, p := range b.packs {
-		if p.size < smallPack && !p.keep {
-			small++
-		}
-	}
 	b.mu.Unlock()
 	if err := b.jnl.checkpoint(pend[len(pend)-1].end); err != nil {
 		return err
 	}
-	// Merges wait for a pause in the writes (flushLoop), unless the packs
-	// pile up past MaxPacks under a long burst.
-	if small > b.opts.MaxPacks {
-		if err := b.compact(); err != nil && !errors.Is(err, errMergeStopped) {
-			b.log.Warn("pack compaction failed", "repo", b.dir, "err", err)
-		}
-	}
+	b.mergePastMax()
 	return nil
+}
+
+// mergePastMax merges packs if there are more than MaxPacks. Other merges
+// wait for a pause in the writes (flushLoop); this one does not, so that
+// packs cannot pile up under a long burst. The caller holds flushMu.
+func (b *FSBackend) mergePastMax() {
+	if len(b.mergeCandidates()) <= b.opts.MaxPacks {
+		return
+	}
+	if err := b.compact(); err != nil && !errors.Is(err, errMergeStopped) {
+		b.log.Warn("pack compaction failed", "repo", b.dir, "err", err)
+	}
 }
 
 // writePack writes objs as a new pack, durably, and opens it.
@@ -1127,9 +1127,13 @@ func (b *FSBackend) Close() error {
 		b.cancel()
 		<-b.done
 		// The flusher's merge, if any, has stopped. The last flush merges
-		// as every flush does, only past MaxPacks.
+		// as every flush does, only past MaxPacks, even with nothing to
+		// flush (the merge stopped may have been one past MaxPacks).
 		b.closing.Store(false)
 		err := b.Flush()
+		b.flushMu.Lock()
+		b.mergePastMax()
+		b.flushMu.Unlock()
 		if cerr := b.jnl.close(); err == nil {
 			err = cerr
 		}
