@@ -521,6 +521,7 @@ func TestIndexFlushesAtPause(t *testing.T) {
 			flushes := func() int64 { return ix.db.Metrics().Flush.Count }
 			before := flushes()
 			value := bytes.Repeat([]byte("v"), 1000)
+			last := time.Now()
 			for i := 0; i*64*len(value) < tc.bytes; i++ {
 				ib := ix.newBatch("r")
 				for j := range 64 {
@@ -533,8 +534,13 @@ func TestIndexFlushesAtPause(t *testing.T) {
 					t.Fatal(err)
 				}
 				if n := flushes(); n != before {
+					if gap := time.Since(last); gap >= indexIdleFlush/2 {
+						// A stalled machine paused the writer.
+						t.Skipf("the writer stalled for %v: the pause rule cannot be judged", gap)
+					}
 					t.Fatalf("flushed after %d KiB, while the writes went on", i*64)
 				}
+				last = time.Now()
 				time.Sleep(2 * time.Millisecond)
 			}
 			deadline := time.Now().Add(3 * time.Second)
