@@ -9,6 +9,18 @@ import (
 	"time"
 )
 
+// commitValue commits to be a group of a ~1 KB blob and a tree holding
+// it, moving ref to the tree, and returns the tree's id.
+func commitValue(t *testing.T, be *FSBackend, ref string, i int) Hash {
+	t.Helper()
+	blob := NewObject(BlobObject, fmt.Appendf(nil, "value %d %s\n", i, strings.Repeat("x", 1000)))
+	tree := NewObject(TreeObject, (&Tree{Entries: []TreeEntry{{Name: "v", Mode: ModeFile, Hash: blob.Hash}}}).Encode())
+	if err := be.Commit([]*Object{blob, tree}, []RefUpdate{{Name: ref, Old: be.Ref(ref), New: tree.Hash}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return tree.Hash
+}
+
 // TestFlushTriggers checks what makes the flusher write the journal's
 // groups to Git's files: a pause in the writes (IdleFlush), the age of the
 // oldest waiting group while writes keep coming (FlushDelay), or the bytes
@@ -47,14 +59,7 @@ func TestFlushTriggers(t *testing.T) {
 				return strings.TrimSpace(string(b))
 			}
 			written := map[string]bool{}
-			write := func(i int) {
-				blob := NewObject(BlobObject, fmt.Appendf(nil, "value %d %s\n", i, strings.Repeat("x", 1000)))
-				tree := NewObject(TreeObject, (&Tree{Entries: []TreeEntry{{Name: "v", Mode: ModeFile, Hash: blob.Hash}}}).Encode())
-				if err := be.Commit([]*Object{blob, tree}, []RefUpdate{{Name: ref, Old: be.Ref(ref), New: tree.Hash}}, nil); err != nil {
-					t.Fatal(err)
-				}
-				written[tree.Hash.String()] = true
-			}
+			write := func(i int) { written[commitValue(t, be, ref, i).String()] = true }
 			// The negative case watches for long enough that a wrong
 			// trigger (every 20 ms, say) would have fired many times.
 			deadline := time.Now().Add(5 * time.Second)
@@ -126,13 +131,7 @@ func TestMergeWaitsForPause(t *testing.T) {
 			}
 			defer be.Close()
 			const ref = "refs/heads/merge-test"
-			write := func(i int) {
-				blob := NewObject(BlobObject, fmt.Appendf(nil, "value %d %s\n", i, strings.Repeat("x", 1000)))
-				tree := NewObject(TreeObject, (&Tree{Entries: []TreeEntry{{Name: "v", Mode: ModeFile, Hash: blob.Hash}}}).Encode())
-				if err := be.Commit([]*Object{blob, tree}, []RefUpdate{{Name: ref, Old: be.Ref(ref), New: tree.Hash}}, nil); err != nil {
-					t.Fatal(err)
-				}
-			}
+			write := func(i int) { commitValue(t, be, ref, i) }
 			seen := map[string]bool{}
 			count := func() int {
 				ps := packFiles(t, dir)
