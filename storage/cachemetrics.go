@@ -17,11 +17,11 @@ func newCacheCollector(s *Store) *cacheCollector {
 	return &cacheCollector{
 		s: s,
 		hits: prometheus.NewDesc("gitstate_cache_hits_total",
-			"Lookups a cache answered: index_blocks (the index's block cache, all repos), trees (decoded trees, under one bound for all repos; each repo's share), hot (values read at head, under one bound for all repos; each repo's share).", labels, nil),
+			"Lookups a cache answered: index_blocks (the index's block cache, all repos), trees (decoded trees, under one bound for all repos; each repo's share), hot (values read at head, one cache for all repos).", labels, nil),
 		misses: prometheus.NewDesc("gitstate_cache_misses_total",
 			"Lookups a cache could not answer.", labels, nil),
 		nbytes: prometheus.NewDesc("gitstate_cache_bytes",
-			"Bytes a cache holds (for trees and hot values, as estimated for their bound).", labels, nil),
+			"Bytes a cache holds (for trees, as estimated for their bound; for hot values, all repos' together, under repo=\"\").", labels, nil),
 	}
 }
 
@@ -49,6 +49,9 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	c.s.mu.RUnlock()
 	for _, r := range repos {
 		emit("trees", r.name, r.trees.hits.Load(), r.trees.misses.Load(), r.trees.bytes.Load())
-		emit("hot", r.name, r.hot.hits.Load(), r.hot.misses.Load(), r.hot.bytes.Load())
+		ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(r.hot.hits.Load()), "hot", r.name)
+		ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(r.hot.misses.Load()), "hot", r.name)
 	}
+	// The hot values of all repos are one cache: its bytes are not split.
+	ch <- prometheus.MustNewConstMetric(c.nbytes, prometheus.GaugeValue, float64(c.s.caches.hot.bytes()), "hot", "")
 }

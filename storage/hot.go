@@ -1,9 +1,10 @@
 package storage
 
 import (
-	"slices"
-	"sync"
+	"encoding/binary"
 	"sync/atomic"
+
+	"github.com/VictoriaMetrics/fastcache"
 )
 
 // hotCache keeps the index entries of keys read at head, so that a key read
@@ -11,149 +12,140 @@ import (
 // map lookup instead of an index read. An entry is valid at the repo's
 // current head: the committer removes the keys a revision changes while it
 // holds the repo's view lock for writing, and readers fill it while holding
-// it for reading, so an entry never outlives the head it was read at. It is
-// bounded by bytes, under a budget all of a store's repos share (hotBudget).
+// it for reading, so an entry never outlives the head it was read at.
 //
-// It remembers absent keys too (as the absent entry): the server looks up
+// It remembers absent keys too (as an empty record): the server looks up
 // per-repo configuration such as .gitstate/policy.yaml on every write, and
 // in most repos it does not exist.
+//
+// The entries live in one cache for all of a store's repos (hotStore), off
+// the Go heap: a map of a hundred thousand small entries, each a few
+// pointers, made every garbage collection scan them. Under writes, after
+// reads had filled it, that was 7% of the server's CPU.
 type hotCache struct {
-	m            sync.Map     // key -> *IndexEntry (Value owned by the cache)
-	bytes        atomic.Int64 // what this repo's entries take
-	budget       *hotBudget
+	store *hotStore
+	// id prefixes this cache's keys in the shared cache. clear gives the
+	// cache a new one, which leaves the old entries unreachable (they age
+	// out), and a repo opened again under the same name never sees the
+	// entries of the one before.
+	id           atomic.Uint64
 	hits, misses atomic.Int64
 }
 
-// hotBudget is the bound a store's hot caches share (Options.HotCacheBytes),
-// so that the memory they take does not grow with the number of repos.
-// When the caches together pass it, each gives up a quarter of what it
-// holds: a repo read often fills its cache again, an idle one shrinks.
-type hotBudget struct {
-	bytes    atomic.Int64
-	max      int64
-	mu       sync.Mutex // guards caches
-	caches   []*hotCache
-	evicting sync.Mutex
+// hotStore is the cache a store's repos share (Options.HotCacheBytes), so
+// that the memory the values take does not grow with the number of repos.
+// It is a set of ring buffers: when it is full, the oldest entries give way,
+// whichever repo they are of. A nil cache (HotCacheBytes < 0) holds nothing.
+type hotStore struct {
+	c   *fastcache.Cache
+	ids atomic.Uint64
 }
 
-// newCache returns a repo's hot cache, under the budget.
-func (b *hotBudget) newCache() *hotCache {
-	c := &hotCache{budget: b}
-	b.mu.Lock()
-	b.caches = append(b.caches, c)
-	b.mu.Unlock()
+// hotMaxRecord is the largest record the cache keeps: larger values are read
+// from the index each time rather than pushing out dozens of small ones.
+const hotMaxRecord = 16 << 10
+
+func newHotStore(maxBytes int64) *hotStore {
+	s := &hotStore{}
+	if maxBytes > 0 {
+		s.c = fastcache.New(int(maxBytes))
+	}
+	return s
+}
+
+// newCache returns a repo's hot cache.
+func (s *hotStore) newCache() *hotCache {
+	c := &hotCache{store: s}
+	c.id.Store(s.ids.Add(1))
 	return c
 }
 
-// absent is the entry of a key that does not exist at head.
-var absent = &IndexEntry{}
+// bytes returns what the cache's entries take.
+func (s *hotStore) bytes() int64 {
+	if s.c == nil {
+		return 0
+	}
+	var st fastcache.Stats
+	s.c.UpdateStats(&st)
+	return int64(st.BytesSize)
+}
 
-// get returns key's entry, or absent, and whether the cache knows the key.
-func (c *hotCache) get(key string) (*IndexEntry, bool) {
-	v, ok := c.m.Load(key)
+// close gives the cache's memory back.
+func (s *hotStore) close() {
+	if s.c != nil {
+		s.c.Reset()
+	}
+}
+
+// hotResult is what the cache knows of a key.
+type hotResult uint8
+
+const (
+	hotMiss    hotResult = iota // nothing
+	hotAbsent                   // the key does not exist at head
+	hotPresent                  // the key's entry
+)
+
+// key returns the cache's key for key, in buf when it fits.
+func (c *hotCache) key(buf []byte, key string) []byte {
+	buf = binary.BigEndian.AppendUint64(buf[:0], c.id.Load())
+	return append(buf, key...)
+}
+
+// get returns key's entry and what the cache knows of it. The entry's value
+// is a copy the caller owns.
+func (c *hotCache) get(key string) (IndexEntry, hotResult) {
+	if c.store.c == nil {
+		return IndexEntry{}, hotMiss
+	}
+	var buf [128]byte
+	rec, ok := c.store.c.HasGet(nil, c.key(buf[:], key))
 	if !ok {
 		c.misses.Add(1)
-		return nil, false
+		return IndexEntry{}, hotMiss
+	}
+	if len(rec) == 0 {
+		c.hits.Add(1)
+		return IndexEntry{}, hotAbsent
+	}
+	e, err := decodeEntry(rec)
+	if err != nil || !e.Inline {
+		c.misses.Add(1)
+		return IndexEntry{}, hotMiss
 	}
 	c.hits.Add(1)
-	return v.(*IndexEntry), true
+	return e, hotPresent
 }
 
 // put stores an inline entry; the caller holds the view lock for reading.
-func (c *hotCache) put(key string, e IndexEntry) {
-	if !e.Inline || c.budget.max <= 0 {
+func (c *hotCache) put(key string, e *IndexEntry) {
+	if c.store.c == nil || !e.Inline || len(e.Value) > hotMaxRecord {
 		return
 	}
-	e.Value = append([]byte(nil), e.Value...)
-	c.store(key, &e)
+	var buf [128]byte
+	var rec [256]byte
+	c.store.c.Set(c.key(buf[:], key), appendEntry(rec[:0], e))
 }
 
 // putAbsent records that key does not exist at head; the caller holds the
 // view lock for reading.
 func (c *hotCache) putAbsent(key string) {
-	if c.budget.max <= 0 {
+	if c.store.c == nil {
 		return
 	}
-	c.store(key, absent)
-}
-
-func entrySize(key string, e *IndexEntry) int64 { return int64(len(key) + len(e.Value) + 64) }
-
-// store adds e, replacing what key had, and makes room when the caches
-// hold more than their budget.
-func (c *hotCache) store(key string, e *IndexEntry) {
-	if prev, loaded := c.m.Swap(key, e); loaded {
-		c.add(-entrySize(key, prev.(*IndexEntry)))
-	}
-	c.add(entrySize(key, e))
-	if c.budget.bytes.Load() > c.budget.max {
-		c.budget.evict()
-	}
-}
-
-// add counts n bytes more (or fewer) in c and in its budget.
-func (c *hotCache) add(n int64) {
-	c.bytes.Add(n)
-	c.budget.bytes.Add(n)
-}
-
-// evict drops entries until the caches hold three quarters of their
-// budget, a quarter of each cache's bytes at a time. A map's iteration
-// order is a function of the keys' hashes, so what is dropped is a sample
-// of the keys, not the newest: a working set larger than the cache keeps a
-// steady share of hits instead of emptying the cache each time it fills.
-// One goroutine evicts at a time; the others go on.
-func (b *hotBudget) evict() {
-	// The check after unlocking catches an entry stored while this
-	// goroutine was finishing (its storer found the lock taken).
-	for b.bytes.Load() > b.max && b.evicting.TryLock() {
-		dropped := b.trim()
-		b.evicting.Unlock()
-		if !dropped {
-			return
-		}
-	}
-}
-
-// trim drops a quarter of each cache's bytes until the caches hold three
-// quarters of the budget, and reports whether it dropped anything.
-func (b *hotBudget) trim() bool {
-	b.mu.Lock()
-	caches := slices.Clone(b.caches)
-	b.mu.Unlock()
-	start := b.bytes.Load()
-	for b.bytes.Load() > b.max-b.max/4 {
-		before := b.bytes.Load()
-		for _, c := range caches {
-			held := c.bytes.Load()
-			c.shrink(held - held/4)
-		}
-		if b.bytes.Load() >= before {
-			break // nothing left to drop
-		}
-	}
-	return b.bytes.Load() < start
-}
-
-// shrink drops entries of c until it holds at most target bytes.
-func (c *hotCache) shrink(target int64) {
-	c.m.Range(func(k, _ any) bool {
-		if c.bytes.Load() <= target {
-			return false
-		}
-		if v, ok := c.m.LoadAndDelete(k); ok {
-			c.add(-entrySize(k.(string), v.(*IndexEntry)))
-		}
-		return true
-	})
+	var buf [128]byte
+	c.store.c.Set(c.key(buf[:], key), nil)
 }
 
 // forget drops key; the caller holds the view lock for writing.
 func (c *hotCache) forget(key string) {
-	if v, ok := c.m.LoadAndDelete(key); ok {
-		c.add(-entrySize(key, v.(*IndexEntry)))
+	if c.store.c == nil {
+		return
 	}
+	var buf [128]byte
+	c.store.c.Del(c.key(buf[:], key))
 }
 
-// clear drops every entry.
-func (c *hotCache) clear() { c.shrink(-1) }
+// clear drops every entry of the cache; the caller holds the view lock for
+// writing.
+func (c *hotCache) clear() { c.id.Store(c.store.ids.Add(1)) }

@@ -23,8 +23,9 @@ type Options struct {
 	TreeCacheBytes int64
 	// IndexCacheBytes is the index's block cache (default 64 MiB).
 	IndexCacheBytes int64
-	// HotCacheBytes bounds the caches of values read at head, all repos'
-	// together (default 32 MiB; negative disables them).
+	// HotCacheBytes bounds the cache of values read at head, all repos'
+	// together (default 32 MiB, also the least it takes; negative disables
+	// it).
 	HotCacheBytes int64
 	// FS tunes the Git backends.
 	FS FSOptions

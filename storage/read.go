@@ -158,14 +158,12 @@ func (r *Repo) Get(ctx context.Context, key string, rev int64) (*Value, error) {
 			r.viewMu.RUnlock()
 			return r.getAt(head.Commit, head.Revision, key)
 		}
-		var e IndexEntry
-		if he, hit := r.hot.get(key); hit {
-			if he == absent {
-				r.viewMu.RUnlock()
-				return nil, keyNotFound(key)
-			}
-			e = *he
-		} else {
+		e, known := r.hot.get(key)
+		switch known {
+		case hotAbsent:
+			r.viewMu.RUnlock()
+			return nil, keyNotFound(key)
+		case hotMiss:
 			var ok bool
 			var err error
 			e, ok, err = getEntry(r.ix.db, r.name, key)
@@ -178,7 +176,7 @@ func (r *Repo) Get(ctx context.Context, key string, rev int64) (*Value, error) {
 				r.viewMu.RUnlock()
 				return nil, keyNotFound(key)
 			}
-			r.hot.put(key, e)
+			r.hot.put(key, &e)
 		}
 		r.viewMu.RUnlock()
 		var err error
@@ -206,8 +204,8 @@ func (r *Repo) Get(ctx context.Context, key string, rev int64) (*Value, error) {
 func (r *Repo) Lookup(ctx context.Context, key string, rev int64) (*Value, error) {
 	if rev == 0 {
 		r.viewMu.RLock()
-		he, hit := r.hot.get(key)
-		known := hit && he == absent && !r.indexStale
+		_, cached := r.hot.get(key)
+		known := cached == hotAbsent && !r.indexStale
 		r.viewMu.RUnlock()
 		if known {
 			return nil, nil

@@ -59,7 +59,7 @@ type Store struct {
 // for all of them, so that memory does not grow with the number of repos.
 type sharedCaches struct {
 	trees *treeCaches
-	hot   *hotBudget
+	hot   *hotStore
 }
 
 // Open opens the store in dir, creating it (with the default repo) on first
@@ -72,7 +72,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: dir, opts: opts, log: opts.Logger, repos: map[string]*Repo{}, imports: map[string]*Import{},
-		caches: sharedCaches{trees: trees, hot: &hotBudget{max: opts.HotCacheBytes}}}
+		caches: sharedCaches{trees: trees, hot: newHotStore(opts.HotCacheBytes)}}
 	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	s.mx = newMetrics(opts.Registerer)
 	s.opts.FS.syncHist = s.mx.syncDuration
@@ -296,6 +296,7 @@ func (s *Store) Close() error {
 	if s.ix != nil {
 		errs = append(errs, s.ix.Close())
 	}
+	s.caches.hot.close()
 	if s.lock != nil {
 		errs = append(errs, s.lock.unlock())
 		s.lock = nil

@@ -55,7 +55,7 @@ SIGTERM or SIGINT stops the server gracefully: writes in flight finish first.`,
 	f.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of text")
 	f.Int64Var(&c.MaxValueSize, "max-value-size", def.MaxValueSize, "largest value, in bytes")
 	f.Int64Var(&c.MaxBodyBytes, "max-body-size", def.MaxBodyBytes, "largest request body, in bytes (413 beyond)")
-	f.Int64Var(&c.Storage.HotCacheBytes, "value-cache", 32<<20, "bytes of values (and absent keys) read at head that each repo keeps in memory (-1: none)")
+	f.Int64Var(&c.Storage.HotCacheBytes, "value-cache", 32<<20, "bytes of values (and absent keys) read at head kept in memory, one cache for all repos (at least 32 MiB; -1: none)")
 	f.Int64Var(&c.Storage.IndexCacheBytes, "index-cache", 64<<20, "bytes of the index's block cache, shared by all repos")
 	f.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, TLS 1.2 or later")
 	f.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
