@@ -110,17 +110,19 @@ type Tree struct {
 }
 
 // Find returns the index of the entry named name, or -1.
-func (t *Tree) Find(name string) int {
+func (t *Tree) Find(name string) int { return t.find(name, false) }
+
+// find is Find, trying first the place name has as a directory when dir is
+// set, else as a file.
+func (t *Tree) find(name string, dir bool) int {
 	// Entries are sorted in Git order, which differs from name order only for
 	// directories (compared as name+"/"); search for both forms.
 	n := len(t.Entries)
-	i := sort.Search(n, func(i int) bool { return !treeNameLess(t.Entries[i].Name, t.Entries[i].IsDir(), name, false) })
-	if i < n && t.Entries[i].Name == name {
-		return i
-	}
-	j := sort.Search(n, func(i int) bool { return !treeNameLess(t.Entries[i].Name, t.Entries[i].IsDir(), name, true) })
-	if j < n && t.Entries[j].Name == name {
-		return j
+	for _, asDir := range [2]bool{dir, !dir} {
+		i := sort.Search(n, func(i int) bool { return !treeNameLess(t.Entries[i].Name, t.Entries[i].IsDir(), name, asDir) })
+		if i < n && t.Entries[i].Name == name {
+			return i
+		}
 	}
 	return -1
 }

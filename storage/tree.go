@@ -205,7 +205,13 @@ func loadNode(read treeReader, h Hash, pool *entryPool) (*editNode, error) {
 
 func (n *editNode) find(name string) int {
 	t := Tree{Entries: n.entries}
-	return t.Find(name)
+	return t.find(name, false)
+}
+
+// findDir is find for a name that is most likely a directory's.
+func (n *editNode) findDir(name string) int {
+	t := Tree{Entries: n.entries}
+	return t.find(name, true)
 }
 
 // touch records that the entry name has changed; kid, when not nil, is the
@@ -314,7 +320,7 @@ func (e *treeEditor) dirFor(key string, create bool) (*editNode, string, error) 
 			n = k
 			continue
 		}
-		j := n.find(seg)
+		j := n.findDir(seg)
 		var kid *editNode
 		switch {
 		case j < 0:
