@@ -124,15 +124,12 @@ func (g *groupState) emit(o *Object, t *Tree) {
 // already there: it almost never is (a tree is stored again only when an
 // edit brings a directory back to an earlier content), the question costs
 // a lookup in every pack, and an object stored twice is valid Git and is
-// stored once again when packs are merged.
+// stored once again when packs are merged. Nor does it look in the tree
+// cache (a lookup in a map of 65,536 trees, 1% of the CPU under load, for
+// the same rare case).
 func (g *groupState) emitMade(o *Object, t *Tree) {
 	if g.seen[o.Hash] {
 		return
-	}
-	if t != nil {
-		if _, ok := g.r.trees.Peek(o.Hash); ok {
-			return
-		}
 	}
 	g.add(o, t)
 }
