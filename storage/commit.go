@@ -35,6 +35,10 @@ type groupState struct {
 	// main's working revision and the commits the group adds to it.
 	mainRev     int64
 	mainCommits []*mainCommit
+	// seq numbers the group (from 1): the trees its edits read are marked
+	// with it (Tree.editBy), and finishGroup recycles the entries of the
+	// superseded ones no one else was handed.
+	seq int64
 }
 
 type refState struct {
@@ -91,13 +95,13 @@ type mainCommit struct {
 }
 
 func (g *groupState) readTree(h Hash) (*Tree, error) {
-	if t, ok := g.trees[h]; ok {
+	if t, ok := g.trees[h]; ok && t.editBy(g.seq) {
 		return t, nil
 	}
-	if t, ok := g.prevTrees[h]; ok {
+	if t, ok := g.prevTrees[h]; ok && t.editBy(g.seq) {
 		return t, nil
 	}
-	return g.r.readTree(h)
+	return g.r.editTree(h, g.seq)
 }
 
 // emit records a new object, unless it is already stored.
@@ -235,6 +239,8 @@ func (r *Repo) prepareGroup(reqs []*writeReq, last *sealedGroup) *sealedGroup {
 		blobs:     make(map[Hash][]byte, n),
 		mainRev:   rev,
 	}
+	r.groupSeq++
+	g.seq = r.groupSeq
 	var ok []*writeReq
 	var cp refsCheckpoint
 	for _, req := range reqs {
@@ -369,8 +375,19 @@ func (r *Repo) finishGroup(s *sealedGroup) {
 	r.publish(g, s.moved)
 	for _, h := range g.superseded {
 		// A directory changed and changed back is at head again.
-		if _, ok := g.trees[h]; !ok {
-			r.trees.Remove(h)
+		if _, ok := g.trees[h]; ok {
+			continue
+		}
+		t, cached := r.trees.Peek(h)
+		r.trees.Remove(h)
+		// Out of the cache, a version no one but this group's edit read
+		// gives its entries to the committer's next copies: under PUT x64
+		// each commit copied its key's directory (100 entries) from the
+		// version an earlier group wrote, 12% of the bytes allocated.
+		if cached {
+			if es, ok := t.recycleFor(g.seq); ok {
+				r.entries.giveBack(es)
+			}
 		}
 	}
 	if r.mx != nil {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -107,6 +108,60 @@ type Tree struct {
 	// committer's next version of the directory (see midstates). It may
 	// have moved on to that version: use it only if it matches raw.
 	mid *midstates
+	// use records who was handed the tree (see lend and editBy), so that
+	// the entries of a version of main's directory that only the edit
+	// replacing it read can be recycled once that edit is published.
+	use atomic.Int64
+}
+
+// States of Tree.use besides the positive number of the one group of
+// commits whose edits read the tree.
+const (
+	useRecycled = -1 // its entries were recycled: read it anew
+	useShared   = -2 // handed to a reader, or to two groups: never recycled
+)
+
+// lend records that a reader holds t. It reports false when t's entries
+// were recycled: the caller must decode the tree again.
+func (t *Tree) lend() bool {
+	for {
+		u := t.use.Load()
+		switch {
+		case u == useRecycled:
+			return false
+		case u == useShared || t.use.CompareAndSwap(u, useShared):
+			return true
+		}
+	}
+}
+
+// editBy records that the committer's group seq reads t. It reports false
+// when t's entries were recycled.
+func (t *Tree) editBy(seq int64) bool {
+	for {
+		u := t.use.Load()
+		switch {
+		case u == useRecycled:
+			return false
+		case u == seq || u == useShared:
+			return true
+		case u == 0 && t.use.CompareAndSwap(0, seq):
+			return true
+		case u != 0 && t.use.CompareAndSwap(u, useShared):
+			return true
+		}
+	}
+}
+
+// recycleFor takes t's entries for recycling if group seq alone was ever
+// handed t, and reports whether it did; t must then be out of every cache.
+func (t *Tree) recycleFor(seq int64) ([]TreeEntry, bool) {
+	if !t.owned || seq <= 0 || !t.use.CompareAndSwap(seq, useRecycled) {
+		return nil, false
+	}
+	es := t.Entries
+	t.Entries = nil
+	return es, true
 }
 
 // Find returns the index of the entry named name, or -1.

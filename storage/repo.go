@@ -54,9 +54,11 @@ type Repo struct {
 	// entries recycles the committer's copies of tree entries (see
 	// entryPool); only the committer goroutine uses it.
 	entries entryPool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// groupSeq numbers the committer's groups (groupState.seq).
+	groupSeq int64
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 	// stopped is closed when the committer has returned; requests still
 	// queued then are never applied.
 	stopped chan struct{}
@@ -130,11 +132,26 @@ func (r *Repo) Changed() <-chan struct{} {
 	return r.notify
 }
 
-// readTree returns the decoded tree h, from the cache or the backend.
+// readTree returns the decoded tree h, from the cache or the backend, to a
+// reader.
 func (r *Repo) readTree(h Hash) (*Tree, error) {
-	if t, ok := r.trees.Get(h); ok {
+	if t, ok := r.trees.Get(h); ok && t.lend() {
 		return t, nil
 	}
+	return r.decodeTree(h)
+}
+
+// editTree is readTree for the committer's group seq.
+func (r *Repo) editTree(h Hash, seq int64) (*Tree, error) {
+	if t, ok := r.trees.Get(h); ok && t.editBy(seq) {
+		return t, nil
+	}
+	return r.decodeTree(h)
+}
+
+// decodeTree reads tree h from the backend and caches it, as read by a
+// reader: decoded trees are never recycled.
+func (r *Repo) decodeTree(h Hash) (*Tree, error) {
 	o, err := r.be.ReadObject(h)
 	if err != nil {
 		return nil, err
@@ -146,6 +163,7 @@ func (r *Repo) readTree(h Hash) (*Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tree %s: %w", h, err)
 	}
+	t.use.Store(useShared)
 	r.trees.Add(h, t)
 	return t, nil
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/gitstate/gitstate"
 )
@@ -155,6 +156,12 @@ func (n *editNode) own() {
 // committer has one.
 type entryPool struct {
 	free [][]TreeEntry
+	// back holds the slices other goroutines give back (giveBack): the
+	// publisher's, from the versions of main's directories a published
+	// group superseded. clone takes them when free has none that fits.
+	mu   sync.Mutex
+	back [][]TreeEntry
+	gave int // slices given back, for tests
 }
 
 // maxPooled bounds the slices an entryPool keeps.
@@ -162,16 +169,58 @@ const maxPooled = 256
 
 // clone returns a copy of s, in a recycled slice when one fits.
 func (p *entryPool) clone(s []TreeEntry) []TreeEntry {
-	if p != nil {
-		for i := len(p.free) - 1; i >= 0; i-- {
-			if f := p.free[i]; cap(f) >= len(s) && cap(f) <= 2*len(s)+16 {
-				p.free[i] = p.free[len(p.free)-1]
-				p.free = p.free[:len(p.free)-1]
-				return append(f[:0], s...)
-			}
+	if p == nil {
+		return slices.Clone(s)
+	}
+	if f, ok := p.take(len(s)); ok {
+		return append(f, s...)
+	}
+	if p.takeBack() {
+		if f, ok := p.take(len(s)); ok {
+			return append(f, s...)
 		}
 	}
 	return slices.Clone(s)
+}
+
+// take removes from free a slice that fits n entries without wasting more
+// than about half of it, and returns it empty.
+func (p *entryPool) take(n int) ([]TreeEntry, bool) {
+	for i := len(p.free) - 1; i >= 0; i-- {
+		if f := p.free[i]; cap(f) >= n && cap(f) <= 2*n+16 {
+			p.free[i] = p.free[len(p.free)-1]
+			p.free = p.free[:len(p.free)-1]
+			return f[:0], true
+		}
+	}
+	return nil, false
+}
+
+// takeBack moves the slices given back into free, and reports whether
+// there were any.
+func (p *entryPool) takeBack() bool {
+	p.mu.Lock()
+	back := p.back
+	p.back = nil
+	p.mu.Unlock()
+	for _, f := range back {
+		p.recycle(f)
+	}
+	return len(back) > 0
+}
+
+// giveBack is recycle for any goroutine: the committer takes the slice
+// when it next needs one.
+func (p *entryPool) giveBack(s []TreeEntry) {
+	if cap(s) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gave++
+	if len(p.back) < maxPooled {
+		p.back = append(p.back, s[:0])
+	}
 }
 
 // recycle gives the pool a slice no one will read or write again.
