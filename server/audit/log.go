@@ -230,7 +230,9 @@ func (l *Log) Line(ev api.AuditEvent) ([]byte, error) {
 		}
 		return append(line, '\n'), nil
 	}
-	return append(appendEntry(make([]byte, 0, 256), &e), '\n'), nil
+	// A write's line is ~300 bytes: one allocation, not 256 bytes and
+	// then 512 as it grows.
+	return append(appendEntry(make([]byte, 0, 384), &e), '\n'), nil
 }
 
 // LineAt returns a function giving ev's line at a revision, as Line would
