@@ -25,6 +25,26 @@ func makeDelta(base, target []byte) []byte {
 	n := min(len(base), len(target))
 	pre := commonPrefix(base[:n], target[:n])
 	suf := commonSuffix(base[pre:], target[pre:])
+	return buildDelta(base, target, pre, suf)
+}
+
+// makeSpanDelta is makeDelta for a target known to differ from base only
+// in target[from:to], base and target being of one length: the editor
+// patched ids in place there (Object.span). It does not compare the two:
+// an edit of a busy directory diffed its whole encoding against the
+// version before, ~5 µs per PUT under load. A span that does not fit falls
+// back to makeDelta.
+func makeSpanDelta(base, target []byte, from, to int) []byte {
+	if len(base) != len(target) || from < 0 || from > to || to > len(target) {
+		return makeDelta(base, target)
+	}
+	return buildDelta(base, target, from, len(target)-to)
+}
+
+// buildDelta returns the delta that copies base's first pre and last suf
+// bytes and inserts target's between, or nil when it would not be much
+// smaller than target.
+func buildDelta(base, target []byte, pre, suf int) []byte {
 	mid := target[pre : len(target)-suf]
 	// Worth it only when most of target is copied.
 	if len(mid)+len(mid)/127+32 > len(target)/2 {

@@ -295,3 +295,39 @@ func dirSize(t testing.TB, dir string) int64 {
 	}
 	return n
 }
+
+// FuzzSpanDelta patches a base in a span, as the editor patches ids in a
+// tree, and checks that the delta made from the span alone rebuilds the
+// target; a span that does not fit (other lengths, out of range) must
+// still give a delta that rebuilds it.
+func FuzzSpanDelta(f *testing.F) {
+	f.Add(bytes.Repeat([]byte("100644 name\x00"), 40), uint16(100), []byte("twenty bytes of id.."), int16(0))
+	f.Add([]byte("short"), uint16(3), []byte("xx"), int16(1))
+	f.Add(bytes.Repeat([]byte{7}, 500), uint16(0), []byte{1, 2, 3}, int16(-4))
+	f.Fuzz(func(t *testing.T, base []byte, at uint16, patch []byte, skew int16) {
+		target := bytes.Clone(base)
+		from := min(int(at), len(target))
+		to := from + copy(target[from:], patch)
+		// A skew makes the span wrong (but within range) or out of range,
+		// or grows the target: those must fall back to comparing.
+		if skew != 0 {
+			if skew > 0 && int(skew)%3 == 0 {
+				target = append(target, byte(skew))
+			}
+			from, to = from+int(skew), to-int(skew)
+		}
+		fits := len(base) == len(target) && from >= 0 && from <= to && to <= len(target)
+		if fits && (!bytes.Equal(base[:from], target[:from]) || !bytes.Equal(base[to:], target[to:])) {
+			// A span inside the patch is not what the editor gives.
+			return
+		}
+		d := makeSpanDelta(base, target, from, to)
+		if d == nil {
+			return
+		}
+		got, err := packfile.PatchDelta(base, d)
+		if err != nil || !bytes.Equal(got, target) {
+			t.Fatalf("span [%d,%d) of %d bytes: patched to %q, %v; want %q", from, to, len(base), got, err, target)
+		}
+	})
+}

@@ -826,7 +826,11 @@ func (b *FSBackend) writePack(objs []*Object) (*pack, error) {
 		var err error
 		if base, ok := trees[o.DeltaBase]; ok && !o.DeltaBase.IsZero() && base.chain < maxDeltaChain {
 			d := o.delta // the journal's, against the same base
-			if d == nil {
+			switch {
+			case d != nil:
+			case o.spanSet:
+				d = makeSpanDelta(base.data, o.Data, o.span[0], o.span[1])
+			default:
 				d = makeDelta(base.data, o.Data)
 			}
 			if d != nil {

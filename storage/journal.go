@@ -348,7 +348,11 @@ func (j *journal) appendGroup(g *group, base func(Hash) []byte) (journalPos, err
 				bd = base(o.DeltaBase)
 			}
 			if bd != nil {
-				d = makeDelta(bd, o.Data)
+				if o.spanSet {
+					d = makeSpanDelta(bd, o.Data, o.span[0], o.span[1])
+				} else {
+					d = makeDelta(bd, o.Data)
+				}
 				o.delta = d
 			}
 		}

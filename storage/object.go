@@ -59,6 +59,11 @@ type Object struct {
 	// has made it: the pack writer stores it as it is instead of making it
 	// again. Set before the object is published to the backend's readers.
 	delta []byte
+	// span, when spanSet, is the range of Data outside which it is
+	// DeltaBase's encoding byte for byte (a tree whose ids the editor
+	// patched in place): the delta is made without comparing the two.
+	span    [2]int
+	spanSet bool
 }
 
 // NewObject returns the object of type t holding data, with its id computed.

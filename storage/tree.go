@@ -550,9 +550,9 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 	// The new tree takes the entries; n copies them again if it is
 	// changed after this.
 	t := &Tree{Entries: n.entries, owned: !n.shared}
-	prev, from := n.raw, 0
+	prev, from, to := n.raw, 0, -1
 	if n.raw != nil && !n.reshaped && len(n.patched) > 0 {
-		t.raw, from = n.splice()
+		t.raw, from, to = n.splice()
 	} else {
 		t.raw, prev = t.Encode(), nil
 	}
@@ -571,6 +571,10 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 	// DeltaBase is the version it replaces: a pack can store the change
 	// alone.
 	o := &Object{Type: TreeObject, Hash: h, Data: t.raw, DeltaBase: n.orig}
+	if to >= 0 && !n.orig.IsZero() {
+		// n.raw, which the splice copied, is n.orig's encoding.
+		o.span, o.spanSet = [2]int{from, to}, true
+	}
 	emit(o, t)
 	n.orig, n.dirty = o.Hash, false
 	return o.Hash, false
@@ -580,8 +584,9 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 // encoding of n.entries, as long as no entry was added, removed or changed
 // mode since raw was made (the entries' names and modes, and so their
 // offsets in raw, are the same). from is the offset of the first id
-// replaced: the two encodings are the same before it.
-func (n *editNode) splice() (data []byte, from int) {
+// replaced and to the end of the last: the two encodings are the same
+// outside data[from:to].
+func (n *editNode) splice() (data []byte, from, to int) {
 	data = slices.Clone(n.raw)
 	slices.Sort(n.patched)
 	off, j := 0, 0
@@ -597,8 +602,9 @@ func (n *editNode) splice() (data []byte, from int) {
 			from = at
 		}
 		copy(data[at:], e.Hash[:])
+		to = at + len(e.Hash)
 	}
-	return data, max(from, 0)
+	return data, max(from, 0), max(to, 0)
 }
 
 // changes calls fn for every key that differs between the tree the editor

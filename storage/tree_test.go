@@ -30,6 +30,15 @@ func (m memTrees) emit(o *Object, t *Tree) {
 		if want := t.Encode(); !bytes.Equal(o.Data, want) || o.Hash != HashObject(TreeObject, want) || !bytes.Equal(t.raw, want) {
 			panic(fmt.Sprintf("tree %s written as %q, its entries encode as %q", o.Hash, o.Data, want))
 		}
+		if o.spanSet {
+			// Outside its span, the object is its delta base byte for byte.
+			base, ok := m[o.DeltaBase]
+			from, to := o.span[0], o.span[1]
+			if !ok || len(base.raw) != len(o.Data) || from < 0 || from > to || to > len(o.Data) ||
+				!bytes.Equal(base.raw[:from], o.Data[:from]) || !bytes.Equal(base.raw[to:], o.Data[to:]) {
+				panic(fmt.Sprintf("tree %s: span [%d,%d) does not hold all it changed from %s", o.Hash, from, to, o.DeltaBase))
+			}
+		}
 		m[o.Hash] = t
 	}
 }
@@ -585,6 +594,13 @@ func TestEditWideDirHashes(t *testing.T) {
 		}
 	}
 	roots := []Hash{ed.write(trees.emit)}
+	spans := 0
+	emit := func(o *Object, t *Tree) {
+		if o.spanSet {
+			spans++
+		}
+		trees.emit(o, t)
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	for step := range 500 {
 		root := roots[len(roots)-1]
@@ -604,6 +620,9 @@ func TestEditWideDirHashes(t *testing.T) {
 		if _, err := ed.put(key, HashObject(BlobObject, []byte(strconv.Itoa(step))), 0); err != nil {
 			t.Fatal(err)
 		}
-		roots = append(roots, ed.write(trees.emit))
+		roots = append(roots, ed.write(emit))
+	}
+	if spans == 0 {
+		t.Fatal("no tree was written with a span: the patched path was not taken")
 	}
 }
