@@ -199,8 +199,7 @@ func TestRecycledEntriesStayUnread(t *testing.T) {
 	s := newTestStore(t)
 	r := defaultRepo(t, s)
 	ctx := context.Background()
-	var mu sync.Mutex
-	var acks []writeAck
+	var writes ackLog
 	var wg sync.WaitGroup
 	for w := range 24 {
 		wg.Go(func() {
@@ -214,14 +213,9 @@ func TestRecycledEntriesStayUnread(t *testing.T) {
 					// Now and then a directory is emptied and made again.
 					ops = append([]Op{{Kind: OpDeletePrefix, Key: fmt.Sprintf("shared/d%d", (w+i)%3)}}, ops...)
 				}
-				res, err := r.WriteOne(ctx, &Batch{Ops: ops})
-				if err != nil {
-					t.Error(err)
+				if !writes.write(ctx, t, r, ops, key, value) {
 					return
 				}
-				mu.Lock()
-				acks = append(acks, writeAck{res.Revision, key, value})
-				mu.Unlock()
 			}
 		})
 	}
@@ -229,7 +223,7 @@ func TestRecycledEntriesStayUnread(t *testing.T) {
 	if len(r.entries.free) == 0 {
 		t.Fatal("no entries were recycled: the test does not exercise the pool")
 	}
-	checkUntouched(t, s, r, acks)
+	checkUntouched(t, s, r, writes.acks)
 }
 
 // TestTreeCacheDropsSupersededTrees writes to a few directories from many
@@ -312,8 +306,7 @@ func TestSupersededEntriesRecycled(t *testing.T) {
 	s := newTestStore(t)
 	r := defaultRepo(t, s)
 	ctx := context.Background()
-	var mu sync.Mutex
-	var acks []writeAck
+	var writes ackLog
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var readers sync.WaitGroup
@@ -325,13 +318,10 @@ func TestSupersededEntriesRecycled(t *testing.T) {
 					return
 				default:
 				}
-				mu.Lock()
-				if len(acks) == 0 {
-					mu.Unlock()
+				a, ok := writes.pick(i)
+				if !ok {
 					continue
 				}
-				a := acks[i%len(acks)]
-				mu.Unlock()
 				v, err := r.Get(ctx, a.key, a.rev)
 				if err != nil || string(v.Data) != a.value {
 					t.Errorf("%s at %d: %v, %v; want %q", a.key, a.rev, v, err, a.value)
@@ -349,14 +339,9 @@ func TestSupersededEntriesRecycled(t *testing.T) {
 			for i := range 50 {
 				key := fmt.Sprintf("apps/w%02d/env%d/k%d", w, i%2, i%7)
 				value := fmt.Sprintf("w%d-%d", w, i)
-				res, err := r.WriteOne(ctx, &Batch{Ops: []Op{{Kind: OpPut, Key: key, Value: []byte(value)}}})
-				if err != nil {
-					t.Error(err)
+				if !writes.write(ctx, t, r, []Op{{Kind: OpPut, Key: key, Value: []byte(value)}}, key, value) {
 					return
 				}
-				mu.Lock()
-				acks = append(acks, writeAck{res.Revision, key, value})
-				mu.Unlock()
 			}
 		})
 	}
@@ -369,13 +354,45 @@ func TestSupersededEntriesRecycled(t *testing.T) {
 	if gave == 0 {
 		t.Fatal("no superseded version gave its entries back: the test does not exercise the recycling")
 	}
-	checkUntouched(t, s, r, acks)
+	checkUntouched(t, s, r, writes.acks)
 }
 
 // writeAck is an acknowledged write: key held value at revision rev.
 type writeAck struct {
 	rev        int64
 	key, value string
+}
+
+// ackLog collects the writes that writers running at once had
+// acknowledged.
+type ackLog struct {
+	mu   sync.Mutex
+	acks []writeAck
+}
+
+// write applies ops and records that key then held value; it reports
+// false (after failing t) when the write failed.
+func (l *ackLog) write(ctx context.Context, t *testing.T, r *Repo, ops []Op, key, value string) bool {
+	res, err := r.WriteOne(ctx, &Batch{Ops: ops})
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	l.mu.Lock()
+	l.acks = append(l.acks, writeAck{res.Revision, key, value})
+	l.mu.Unlock()
+	return true
+}
+
+// pick returns the i'th acknowledged write, modulo their number, or false
+// when there is none yet.
+func (l *ackLog) pick(i int) (writeAck, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.acks) == 0 {
+		return writeAck{}, false
+	}
+	return l.acks[i%len(l.acks)], true
 }
 
 // checkUntouched checks that recycling changed nothing a reader can
