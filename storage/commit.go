@@ -749,7 +749,7 @@ func (r *Repo) publish(g *groupState, refsMoved bool) {
 		if err == nil {
 			err = ib.commit()
 		} else {
-			ib.b.Close()
+			ib.discard()
 		}
 		if err != nil && !r.indexStale {
 			r.log.Error("index update failed; serving head from Git until restart", "err", err)
@@ -787,18 +787,14 @@ func (r *Repo) indexCommits(ib *indexBatch, mcs []*mainCommit, blob func(Hash) (
 	for _, mc := range mcs {
 		for _, c := range mc.changes {
 			if c.Op == Deleted {
-				if err := ib.deleteEntry(c.Key); err != nil {
-					return err
-				}
+				ib.deleteEntry(c.Key)
 				continue
 			}
 			e, err := r.newEntry(c.To, mc.rev, blob)
 			if err != nil {
 				return err
 			}
-			if err := ib.setEntry(c.Key, e); err != nil {
-				return err
-			}
+			ib.setEntry(c.Key, e)
 		}
 		ri := revisionInfo(mc.rev, mc.hash, mc.commit, mc.changes, mc.trailers)
 		if err := ib.addRevision(ri); err != nil {
@@ -806,7 +802,8 @@ func (r *Repo) indexCommits(ib *indexBatch, mcs []*mainCommit, blob func(Hash) (
 		}
 	}
 	last := mcs[len(mcs)-1]
-	return ib.setHead(last.rev, last.hash)
+	ib.setHead(last.rev, last.hash)
+	return nil
 }
 
 func (r *Repo) newEntry(te TreeEntry, rev int64, blob func(Hash) ([]byte, error)) (*IndexEntry, error) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,8 @@ type Index struct {
 	// mu orders flushes at a pause with Close; closed is set by Close.
 	mu     sync.Mutex
 	closed bool
+	// batches keeps indexBatches' buffers for reuse.
+	batches sync.Pool
 }
 
 // The index's memtable is flushed once writes pause for indexIdleFlush, if
@@ -357,26 +360,66 @@ func getRevision(r indexReader, repo string, rev int64) (*RevisionInfo, bool, er
 // values are encoded into buffers it reuses (Set copies them into the
 // batch): a commit writes four or five records, and encoding each into a
 // new slice was most of what indexing a commit allocated.
+// indexBatch collects a batch of index writes and applies them in key
+// order. Pebble inserts a batch's keys into its memtable (a skiplist) in the
+// batch's order, and each insert starts its search from where the last one
+// ended when the new key lies beyond it. In commit order a commit's entry,
+// revision and history keys lie far apart, and every insert searched the
+// skiplist from its top (the memtable's inserts were 9% of the server's CPU
+// under 64 writers). Sorted, a group's revision records go in one after
+// another, and the other keys' searches start lower. The sort is stable, so
+// that of two writes of one key the later still wins.
 type indexBatch struct {
-	ix         *Index
-	repo       string
-	b          *pebble.Batch
+	ix   *Index
+	repo string
+	// buf holds the ops' keys and values, back to back.
+	buf []byte
+	ops []batchOp
+	// key and value are scratch space for encoding one op.
 	key, value []byte
 }
 
-func (ix *Index) newBatch(repo string) *indexBatch {
-	return &indexBatch{ix: ix, repo: repo, b: ix.db.NewBatch()}
+// batchOp is one write of an indexBatch: its key is buf[off:off+klen], and
+// its value follows it.
+type batchOp struct {
+	off, klen, vlen uint32
+	del             bool
 }
 
-func (ib *indexBatch) setEntry(key string, e *IndexEntry) error {
+// maxPooledBatch is the largest buffer a batch keeps for reuse: the
+// publisher's batches take a few KiB, a rebuild's a few MiB.
+const maxPooledBatch = 1 << 20
+
+func (ix *Index) newBatch(repo string) *indexBatch {
+	ib, _ := ix.batches.Get().(*indexBatch)
+	if ib == nil {
+		ib = &indexBatch{ix: ix}
+	}
+	ib.repo = repo
+	return ib
+}
+
+// add queues a write of key (a delete if del).
+func (ib *indexBatch) add(key, value []byte, del bool) {
+	ib.ops = append(ib.ops, batchOp{off: uint32(len(ib.buf)), klen: uint32(len(key)), vlen: uint32(len(value)), del: del})
+	ib.buf = append(append(ib.buf, key...), value...)
+}
+
+func (ib *indexBatch) opKey(op batchOp) []byte { return ib.buf[op.off : op.off+op.klen] }
+
+func (ib *indexBatch) opValue(op batchOp) []byte {
+	return ib.buf[op.off+op.klen : op.off+op.klen+op.vlen]
+}
+
+func (ib *indexBatch) setEntry(key string, e *IndexEntry) {
 	ib.key = append(appendRepoKey(ib.key[:0], 'e', ib.repo), key...)
 	ib.value = appendEntry(ib.value[:0], e)
-	return ib.b.Set(ib.key, ib.value, nil)
+	ib.add(ib.key, ib.value, false)
 }
 
-func (ib *indexBatch) deleteEntry(key string) error {
+func (ib *indexBatch) deleteEntry(key string) {
 	ib.key = append(appendRepoKey(ib.key[:0], 'e', ib.repo), key...)
-	return ib.b.Delete(ib.key, nil)
+	ib.add(ib.key, nil, true)
 }
 
 func (ib *indexBatch) addRevision(ri *RevisionInfo) error {
@@ -386,37 +429,55 @@ func (ib *indexBatch) addRevision(ri *RevisionInfo) error {
 	}
 	ib.value = v
 	ib.key = appendRevKey(ib.key[:0], ib.repo, ri.Revision)
-	if err := ib.b.Set(ib.key, v, nil); err != nil {
-		return err
-	}
+	ib.add(ib.key, v, false)
 	for _, c := range ri.Changes {
 		ib.key = appendHistoryKey(ib.key[:0], ib.repo, c.Key, ri.Revision)
-		if err := ib.b.Set(ib.key, nil, nil); err != nil {
-			return err
-		}
+		ib.add(ib.key, nil, false)
 		if c.From != "" {
 			ib.key = appendHistoryKey(ib.key[:0], ib.repo, c.From, ri.Revision)
-			if err := ib.b.Set(ib.key, nil, nil); err != nil {
-				return err
-			}
+			ib.add(ib.key, nil, false)
 		}
 	}
 	return nil
 }
 
-func (ib *indexBatch) setHead(rev int64, commit Hash) error {
+func (ib *indexBatch) setHead(rev int64, commit Hash) {
 	v, _ := json.Marshal(indexMeta{Format: indexFormat, Revision: rev, Commit: commit.String()})
-	return ib.b.Set(metaKey(ib.repo), v, nil)
+	ib.add(metaKey(ib.repo), v, false)
 }
 
-// commit applies the batch without syncing.
+// commit applies the batch, in key order, without syncing. The batch is
+// not to be used after.
 func (ib *indexBatch) commit() error {
-	defer ib.b.Close()
-	if err := ib.b.Commit(pebble.NoSync); err != nil {
+	defer ib.discard()
+	slices.SortStableFunc(ib.ops, func(a, b batchOp) int { return bytes.Compare(ib.opKey(a), ib.opKey(b)) })
+	b := ib.ix.db.NewBatch()
+	defer b.Close()
+	for _, op := range ib.ops {
+		var err error
+		if op.del {
+			err = b.Delete(ib.opKey(op), nil)
+		} else {
+			err = b.Set(ib.opKey(op), ib.opValue(op), nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
 		return err
 	}
-	ib.ix.wrote(len(ib.b.Repr()))
+	ib.ix.wrote(len(b.Repr()))
 	return nil
+}
+
+// discard drops the batch's writes; the batch is not to be used after.
+func (ib *indexBatch) discard() {
+	if cap(ib.buf) > maxPooledBatch {
+		return
+	}
+	ib.buf, ib.ops = ib.buf[:0], ib.ops[:0]
+	ib.ix.batches.Put(ib)
 }
 
 // dropRepo removes everything the index holds for repo.

@@ -163,7 +163,7 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 	lastLog := time.Now()
 	for v := range revCh {
 		if v.err != nil {
-			ib.b.Close()
+			ib.discard()
 			return v.err
 		}
 		rev, h := v.rev, revs[v.rev]
@@ -171,7 +171,7 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 			entries[ch.Key] = &latest{te: ch.To, rev: rev, deleted: ch.Op == Deleted}
 		}
 		if err := ib.addRevision(revisionInfo(rev, h, v.c, v.changes, Trailers(v.c.Message))); err != nil {
-			ib.b.Close()
+			ib.discard()
 			return err
 		}
 		if pending++; pending == 2000 {
@@ -190,7 +190,7 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 	}
 	if err := ctx.Err(); err != nil {
 		// The reader stopped early without a word: it saw ctx done.
-		ib.b.Close()
+		ib.discard()
 		return err
 	}
 
@@ -222,15 +222,14 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 	}()
 	n := 0
 	for v := range entCh {
-		err := v.err
-		if err == nil && v.e == nil {
-			err = ib.deleteEntry(v.key)
-		} else if err == nil {
-			err = ib.setEntry(v.key, v.e)
-		}
-		if err != nil {
-			ib.b.Close()
-			return err
+		switch {
+		case v.err != nil:
+			ib.discard()
+			return v.err
+		case v.e == nil:
+			ib.deleteEntry(v.key)
+		default:
+			ib.setEntry(v.key, v.e)
 		}
 		if n++; n%20000 == 0 {
 			if err := ib.commit(); err != nil {
@@ -241,13 +240,10 @@ func (r *Repo) replay(ctx context.Context, revs []Hash, start int64) error {
 		}
 	}
 	if n != len(entries) {
-		ib.b.Close()
+		ib.discard()
 		return fmt.Errorf("index entries: %d of %d written: %w", n, len(entries), ctx.Err())
 	}
-	if err := ib.setHead(last, revs[last]); err != nil {
-		ib.b.Close()
-		return err
-	}
+	ib.setHead(last, revs[last])
 	if err := ib.commit(); err != nil {
 		return err
 	}
