@@ -39,9 +39,22 @@ type loopResult struct {
 	Elapsed time.Duration
 	Lat     []int64       // latencies of the ops completed in the window, sorted, ns
 	CPU     time.Duration // the system's CPU time in the window (0: unknown)
+	// ClientCPU is the benchmark process's own CPU time in the window: the
+	// clients' (every server runs in a process of its own). On this
+	// 2-core machine the clients and the server share the cores, so a
+	// throughput is bounded by the two together.
+	ClientCPU time.Duration
 }
 
 func (r loopResult) throughput() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
+
+// clientCPUPerOp returns the clients' CPU time per op in microseconds.
+func (r loopResult) clientCPUPerOp() float64 {
+	if r.Ops == 0 {
+		return 0
+	}
+	return float64(r.ClientCPU.Microseconds()) / float64(r.Ops)
+}
 
 // cpuPerOp returns the system's CPU time per op in microseconds.
 func (r loopResult) cpuPerOp() float64 {
@@ -91,13 +104,14 @@ func closedLoop(ctx context.Context, workers int, warmup, d time.Duration, m met
 	if onWindow != nil {
 		end = onWindow()
 	}
-	cpu0 := cpuOf(m)
+	cpu0, self0 := cpuOf(m), selfCPU()
 	t0 := time.Now()
 	phase.Store(1)
 	sleepCtx(ctx, d)
 	phase.Store(2)
 	res.Elapsed = time.Since(t0)
 	res.CPU = cpuOf(m) - cpu0
+	res.ClientCPU = selfCPU() - self0
 	end()
 	cancel()
 	wg.Wait()

@@ -40,8 +40,11 @@ func (r *runner) addLoop(id, title string, s System, res loopResult) {
 	if res.CPU > 0 {
 		r.res.add(Metric{ID: id + ".cpu", Title: title + ": server CPU per op", Unit: "µs", Lower: true}, s.Name(), res.cpuPerOp())
 	}
-	r.logf("  %-8s %-28s %8.0f ops/s  p50 %7.3f ms  p99 %7.3f ms  cpu/op %6.0f µs", s.Name(), id, res.throughput(),
-		ms(percentile(res.Lat, 0.50)), ms(percentile(res.Lat, 0.99)), res.cpuPerOp())
+	if res.ClientCPU > 0 {
+		r.res.add(Metric{ID: id + ".clientcpu", Title: title + ": the benchmark clients' CPU per op", Unit: "µs", Lower: true}, s.Name(), res.clientCPUPerOp())
+	}
+	r.logf("  %-8s %-28s %8.0f ops/s  p50 %7.3f ms  p99 %7.3f ms  cpu/op %6.0f µs  client %6.0f µs", s.Name(), id, res.throughput(),
+		ms(percentile(res.Lat, 0.50)), ms(percentile(res.Lat, 0.99)), res.cpuPerOp(), res.clientCPUPerOp())
 }
 
 // get reads random keys of the big dataset at head from Clients clients.
