@@ -62,15 +62,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // sent without their details.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ge *gitstate.Error
+	canceled := false
 	if !errors.As(err, &ge) {
 		if errors.Is(err, r.Context().Err()) && r.Context().Err() != nil {
 			ge = gitstate.Errorf(gitstate.KindUnavailable, "canceled", "request canceled")
+			canceled = true
 		} else {
 			ge = &gitstate.Error{Kind: gitstate.KindInternal, Code: "internal", Message: "internal error", Err: err}
 		}
 	}
 	status := statusOf(ge.Kind)
-	if status >= 500 {
+	switch {
+	case canceled:
+		// The client went away (or gave up) before its answer: nothing
+		// failed on this side, and no one reads the answer.
+		s.log.Debug("request canceled by its client", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r))
+	case status >= 500:
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
 	}
 	info := infoOf(r)

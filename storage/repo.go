@@ -200,9 +200,13 @@ func (r *Repo) commitTree(h Hash) (Hash, error) {
 }
 
 // Write applies the batches atomically (all or none) and durably: when it
-// returns without error, every commit it made is in the journal, synced. It
-// blocks until then or until ctx is done (the batches may still be applied
-// after that).
+// returns without error, every commit it made is in the journal, synced.
+// ctx bounds only the wait for the committer to take the write: once
+// taken, the write is decided by the committer (within a group's time),
+// and Write waits for that outcome whatever ctx does, so that what it
+// returns is what happened. An error from ctx therefore means the batches
+// were not applied. (Before, a write whose client went away was answered
+// "canceled" and audited as failed while its commit landed.)
 func (r *Repo) Write(ctx context.Context, batches ...*Batch) ([]*Result, error) {
 	for _, b := range batches {
 		for _, op := range b.Ops {
@@ -236,8 +240,6 @@ func (r *Repo) Write(ctx context.Context, batches ...*Batch) ([]*Result, error) 
 	select {
 	case <-req.done:
 		return req.res, req.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
 	case <-r.stopped:
 		// The committer answers what it drains before it returns; a
 		// request queued after that would wait forever.
