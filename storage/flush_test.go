@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,5 +179,50 @@ func TestMergeWaitsForPause(t *testing.T) {
 				t.Fatalf("after the writes stopped: %d packs (merged: %v, want %v)", n, got, tc.mergedAfter)
 			}
 		})
+	}
+}
+
+// TestPacksBelowGitAutoGC: under a long burst, with the default MaxPacks,
+// the packs are merged before they pass git's gc.autoPackLimit (50), so
+// that a git command run in the repository (gc --auto) finds nothing to
+// repack behind the server's back.
+func TestPacksBelowGitAutoGC(t *testing.T) {
+	const gitAutoPackLimit = 50
+	dir := t.TempDir()
+	be, err := OpenFS(dir, FSOptions{IdleMerge: time.Hour, IdleFlush: 5 * time.Millisecond, FlushDelay: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ref = "refs/heads/burst"
+	seen := map[string]bool{}
+	most := 0
+	for i := 0; len(seen) <= defaultMaxPacks+mergeFanIn; i++ {
+		if i > 20000 {
+			t.Fatalf("%d packs made after %d writes", len(seen), i)
+		}
+		commitValue(t, be, ref, i)
+		ps := packFiles(t, dir)
+		for _, p := range ps {
+			seen[p] = true
+		}
+		most = max(most, len(ps))
+		time.Sleep(time.Millisecond)
+	}
+	if err := be.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The flush that passes MaxPacks adds one, and the merge's pack is
+	// written before its sources are removed: MaxPacks+2 at the peak. Git
+	// repacks when there are more than gc.autoPackLimit.
+	if most > gitAutoPackLimit {
+		t.Errorf("%d packs at most under the burst: more than git's gc.autoPackLimit (%d)", most, gitAutoPackLimit)
+	}
+	before := packFiles(t, dir)
+	if len(before) > gitAutoPackLimit {
+		t.Fatalf("%d packs after the burst: git gc --auto would repack", len(before))
+	}
+	git(t, dir, "-c", "gc.autoDetach=false", "gc", "--auto")
+	if after := packFiles(t, dir); !slices.Equal(after, before) {
+		t.Errorf("git gc --auto repacked: %d packs before, %d after", len(before), len(after))
 	}
 }

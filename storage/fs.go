@@ -104,8 +104,8 @@ type FSOptions struct {
 	FlushBytes int
 	// MaxPacks bounds the number of packs under 256 MiB: past it, they
 	// are merged at once, the tiers that are full and, if that is not
-	// enough, the smallest whatever their tiers (default 32; see
-	// mergeFanIn).
+	// enough, the smallest whatever their tiers (default 48; see
+	// mergeFanIn and defaultMaxPacks).
 	MaxPacks int
 	// IdleMerge is how long writes must pause before packs whose tier is
 	// full are merged (default 250ms). A merge rewrites tens of megabytes
@@ -138,7 +138,7 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 		opts.FlushBytes = 16 << 20
 	}
 	if opts.MaxPacks <= 0 {
-		opts.MaxPacks = 32
+		opts.MaxPacks = defaultMaxPacks
 	}
 	if opts.IdleMerge <= 0 {
 		opts.IdleMerge = 250 * time.Millisecond
@@ -785,6 +785,17 @@ func (b *FSBackend) Flush() error {
 	b.mergePastMax()
 	return nil
 }
+
+// defaultMaxPacks is MaxPacks unless set. Between bursts the idle merges
+// leave up to mergeFanIn-1 packs in each tier (20 to 30 packs on a repo of
+// a few hundred megabytes), and a burst adds a pack per flush (about one a
+// second under load). At 32, a burst of five seconds passed the bound, and
+// a merge of every full tier (~300,000 objects, 0.6-0.8 s of a core) ran in
+// the middle of it, where a pause would have paid for it: the debug log
+// showed one in most benchmark windows of PUT x64. At 48 a burst has ~20
+// flushes of headroom. It stays under git's gc.autoPackLimit (50), so that
+// a git command run in the repository does not start a repack of its own.
+const defaultMaxPacks = 48
 
 // mergePastMax merges packs if there are more than MaxPacks. Other merges
 // wait for a pause in the writes (flushLoop); this one does not, so that
