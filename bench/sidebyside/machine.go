@@ -104,7 +104,9 @@ func readVersions(ctx context.Context, src string) Versions {
 	}
 	if out, err := exec.CommandContext(ctx, "git", "-C", src, "rev-parse", "--short=12", "HEAD").Output(); err == nil {
 		v.Gitstate = strings.TrimSpace(string(out))
-		if st, err := exec.CommandContext(ctx, "git", "-C", src, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		// The report this harness writes does not count: a run writes it
+		// over whatever an earlier one left.
+		if st, err := exec.CommandContext(ctx, "git", "-C", src, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md").Output(); err == nil && len(st) > 0 {
 			v.Gitstate += " (with uncommitted changes)"
 		}
 	}
