@@ -514,11 +514,7 @@ func TestIndexFlushesAtPause(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ix, err := OpenIndex(t.TempDir(), 0, slog.New(slog.DiscardHandler))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ix.Close()
+			ix := openTestIndex(t)
 			flushes := func() int64 { return ix.db.Metrics().Flush.Count }
 			before := flushes()
 			value := bytes.Repeat([]byte("v"), 1000)
@@ -560,11 +556,7 @@ func TestIndexFlushesAtPause(t *testing.T) {
 // order of its writes to one key: the last write of a key wins, whatever
 // was written between.
 func TestIndexBatchKeyOrder(t *testing.T) {
-	ix, err := OpenIndex(t.TempDir(), 0, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Close()
+	ix := openTestIndex(t)
 	entry := func(rev int64) *IndexEntry {
 		return &IndexEntry{Mode: uint32(ModeFile), Size: 1, ModRev: rev, Value: []byte("v"), Inline: true}
 	}
@@ -627,11 +619,7 @@ func TestIndexBatchKeyOrder(t *testing.T) {
 // record and a history key, the keys spread over 64 writers' directories.
 // It reports the index's CPU per commit.
 func BenchmarkIndexGroup(b *testing.B) {
-	ix, err := OpenIndex(b.TempDir(), 0, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ix.Close()
+	ix := openTestIndex(b)
 	const group = 32
 	value := bytes.Repeat([]byte("v"), 250)
 	rev := int64(0)
@@ -654,4 +642,16 @@ func BenchmarkIndexGroup(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rev), "ns/commit")
+}
+
+// openTestIndex opens an index in a temporary directory, closed at the
+// end of the test.
+func openTestIndex(tb testing.TB) *Index {
+	tb.Helper()
+	ix, err := OpenIndex(tb.TempDir(), 0, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ix.Close() })
+	return ix
 }
