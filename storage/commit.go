@@ -373,6 +373,14 @@ func (r *Repo) finishGroup(s *sealedGroup) {
 		r.trees.Add(h, t)
 	}
 	r.publish(g, s.moved)
+	// The answers first: the rest is housekeeping.
+	for _, req := range s.ok {
+		for i, b := range req.batches {
+			if b.Published != nil {
+				b.Published(req.res[i])
+			}
+		}
+	}
 	for _, h := range g.superseded {
 		// A directory changed and changed back is at head again.
 		if _, ok := g.trees[h]; ok {

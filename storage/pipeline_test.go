@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -412,6 +413,62 @@ func checkUntouched(t *testing.T, s *Store, r *Repo, acks []writeAck) {
 		if got := get(t, r, a.key, a.rev); got != a.value {
 			t.Errorf("%s at %d = %q, want %q", a.key, a.rev, got, a.value)
 		}
+	}
+	checkStore(t, s)
+}
+
+// TestPublishedHook checks Batch.Published: called once for each batch
+// that succeeds, before Write returns, with the batch's result, once a
+// read at head sees the write; never for a batch that fails.
+func TestPublishedHook(t *testing.T) {
+	s := newTestStore(t)
+	r := defaultRepo(t, s)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var calls, fails atomic.Int64
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 30 {
+				key := fmt.Sprintf("w%02d/k%02d", w, i)
+				value := fmt.Sprintf("%d-%d", w, i)
+				op := Op{Kind: OpPut, Key: key, Value: []byte(value)}
+				failing := i%5 == 2
+				if failing {
+					op = Op{Kind: OpDelete, Key: key + "-missing", MustExist: true}
+				}
+				var got *Result
+				n := 0
+				b := &Batch{Ops: []Op{op}, Published: func(res *Result) {
+					n++
+					got = res
+					calls.Add(1)
+					if h := r.Head().Revision; h < res.Revision {
+						t.Errorf("%s published at revision %d with head at %d", key, res.Revision, h)
+					}
+					if v, err := r.Get(ctx, key, 0); err != nil || string(v.Data) != value {
+						t.Errorf("%s published but not read at head: %v", key, err)
+					}
+				}}
+				res, err := r.WriteOne(ctx, b)
+				switch {
+				case failing && err == nil:
+					t.Errorf("delete of a missing key succeeded")
+				case failing:
+					fails.Add(1)
+					if n != 0 {
+						t.Errorf("Published called %d times for a failed batch", n)
+					}
+				case err != nil:
+					t.Error(err)
+				case n != 1 || got != res:
+					t.Errorf("%s: Published called %d times before Write returned (result %p, want %p)", key, n, got, res)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if want := 16*30 - fails.Load(); calls.Load() != want {
+		t.Fatalf("Published called %d times for %d successful writes", calls.Load(), want)
 	}
 	checkStore(t, s)
 }

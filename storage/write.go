@@ -105,6 +105,15 @@ type Batch struct {
 	// group and handed to the sink once durable, before Write returns, and
 	// Result.Noted is set. It must be quick and must not call the store.
 	Note func(*Result) []byte
+
+	// Published, when set, is called with the batch's result once the
+	// batch is durable and published (a read sees it), before Write
+	// returns. It runs on the goroutine that publishes the repository's
+	// commits, which waits for it: it must be quick, must not call the
+	// store, and may block on nothing unbounded. The API uses it to send
+	// a write's answer without waiting for the handler's goroutine to be
+	// scheduled again.
+	Published func(*Result)
 }
 
 // Result is the outcome of one Batch.
