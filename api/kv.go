@@ -200,19 +200,13 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 	b.Ops = []storage.Op{{Kind: storage.OpPut, Key: key, Value: body}}
 	b.Preconditions = pre
 	s.noteWrite(r, t, &b)
+	a := s.answerWrite(w, r, t, &b, storage.HashObject(storage.BlobObject, body).String())
 	res, err := t.write(r.Context(), &b)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	noted(r, res)
-	infoOf(r).revision = res.Revision
-	writeResult(w, &wire.WriteResult{
-		Revision: res.Revision,
-		Commit:   res.Commit.String(),
-		ETag:     storage.HashObject(storage.BlobObject, body).String(),
-		Changed:  res.Changed,
-	})
+	a.finish(res)
 }
 
 func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
