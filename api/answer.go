@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -16,9 +17,9 @@ import (
 // instead of stalling everyone's commits.
 const answerWriteTimeout = 20 * time.Millisecond
 
-// writeAnswer is the answer to a direct write on a key, sent by whichever
-// comes first: the committer, the moment the write is published, or the
-// handler once Write returns.
+// writeAnswer is the answer to a direct write on a key (PUT, DELETE), sent
+// by whichever comes first: the committer, the moment the write is
+// published, or the handler once Write returns.
 //
 // Under load the handler's goroutine is woken with every other request of
 // its commit group and waits to be scheduled: about a millisecond, on a
@@ -26,9 +27,10 @@ const answerWriteTimeout = 20 * time.Millisecond
 // the answer then and sends it at once. The handler then only records
 // what happened.
 type writeAnswer struct {
-	w    http.ResponseWriter
-	r    *http.Request
-	etag string
+	w http.ResponseWriter
+	r *http.Request
+	// body encodes the answer's JSON body, newline included.
+	body func(*storage.Result) []byte
 	// sent is set by the committer's call (before Write returns, so the
 	// handler reads it after).
 	sent bool
@@ -36,11 +38,11 @@ type writeAnswer struct {
 	timeout time.Duration
 }
 
-// answerWrite prepares the answer to a direct write of b: with etag, the
-// id of the value written ("" for a delete). Unless t is a transaction's,
-// b's Published hook sends it.
-func (s *Server) answerWrite(w http.ResponseWriter, r *http.Request, t *target, b *storage.Batch, etag string) *writeAnswer {
-	a := &writeAnswer{w: w, r: r, etag: etag, timeout: answerWriteTimeout}
+// answerWrite prepares the answer to a direct write of b, whose body is
+// body's encoding of b's result. Unless t is a transaction's, b's
+// Published hook sends it.
+func (s *Server) answerWrite(w http.ResponseWriter, r *http.Request, t *target, b *storage.Batch, body func(*storage.Result) []byte) *writeAnswer {
+	a := &writeAnswer{w: w, r: r, body: body, timeout: answerWriteTimeout}
 	// A transaction's write goes on after the store's (its manager
 	// records it); the answer must wait for all of it.
 	if t.inTxn() {
@@ -68,8 +70,7 @@ func (a *writeAnswer) send(res *storage.Result) {
 	}
 	a.sent = true
 	a.record(res)
-	var buf [192]byte
-	out := appendWriteResult(buf[:0], a.result(res))
+	out := a.body(res)
 	h := a.w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
@@ -89,15 +90,6 @@ func (a *writeAnswer) record(res *storage.Result) {
 	}
 }
 
-func (a *writeAnswer) result(res *storage.Result) *wire.WriteResult {
-	return &wire.WriteResult{
-		Revision: res.Revision,
-		Commit:   res.Commit.String(),
-		ETag:     a.etag,
-		Changed:  res.Changed,
-	}
-}
-
 // finish answers a write that succeeded with res, unless the committer
 // did already.
 func (a *writeAnswer) finish(res *storage.Result) {
@@ -105,5 +97,25 @@ func (a *writeAnswer) finish(res *storage.Result) {
 		return
 	}
 	a.record(res)
-	writeResult(a.w, a.result(res))
+	a.w.Header().Set("Content-Type", "application/json")
+	a.w.WriteHeader(http.StatusOK)
+	_, _ = a.w.Write(a.body(res))
+}
+
+// putAnswer encodes a PUT's answer: etag is the id of the value written.
+func putAnswer(etag string) func(*storage.Result) []byte {
+	return func(res *storage.Result) []byte {
+		return appendWriteResult(make([]byte, 0, 192), &wire.WriteResult{
+			Revision: res.Revision,
+			Commit:   res.Commit.String(),
+			ETag:     etag,
+			Changed:  res.Changed,
+		})
+	}
+}
+
+// deleteAnswer encodes a DELETE's answer, as json.Encoder would.
+func deleteAnswer(res *storage.Result) []byte {
+	b, _ := json.Marshal(wire.DeleteResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
+	return append(b, '\n')
 }

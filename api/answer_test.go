@@ -2,11 +2,13 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,9 +54,14 @@ func answerRequest() *http.Request {
 
 func TestWriteAnswer(t *testing.T) {
 	res := testResult()
-	want := string(appendWriteResult(nil, &wire.WriteResult{Revision: 42, Commit: res.Commit.String(), ETag: "e", Changed: true}))
+	wantPut := string(appendWriteResult(nil, &wire.WriteResult{Revision: 42, Commit: res.Commit.String(), ETag: "e", Changed: true}))
+	// What writeJSON wrote for a DELETE before.
+	var enc strings.Builder
+	json.NewEncoder(&enc).Encode(wire.DeleteResult{Revision: 42, Commit: res.Commit.String(), Changed: true})
+	wantDelete := enc.String()
 	for _, tc := range []struct {
-		name string
+		name   string
+		delete bool
 		// early: whether the committer's call sends the answer.
 		early bool
 		w     func() http.ResponseWriter
@@ -63,6 +70,8 @@ func TestWriteAnswer(t *testing.T) {
 		noted bool
 	}{
 		{name: "from the committer", early: true, noted: true},
+		{name: "a delete from the committer", early: true, noted: true, delete: true},
+		{name: "a delete from the handler", early: false, noted: true, delete: true, w: func() http.ResponseWriter { return httptest.NewRecorder() }},
 		{name: "no auditor, not noted", early: true, s: &Server{}},
 		{name: "audit line not journaled", early: false, s: &Server{opts: Options{Auditor: nopAuditor{}}}},
 		{name: "audit line journaled", early: true, noted: true, s: &Server{opts: Options{Auditor: nopAuditor{}}}},
@@ -84,23 +93,28 @@ func TestWriteAnswer(t *testing.T) {
 				tg.txnID = "x"
 			}
 			b := &storage.Batch{}
-			a := s.answerWrite(w, r, tg, b, "e")
+			body := putAnswer("e")
+			want := wantPut
+			if tc.delete {
+				body, want = deleteAnswer, wantDelete
+			}
+			a := s.answerWrite(w, r, tg, b, body)
 			res := *res
 			res.Noted = tc.noted
 			if b.Published != nil {
 				b.Published(&res)
 			}
-			body := func() string {
+			sent := func() string {
 				if cw, ok := w.(*connWriter); ok {
 					return cw.Body.String()
 				}
 				return w.(*httptest.ResponseRecorder).Body.String()
 			}
-			if got := body() != ""; got != tc.early {
+			if got := sent() != ""; got != tc.early {
 				t.Fatalf("answered by the committer: %v, want %v", got, tc.early)
 			}
 			a.finish(&res)
-			if got := body(); got != want {
+			if got := sent(); got != want {
 				t.Fatalf("answer %q, want %q", got, want)
 			}
 			if info := infoOf(r); info.revision != 42 || info.noted != tc.noted {
@@ -126,7 +140,7 @@ func TestWriteAnswerStalledClient(t *testing.T) {
 	cw := &connWriter{ResponseRecorder: httptest.NewRecorder(), stall: true}
 	s := &Server{}
 	b := &storage.Batch{}
-	a := s.answerWrite(cw, answerRequest(), &target{s: s}, b, "e")
+	a := s.answerWrite(cw, answerRequest(), &target{s: s}, b, putAnswer("e"))
 	a.timeout = 30 * time.Millisecond
 	start := time.Now()
 	b.Published(testResult())

@@ -200,7 +200,7 @@ func (s *Server) putKey(w http.ResponseWriter, r *http.Request) {
 	b.Ops = []storage.Op{{Kind: storage.OpPut, Key: key, Value: body}}
 	b.Preconditions = pre
 	s.noteWrite(r, t, &b)
-	a := s.answerWrite(w, r, t, &b, storage.HashObject(storage.BlobObject, body).String())
+	a := s.answerWrite(w, r, t, &b, putAnswer(storage.HashObject(storage.BlobObject, body).String()))
 	res, err := t.write(r.Context(), &b)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -244,14 +244,13 @@ func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 		b.Ops = []storage.Op{{Kind: storage.OpDelete, Key: key, MustExist: true}}
 	}
 	s.noteWrite(r, t, &b)
+	a := s.answerWrite(w, r, t, &b, deleteAnswer)
 	res, err := t.write(r.Context(), &b)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	noted(r, res)
-	infoOf(r).revision = res.Revision
-	writeJSON(w, http.StatusOK, wire.DeleteResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
+	a.finish(res)
 }
 
 // intParam parses an optional integer query parameter within [lo, hi].
