@@ -48,13 +48,13 @@ func (s *Server) answerWrite(w http.ResponseWriter, r *http.Request, t *target, 
 	if t.inTxn() {
 		return a
 	}
-	audited := s.opts.Auditor == nil
+	noAudit := s.opts.Auditor == nil
 	b.Published = func(res *storage.Result) {
 		// The answer's first byte needs the request's audit line on
 		// disk: journaled with the write (Noted), or recorded by the
 		// handler, which would make the committer wait for the audit
 		// log's disk.
-		if audited || res.Noted {
+		if noAudit || res.Noted {
 			a.send(res)
 		}
 	}
