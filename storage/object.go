@@ -222,16 +222,26 @@ func (t *Tree) Encode() []byte {
 		size += 7 + len(e.Name) + 1 + 20
 	}
 	b := make([]byte, 0, size)
-	for _, e := range t.Entries {
-		// The usual modes as constants: formatting each entry's mode was
-		// a fifth of the cost of encoding a directory.
-		b = append(b, modeText(e.Mode)...)
-		b = append(b, ' ')
-		b = append(b, e.Name...)
-		b = append(b, 0)
-		b = append(b, e.Hash[:]...)
+	for i := range t.Entries {
+		b = appendTreeEntry(b, &t.Entries[i])
 	}
 	return b
+}
+
+// appendTreeEntry appends e's encoding in a tree.
+func appendTreeEntry(b []byte, e *TreeEntry) []byte {
+	// The usual modes as constants: formatting each entry's mode was a
+	// fifth of the cost of encoding a directory.
+	b = append(b, modeText(e.Mode)...)
+	b = append(b, ' ')
+	b = append(b, e.Name...)
+	b = append(b, 0)
+	return append(b, e.Hash[:]...)
+}
+
+// treeEntryLen is the length of e's encoding in a tree.
+func treeEntryLen(e *TreeEntry) int {
+	return len(modeText(e.Mode)) + 1 + len(e.Name) + 1 + len(e.Hash)
 }
 
 // modeText is a mode as a tree entry spells it (octal, no leading zero).

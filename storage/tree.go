@@ -52,6 +52,12 @@ type editNode struct {
 	raw      []byte
 	patched  []int
 	reshaped bool
+	// inserted is 1 + the index of the one entry added since raw was
+	// made, when nothing else reshaped n (0 otherwise): write then copies
+	// raw around that entry's encoding (and patches ids after) instead of
+	// encoding every entry. A directory that gets a new key per commit is
+	// written that way.
+	inserted int
 	// mid holds the SHA-1 states over raw, when it is long (see
 	// midstates): the next version is hashed from its first changed byte.
 	mid  *midstates
@@ -277,15 +283,21 @@ func (n *editNode) set(e TreeEntry) {
 		if n.entries[i].Mode == e.Mode {
 			n.patched = append(n.patched, i)
 		} else {
-			n.reshaped = true
+			n.reshaped, n.inserted = true, 0
 		}
 		n.entries[i] = e
 		return
 	}
-	n.reshaped = true
 	i := sort.Search(len(n.entries), func(i int) bool {
 		return !treeNameLess(n.entries[i].Name, n.entries[i].IsDir(), e.Name, e.IsDir())
 	})
+	// Patched indexes count entries before an insertion: only a first
+	// change can be an insertion write splices.
+	n.inserted = 0
+	if !n.reshaped && len(n.patched) == 0 && n.raw != nil {
+		n.inserted = i + 1
+	}
+	n.reshaped = true
 	n.entries = append(n.entries, TreeEntry{})
 	copy(n.entries[i+1:], n.entries[i:])
 	n.entries[i] = e
@@ -293,7 +305,7 @@ func (n *editNode) set(e TreeEntry) {
 
 func (n *editNode) remove(i int) {
 	n.own()
-	n.reshaped = true
+	n.reshaped, n.inserted = true, 0
 	n.touch(n.entries[i].Name, nil)
 	n.entries = append(n.entries[:i], n.entries[i+1:]...)
 }
@@ -551,8 +563,12 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 	// changed after this.
 	t := &Tree{Entries: n.entries, owned: !n.shared}
 	prev, from, to := n.raw, 0, -1
-	if n.raw != nil && !n.reshaped && len(n.patched) > 0 {
-		t.raw, from, to = n.splice()
+	if n.inserted > 0 && n.raw != nil {
+		// The length changed: neither the hash's states nor a span
+		// against the version before apply.
+		t.raw, prev = n.splice(), nil
+	} else if n.raw != nil && !n.reshaped && len(n.patched) > 0 {
+		t.raw, from, to = n.spliceIDs(slices.Clone(n.raw))
 	} else {
 		t.raw, prev = t.Encode(), nil
 	}
@@ -566,7 +582,7 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 		h, n.mid = hashTree(t.raw, prev, from, n.mid)
 	}
 	t.mid = n.mid
-	n.raw, n.patched, n.reshaped = t.raw, n.patched[:0], false
+	n.raw, n.patched, n.reshaped, n.inserted = t.raw, n.patched[:0], false, 0
 	n.shared = true
 	// DeltaBase is the version it replaces: a pack can store the change
 	// alone.
@@ -580,21 +596,37 @@ func writeNode(n *editNode, emit func(*Object, *Tree), isRoot bool) (Hash, bool)
 	return o.Hash, false
 }
 
-// splice returns n.raw with the ids of the patched entries replaced: the
-// encoding of n.entries, as long as no entry was added, removed or changed
-// mode since raw was made (the entries' names and modes, and so their
-// offsets in raw, are the same). from is the offset of the first id
-// replaced and to the end of the last: the two encodings are the same
-// outside data[from:to].
-func (n *editNode) splice() (data []byte, from, to int) {
-	data = slices.Clone(n.raw)
+// splice returns the encoding of n.entries made from n.raw when one entry
+// was added since (n.inserted): raw with that entry's encoding put in at
+// its place, then the patched ids replaced.
+func (n *editNode) splice() []byte {
+	i := n.inserted - 1
+	off := 0
+	for j := range i {
+		off += treeEntryLen(&n.entries[j])
+	}
+	e := &n.entries[i]
+	data := make([]byte, 0, len(n.raw)+treeEntryLen(e))
+	data = append(data, n.raw[:off]...)
+	data = appendTreeEntry(data, e)
+	data = append(data, n.raw[off:]...)
+	data, _, _ = n.spliceIDs(data)
+	return data
+}
+
+// spliceIDs replaces in data, a copy of n.raw (or splice's), the ids of the
+// patched entries: the result is the encoding of n.entries, as long as no
+// entry was added, removed or changed mode since data's entries (their
+// names and modes, and so their offsets, are the same). from is the offset
+// of the first id replaced and to the end of the last: data is the same
+// as before outside data[from:to].
+func (n *editNode) spliceIDs(data []byte) (_ []byte, from, to int) {
 	slices.Sort(n.patched)
 	off, j := 0, 0
 	from = -1
 	for _, i := range n.patched {
 		for ; j < i; j++ {
-			e := &n.entries[j]
-			off += len(modeText(e.Mode)) + 1 + len(e.Name) + 1 + len(e.Hash)
+			off += treeEntryLen(&n.entries[j])
 		}
 		e := &n.entries[i]
 		at := off + len(modeText(e.Mode)) + 1 + len(e.Name) + 1

@@ -626,3 +626,113 @@ func TestEditWideDirHashes(t *testing.T) {
 		t.Fatal("no tree was written with a span: the patched path was not taken")
 	}
 }
+
+// TestEditInsertSplice checks which edits of a directory write it by
+// putting one new entry's encoding into its previous one (editNode.inserted)
+// rather than encoding it again; emit checks every tree's bytes either way.
+
+// BenchmarkEditAddKey adds a key to a directory of 100 keys, one level
+// below the root (each iteration from the same root).
+func BenchmarkEditAddKey(b *testing.B) {
+	trees := memTrees{}
+	keep := func(o *Object, t *Tree) { trees[o.Hash] = t }
+	ed, err := newTreeEditor(trees.read, EmptyTreeHash, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for k := range 100 {
+		key := fmt.Sprintf("apps/env0/res%03d.yaml", 2*k)
+		if _, err := ed.put(key, HashObject(BlobObject, []byte(key)), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	root := ed.write(keep)
+	discard := func(*Object, *Tree) {}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		ed, err := newTreeEditor(trees.read, root, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ed.put(fmt.Sprintf("apps/env0/res%03d.yaml", 2*(i%100)+1), testBlobs[i%4], 0); err != nil {
+			b.Fatal(err)
+		}
+		ed.write(discard)
+	}
+}
+
+// TestEditInsertSplice checks which edits of a directory write it by
+// putting one new entry's encoding into its previous one (editNode.inserted)
+// rather than encoding it again; emit checks every tree's bytes either way.
+func TestEditInsertSplice(t *testing.T) {
+	trees := memTrees{}
+	ed, err := newTreeEditor(trees.read, EmptyTreeHash, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i += 2 {
+		if _, err := ed.put(fmt.Sprintf("d/k%03d", i), testBlobs[i%4], 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := ed.write(trees.emit)
+	for _, tc := range []struct {
+		name    string
+		puts    []string
+		deletes []string
+		spliced bool
+	}{
+		{name: "first", puts: []string{"d/a"}, spliced: true},
+		{name: "between", puts: []string{"d/k001"}, spliced: true},
+		{name: "last", puts: []string{"d/z"}, spliced: true},
+		{name: "a new directory, its id patched in at write", puts: []string{"d/k001x/v"}, spliced: true},
+		{name: "an insert, then an update", puts: []string{"d/k003", "d/k000", "d/k048"}, spliced: true},
+		{name: "an update, then an insert", puts: []string{"d/k000", "d/k003"}},
+		{name: "two inserts", puts: []string{"d/k001", "d/k003"}},
+		{name: "a delete, then an insert", deletes: []string{"d/k000"}, puts: []string{"d/k001"}},
+		{name: "an update only", puts: []string{"d/k002"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ed, err := newTreeEditor(trees.read, root, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range tc.deletes {
+				if _, err := ed.delete(k); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, k := range tc.puts {
+				if _, err := ed.put(k, testBlobs[(i+1)%4], 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d, ok := ed.root.kids.get("d")
+			if !ok {
+				t.Fatal("no edit of d")
+			}
+			if got := d.inserted > 0; got != tc.spliced {
+				t.Errorf("spliced: %v, want %v", got, tc.spliced)
+			}
+			h := ed.write(trees.emit) // emit panics on a wrong encoding
+			// The same tree built from nothing.
+			want, err := newTreeEditor(trees.read, EmptyTreeHash, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 50; i += 2 {
+				if k := fmt.Sprintf("d/k%03d", i); !slices.Contains(tc.deletes, k) {
+					want.put(k, testBlobs[i%4], 0)
+				}
+			}
+			for i, k := range tc.puts {
+				want.put(k, testBlobs[(i+1)%4], 0)
+			}
+			if wh := want.write(trees.emit); wh != h {
+				t.Fatalf("tree %s, built from nothing %s", h, wh)
+			}
+		})
+	}
+}
