@@ -170,7 +170,7 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 		return nil, err
 	}
 	if n := removeTempFiles(dir); n > 0 {
-		b.log.Info("removed temporary files a crash left", "repo", dir, "files", n)
+		b.log.Info("removed temporary files a crash left", "dir", dir, "files", n)
 	}
 	if err := b.scanPacks(); err != nil {
 		return nil, err
@@ -208,11 +208,11 @@ func OpenFS(dir string, opts FSOptions) (*FSBackend, error) {
 			b.pending = append(b.pending, pendingGroup{end: journalPos{jnl.seg, jnl.size}, objs: g.objects, refs: g.refs, durable: true})
 			n += len(g.objects)
 		}
-		b.log.Info("replaying journal", "repo", dir, "groups", len(groups), "objects", n, "notes", len(notes))
+		b.log.Info("replaying journal", "dir", dir, "groups", len(groups), "objects", n, "notes", len(notes))
 		if len(notes) > 0 {
 			// Before the checkpoint below retires the records that hold them.
 			if opts.Notes == nil {
-				b.log.Warn("the journal holds notes (audit lines) and no sink takes them; dropping them", "repo", dir, "notes", len(notes))
+				b.log.Warn("the journal holds notes (audit lines) and no sink takes them; dropping them", "dir", dir, "notes", len(notes))
 			} else if err := opts.Notes.Recover(notes); err != nil {
 				b.jnl.close()
 				b.closePacks()
@@ -517,7 +517,7 @@ func (b *FSBackend) settle(end journalPos) error {
 		b.mu.Lock()
 		b.failed = fmt.Errorf("a journal sync failed, commits are refused until a restart: %w", err)
 		b.mu.Unlock()
-		b.log.Error("journal sync failed; refusing commits until a restart", "repo", b.dir, "err", err)
+		b.log.Error("journal sync failed; refusing commits until a restart", "dir", b.dir, "err", err)
 		return err
 	}
 	if synced && b.opts.syncHist != nil {
@@ -584,7 +584,7 @@ func (b *FSBackend) flushLoop(ctx context.Context) {
 			if err := b.mergeIdle(); errors.Is(err, errMergeStopped) {
 				return
 			} else if err != nil {
-				b.log.Warn("pack compaction failed; will retry", "repo", b.dir, "err", err)
+				b.log.Warn("pack compaction failed; will retry", "dir", b.dir, "err", err)
 				mergeWait = min(2*mergeWait, time.Minute)
 			} else {
 				mergeWait = b.opts.IdleMerge
@@ -619,7 +619,7 @@ func (b *FSBackend) flushLoop(ctx context.Context) {
 		}
 		idle.Stop()
 		if err := b.Flush(); err != nil {
-			b.log.Error("flush to git failed; will retry", "repo", b.dir, "err", err)
+			b.log.Error("flush to git failed; will retry", "dir", b.dir, "err", err)
 			time.Sleep(100 * time.Millisecond)
 			select {
 			case b.wake <- struct{}{}:
@@ -805,7 +805,7 @@ func (b *FSBackend) mergePastMax() {
 		return
 	}
 	if err := b.compact(); err != nil && !errors.Is(err, errMergeStopped) {
-		b.log.Warn("pack compaction failed", "repo", b.dir, "err", err)
+		b.log.Warn("pack compaction failed", "dir", b.dir, "err", err)
 	}
 }
 
@@ -1093,7 +1093,7 @@ func (b *FSBackend) compactTo(maxPacks int) error {
 	if b.opts.mergeHist != nil {
 		b.opts.mergeHist.Observe(took.Seconds())
 	}
-	b.log.Debug("merged packs", "repo", b.dir, "packs", len(small), "objects", total, "took", took)
+	b.log.Debug("merged packs", "dir", b.dir, "packs", len(small), "objects", total, "took", took)
 	return syncDir(b.packDir)
 }
 
