@@ -48,17 +48,24 @@ func (s *Server) targetWith(r *http.Request, scopes []Scope, keys ...string) (*t
 	}
 	t := &target{s: s, repo: repo, txnID: id, actor: actorOf(r), p: PrincipalOf(r)}
 	if id != "" {
-		if s.opts.Txns == nil {
-			return nil, gitstate.Errorf(gitstate.KindNotFound, "not_found", "transactions are not enabled")
-		}
-		if !txn.ValidID(id) {
-			return nil, gitstate.Errorf(gitstate.KindNotFound, "txn_not_found", "transaction %q does not exist", id)
-		}
-		if _, err := s.opts.Txns.Get(r.Context(), repo.Name(), id); err != nil {
+		if err := s.checkTxn(r.Context(), repo, id); err != nil {
 			return nil, err
 		}
 	}
 	return t, nil
+}
+
+// checkTxn fails unless id names a transaction of repo, open or closed:
+// 404 txn_not_found (not_found when the server runs without transactions).
+func (s *Server) checkTxn(ctx context.Context, repo *storage.Repo, id string) error {
+	if s.opts.Txns == nil {
+		return gitstate.Errorf(gitstate.KindNotFound, "not_found", "transactions are not enabled")
+	}
+	if !txn.ValidID(id) {
+		return gitstate.Errorf(gitstate.KindNotFound, "txn_not_found", "transaction %q does not exist", id)
+	}
+	_, err := s.opts.Txns.Get(ctx, repo.Name(), id)
+	return err
 }
 
 // actorOf returns the transaction actor of the request's principal.

@@ -113,6 +113,15 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("branch must be main or txn/<id>"))
 		return
 	}
+	id, onTxn := strings.CutPrefix(branch, txn.BranchPrefix)
+	if onTxn {
+		// An unknown transaction is refused as on every other route,
+		// before the stream starts; one that ends while watched closes it.
+		if err := s.checkTxn(r.Context(), repo, id); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	var from int64
 	if (branch == "" || branch == storage.MainBranch) && resume != "" {
 		if from, err = repo.ResolveRevision(resume); err != nil {
@@ -141,8 +150,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keep := keepFor(p, prefix)
-	if strings.HasPrefix(branch, txn.BranchPrefix) {
-		s.watchBranch(r, out, repo, strings.TrimPrefix(branch, txn.BranchPrefix), resume, keep, interval)
+	if onTxn {
+		s.watchBranch(r, out, repo, id, resume, keep, interval)
 		return
 	}
 	s.watchMain(r, out, repo, from, keep, interval)
@@ -211,10 +220,6 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 // transaction closes.
 func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, resume string, keep func(string) bool, interval time.Duration) {
 	ctx := r.Context()
-	if s.opts.Txns == nil || !txn.ValidID(id) {
-		out.event("close", "", mustJSON(wire.WatchClose{Reason: "no such transaction"}))
-		return
-	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	last, _ := storage.ParseHash(resume)

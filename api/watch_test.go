@@ -203,15 +203,33 @@ func TestWatchTxnBranch(t *testing.T) {
 	e.must("alice", "PUT", repoPath+"/txns/"+tx.ID+"/kv/a", "1", nil, 200)
 	e.must("alice", "PUT", repoPath+"/txns/"+tx.ID+"/kv/b", "2", nil, 200)
 	for _, key := range []string{"a", "b"} {
-		we := revisionOf(t, s.next(t, 5*time.Second, "revision"))
+		ev := s.next(t, 5*time.Second, "revision")
+		we := revisionOf(t, ev)
 		if len(we.Changes) != 1 || we.Changes[0].Key != key || we.Revision != 0 || we.Commit == "" {
 			t.Fatalf("branch event: %+v", we)
+		}
+		// A branch commit has no revision number: the field is left
+		// out, as openapi.yaml says, rather than sent as 0.
+		if strings.Contains(ev.Data, `"revision"`) {
+			t.Errorf("branch event names a revision: %s", ev.Data)
 		}
 	}
 	e.must("alice", "POST", repoPath+"/txns/"+tx.ID+"/commit", nil, nil, 200)
 	ev := s.next(t, 5*time.Second, "close")
 	if !strings.Contains(ev.Data, "committed") {
 		t.Errorf("close event: %s", ev.Data)
+	}
+}
+
+// TestWatchUnknownTxn checks that watching the branch of a transaction that
+// does not exist is refused as every other route refuses it, before any
+// stream starts.
+func TestWatchUnknownTxn(t *testing.T) {
+	e := newTxnEnv(t)
+	for _, branch := range []string{"txn/nosuch", "txn/NOT-AN-ID", "txn/"} {
+		if status, code := e.do("bob", "GET", repoPath+"/watch?branch="+branch, nil, nil); status != 404 || code != "txn_not_found" {
+			t.Errorf("watch %s: %d %q, want 404 txn_not_found", branch, status, code)
+		}
 	}
 }
 
