@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gorilla/mux"
@@ -82,4 +84,57 @@ func FuzzKVDispatch(f *testing.F) {
 		}
 		checkKVDispatch(t, s, method, path)
 	})
+}
+
+// TestMethodNotAllowedAllow checks that a 405 lists, in Allow, the methods
+// the path is served with (RFC 9110, 15.5.6): for a few paths by hand, then
+// for every route of the table.
+func TestMethodNotAllowedAllow(t *testing.T) {
+	s := New(Options{})
+	serve := func(method, path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(method, "http://localhost"+path, nil))
+		return w
+	}
+	tests := []struct{ method, path, allow string }{
+		{http.MethodPatch, "/v1/repos/default/kv/a/b", "GET, HEAD, PUT, DELETE"},
+		{http.MethodPost, "/v1/repos/default/kv/a", "GET, HEAD, PUT, DELETE"},
+		{http.MethodPost, "/v1/repos/default/kv", "GET"},
+		{http.MethodDelete, "/v1/repos", "GET, POST"},
+		{http.MethodPut, "/v1/repos/default/commits", "GET, POST"},
+		{http.MethodPost, "/v1/repos/default/watch", "GET"},
+		{http.MethodPatch, "/v1/repos/default/txns/t1/kv/a", "GET, HEAD, PUT, DELETE"},
+		{http.MethodGet, "/git/default.git/git-receive-pack", "POST"},
+		{http.MethodPatch, "/v1/repos/default/secrets/rotate", "GET, POST, PUT, DELETE"}, // also the secret "rotate"
+	}
+	for _, tt := range tests {
+		w := serve(tt.method, tt.path)
+		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != tt.allow {
+			t.Errorf("%s %s: %d, Allow %q; want 405, Allow %q", tt.method, tt.path, w.Code, w.Header().Get("Allow"), tt.allow)
+		}
+	}
+	if w := serve(http.MethodGet, "/v1/repos/default/nothing"); w.Code != http.StatusNotFound || w.Header().Get("Allow") != "" {
+		t.Errorf("unknown path: %d, Allow %q; want 404 without Allow", w.Code, w.Header().Get("Allow"))
+	}
+
+	// Every route: a method no route serves lists at least its route's
+	// methods (a path may match other routes too: secrets/rotate is also
+	// the secret named "rotate").
+	order := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	methods := map[string][]string{}
+	for _, rt := range s.Routes() {
+		if !slices.Contains(order, rt.Method) {
+			t.Fatalf("route %s %s: add its method to this test's order", rt.Method, rt.Path)
+		}
+		methods[rt.Path] = append(methods[rt.Path], rt.Method)
+	}
+	fill := strings.NewReplacer("{repo}", "default", "{key}", "a/b", "{id}", "t1", "{rev}", "1", "{name}", "n")
+	for tmpl, ms := range methods {
+		path := fill.Replace(tmpl)
+		w := serve("PROPFIND", path)
+		allow := strings.Split(w.Header().Get("Allow"), ", ")
+		if w.Code != http.StatusMethodNotAllowed || slices.ContainsFunc(ms, func(m string) bool { return !slices.Contains(allow, m) }) {
+			t.Errorf("PROPFIND %s: %d, Allow %q; want 405, Allow with %q", path, w.Code, w.Header().Get("Allow"), ms)
+		}
+	}
 }

@@ -173,9 +173,30 @@ func New(opts Options) *Server {
 		s.writeError(w, r, gitstate.Errorf(gitstate.KindNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
 	})
 	s.router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", s.allowed(r))
 		writeJSON(w, http.StatusMethodNotAllowed, errBody("method_not_allowed", r.Method+" is not allowed on "+r.URL.Path))
 	})
 	return s
+}
+
+// allowed returns the Allow header of a 405 for r: the methods some route
+// serves at r's path, asked of the router one method at a time. Only a 405
+// pays for it.
+func (s *Server) allowed(r *http.Request) string {
+	var b strings.Builder
+	// The methods routes serve, in the order the header lists them.
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		req := r.WithContext(r.Context())
+		req.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(req, &match) && match.MatchErr == nil {
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(m)
+		}
+	}
+	return b.String()
 }
 
 func errBody(code, msg string) any {
