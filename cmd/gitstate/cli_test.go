@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"regexp"
 	"strings"
 	"testing"
@@ -84,14 +85,26 @@ func TestCLIText(t *testing.T) {
 // documents, and the error line on stderr.
 func TestCLIExitCodes(t *testing.T) {
 	url := startServer(t, "")
-	if res := runCLI(t, url, nil, nil, "put", "k", "v1"); res.exit != 0 {
-		t.Fatalf("put: %+v", res)
+	for _, kv := range [][]string{{"k", "v1"}, {"svc/a", "1"}} {
+		if res := runCLI(t, url, nil, nil, "put", kv[0], kv[1]); res.exit != 0 {
+			t.Fatalf("put: %+v", res)
+		}
 	}
 	tests := []struct {
 		args   []string
 		exit   int
 		stderr string // prefix of the first line
 	}{
+		{[]string{"frob"}, exitUsage, `gitstate: unknown command "frob" for "gitstate"`},
+		{[]string{"--bogus"}, exitUsage, "gitstate: unknown flag: --bogus"},
+		{[]string{"secret", "frob"}, exitUsage, `gitstate: unknown command "frob" for "gitstate secret"`},
+		{[]string{"completion", "frob"}, exitUsage, `gitstate: unknown command "frob" for "gitstate completion"`},
+		{[]string{"help", "frob"}, exitUsage, `gitstate: unknown help topic "frob"`},
+		{[]string{"help", "repo", "frob"}, exitUsage, `gitstate: unknown help topic "repo frob"`},
+		{[]string{"serve", "--bogus"}, exitUsage, "gitstate: unknown flag: --bogus"},
+		{[]string{"serve", "extra"}, exitUsage, `gitstate: unknown command "extra"`},
+		{[]string{"repo", "import", "x"}, exitUsage, "gitstate: accepts 2 arg(s), received 1"},
+		{[]string{"del", "svc"}, exitNotFound, "gitstate: key_not_found: "},
 		{[]string{"get"}, exitUsage, "gitstate: accepts 1 arg(s), received 0"},
 		{[]string{"get", "a", "b"}, exitUsage, "gitstate: accepts 1 arg(s)"},
 		{[]string{"get", "k", "--bogus"}, exitUsage, "gitstate: unknown flag: --bogus"},
@@ -117,6 +130,57 @@ func TestCLIExitCodes(t *testing.T) {
 		if res.stdout != "" {
 			t.Errorf("gitstate %q failed but printed %q", tt.args, res.stdout)
 		}
+	}
+}
+
+// TestCLIJSONErrors checks that with -o json a failure is the API's JSON
+// error body on stderr, hints included, with the exit status of its kind.
+func TestCLIJSONErrors(t *testing.T) {
+	url := startServer(t, "")
+	for _, kv := range [][]string{{"k", "v1"}, {"svc/a", "1"}, {"svc/b", "2"}} {
+		if res := runCLI(t, url, nil, nil, "put", kv[0], kv[1]); res.exit != 0 {
+			t.Fatalf("put: %+v", res)
+		}
+	}
+	tests := []struct {
+		args []string
+		exit int
+		want string // the JSON on stderr, "*" standing for the message
+	}{
+		{[]string{"get", "nope", "-o", "json"}, exitNotFound, `{"error":{"code":"key_not_found","message":*,"keys":["nope"]}}`},
+		{[]string{"put", "k", "v2", "--create", "-o", "json"}, exitPrecondition,
+			`{"error":{"code":"precondition_failed","message":*,"keys":["k"]}}`},
+		{[]string{"del", "svc", "-o", "json"}, exitNotFound,
+			`{"error":{"code":"key_not_found","message":*,"keys":["svc"],"hint":"svc is a directory; use --prefix to delete the keys under it"}}`},
+		{[]string{"-o", "json", "frob"}, exitUsage, `{"error":{"code":"usage","message":*,"hint":"run \"gitstate --help\" for the commands"}}`},
+		// The flag that stops the parse comes before -o json.
+		{[]string{"get", "k", "--bogus", "-o", "json"}, exitUsage, `{"error":{"code":"usage","message":*}}`},
+		{[]string{"get", "k", "--output=json", "--server", "http://127.0.0.1:1"}, exitError, `{"error":{"code":"client_error","message":*}}`},
+	}
+	for _, tt := range tests {
+		res := runCLI(t, url, nil, nil, tt.args...)
+		var e errorOutput
+		if err := json.Unmarshal([]byte(res.stderr), &e); err != nil || e.Error.Message == "" {
+			t.Errorf("gitstate %q: stderr %q is not a JSON error: %v", tt.args, res.stderr, err)
+			continue
+		}
+		msg, _ := json.Marshal(e.Error.Message)
+		want := strings.Replace(tt.want, "*", string(msg), 1)
+		if got := strings.TrimSuffix(res.stderr, "\n"); res.exit != tt.exit || got != want {
+			t.Errorf("gitstate %q: exit %d, stderr\n%s\nwant exit %d, stderr\n%s", tt.args, res.exit, got, tt.exit, want)
+		}
+		if res.stdout != "" {
+			t.Errorf("gitstate %q failed but printed %q", tt.args, res.stdout)
+		}
+	}
+	// Without -o json, the hint is the error's second line.
+	if res := runCLI(t, url, nil, nil, "del", "svc"); res.exit != exitNotFound ||
+		!strings.HasSuffix(res.stderr, "\nsvc is a directory; use --prefix to delete the keys under it\n") {
+		t.Errorf("del of a directory: %+v", res)
+	}
+	// A key that is missing, with nothing under it, has no hint.
+	if res := runCLI(t, url, nil, nil, "del", "sv"); res.exit != exitNotFound || strings.Count(res.stderr, "\n") != 1 {
+		t.Errorf("del of a missing key: %+v", res)
 	}
 }
 

@@ -71,7 +71,6 @@ func addClientCommands(root *cobra.Command, o *rootOptions) *globalOptions {
 	for _, gr := range groups {
 		for _, c := range gr.cmds {
 			c.GroupID = gr.id
-			setUsageErrors(c)
 			root.AddCommand(c)
 		}
 	}
@@ -196,8 +195,8 @@ func (g *globalOptions) runE(run func(cmd *cobra.Command, args []string) error) 
 	return func(cmd *cobra.Command, args []string) error {
 		err := run(cmd, args)
 		if g.tokenless && gitstate.KindOf(err) == gitstate.KindUnauthorized {
-			err = &exitErr{code: exitError, err: errors.Join(err,
-				errors.New("no token: give --token or $GITSTATE_TOKEN, or run on the server's machine with --data pointing at its data directory"))}
+			err = &exitErr{code: exitError, err: err,
+				hint: "no token: give --token or $GITSTATE_TOKEN, or run on the server's machine with --data pointing at its data directory"}
 		}
 		return withExitCode(err)
 	}
@@ -225,16 +224,24 @@ const (
 type exitErr struct {
 	code int
 	err  error
+	// hint, when set, tells what to do about err: printed on a line of its
+	// own after the error, or as "hint" in the JSON of -o json.
+	hint string
 }
 
 // Error returns the error's text and, for an API error that names keys, the
-// keys: "precondition_failed: precondition failed for 1 key(s) (keys: k)".
+// keys: "precondition_failed: precondition failed for 1 key(s) (keys: k)";
+// then the hint, if any, on a line of its own.
 func (e *exitErr) Error() string {
+	s := e.err.Error()
 	var ge *gitstate.Error
 	if errors.As(e.err, &ge) && len(ge.Keys) > 0 {
-		return e.err.Error() + " (keys: " + strings.Join(ge.Keys, ", ") + ")"
+		s += " (keys: " + strings.Join(ge.Keys, ", ") + ")"
 	}
-	return e.err.Error()
+	if e.hint != "" {
+		s += "\n" + e.hint
+	}
+	return s
 }
 func (e *exitErr) Unwrap() error { return e.err }
 
@@ -279,13 +286,52 @@ func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 // setUsageErrors makes the flag errors of cmd and its subcommands usage
-// errors.
+// errors, and so an unknown subcommand of a command that only groups
+// others (the root, "secret"): cobra would otherwise fail it with a plain
+// error (exit 1) or print the help and succeed.
 func setUsageErrors(cmd *cobra.Command) {
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitErr{code: exitUsage, err: fmt.Errorf("%v\nusage: %s", err, c.UseLine())}
 	})
+	if cmd.HasSubCommands() && !cmd.Runnable() {
+		cmd.Args = unknownCommand
+		cmd.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
+		cmd.SuggestionsMinimumDistance = 2
+	}
 	for _, sub := range cmd.Commands() {
 		setUsageErrors(sub)
+	}
+}
+
+// unknownCommand refuses, as a usage error, the arguments of a command that
+// only groups others: its first is not one of them. The hint names the
+// commands whose names are close, or the help.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	hint := fmt.Sprintf("run \"%s --help\" for the commands", cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		hint = "did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return &exitErr{code: exitUsage, err: fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath()), hint: hint}
+}
+
+// newHelpCmd is "gitstate help [command]": cobra's, except that an unknown
+// topic is a usage error rather than a message and success.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help prints the help of any command or topic (gitstate help exit-codes).",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || cmd == nil || len(rest) > 0 {
+				return usageErrorf("unknown help topic %q: run \"gitstate help\" for the commands", strings.Join(args, " "))
+			}
+			cmd.InitDefaultHelpFlag()
+			return cmd.Help()
+		},
 	}
 }
 
@@ -294,15 +340,16 @@ func newExitCodesTopic() *cobra.Command {
 	return &cobra.Command{
 		Use:   "exit-codes",
 		Short: "Exit statuses of the client commands",
-		Long: `The client commands (every command but serve and help) exit with:
+		Long: `The client commands exit with the statuses below; serve and help exit 0
+or 1, and 2 on a usage error, as every command does.
 
   0  success
   1  any other error: the server's, the network's, a refusal (401, 403:
      a missing scope, a protected prefix, approvals a transaction still
      needs), an invalid request or value (400, 422)
-  2  usage: an unknown flag, a missing or extra argument, a bad flag value,
-     or a transaction (--txn, $GITSTATE_TXN) given to a command that works
-     on main only
+  2  usage: an unknown command or help topic, an unknown flag, a missing
+     or extra argument, a bad flag value, or a transaction (--txn,
+     $GITSTATE_TXN) given to a command that works on main only
   3  not found: the key, the repo, the revision, the transaction or the
      webhook does not exist (404)
   4  the state is not as expected: a precondition failed (412, --if-match,
@@ -311,6 +358,19 @@ func newExitCodesTopic() *cobra.Command {
      no longer open); read again and retry
 
 An error is printed on stderr as "gitstate: <code>: <message>", where code
-is the API's error code (key_not_found, precondition_failed, ...).`,
+is the API's error code (key_not_found, precondition_failed, ...), and a
+hint, when there is one, on the next line ("svc is a directory; use
+--prefix to delete the keys under it").
+
+With -o json the error is printed on stderr as one line of JSON, the API's
+error body with the hint added, and the exit status is the same:
+
+  {"error":{"code":"key_not_found","message":"key \"svc\" does not exist",
+   "keys":["svc"],"hint":"svc is a directory; use --prefix to delete the keys under it"}}
+
+It carries what the API's error does: code, message, and keys, missing
+(what a token lacks, on 403) and details (a schema's violations) when they
+apply. An error that is not the server's has code "usage" (status 2) or
+"client_error" (the network, a local file...).`,
 	}
 }

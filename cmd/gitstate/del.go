@@ -1,8 +1,12 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/spf13/cobra"
 
+	"github.com/gitstate/gitstate"
 	client "github.com/gitstate/gitstate/clients/go"
 )
 
@@ -45,7 +49,22 @@ func (o *delOptions) run(cmd *cobra.Command, args []string) error {
 	}
 	res, err := kv.Delete(cmd.Context(), args[0], &client.DeleteOptions{Prefix: o.prefix, IfMatch: o.ifMatch, Message: o.message})
 	if err != nil {
-		return err
+		return o.directoryHint(cmd, kv, args[0], err)
 	}
 	return p.deleted(res)
+}
+
+// directoryHint returns err, the error of deleting key, with a hint when key
+// does not exist but keys exist under key/: the caller meant the directory,
+// which --prefix deletes. The exit status stays not found's.
+func (o *delOptions) directoryHint(cmd *cobra.Command, kv keyValues, key string, err error) error {
+	if o.prefix || !errors.Is(err, gitstate.ErrKeyNotFound) {
+		return err
+	}
+	l, lerr := kv.ListAll(cmd.Context(), &client.ListOptions{Prefix: key + "/", Limit: 1}, 1)
+	if lerr != nil || len(l.Items) == 0 {
+		return err
+	}
+	return &exitErr{code: exitNotFound, err: err,
+		hint: fmt.Sprintf("%s is a directory; use --prefix to delete the keys under it", key)}
 }

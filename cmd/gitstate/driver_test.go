@@ -283,8 +283,8 @@ func runCLI(t testing.TB, url string, stdin []byte, env []string, args ...string
 	return res
 }
 
-// cliError is a failed run of the binary: the API error rebuilt from
-// stderr ("gitstate: <code>: <message>") and the exit status.
+// cliError is a failed run of the binary: the API error decoded from the
+// JSON on stderr (-o json) and the exit status.
 type cliError struct {
 	exit int
 	err  *gitstate.Error
@@ -314,16 +314,14 @@ func (d cliDriver) run(out any, stdin []byte, args ...string) error {
 	}
 	res := runCLI(d.t, d.url, stdin, nil, args...)
 	if res.exit != 0 {
-		line, _, _ := strings.Cut(res.stderr, "\n")
-		rest, ok := strings.CutPrefix(line, "gitstate: ")
-		if !ok {
-			d.t.Fatalf("gitstate %q: exit %d, stderr %q does not start with \"gitstate: \"", args, res.exit, res.stderr)
+		// With -o json the error is the API's JSON error body.
+		var eo errorOutput
+		dec := json.NewDecoder(strings.NewReader(res.stderr))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&eo); err != nil || eo.Error.Code == "" || dec.More() {
+			d.t.Fatalf("gitstate %q: exit %d, stderr %q is not one JSON error (%v)", args, res.exit, res.stderr, err)
 		}
-		code, msg, _ := strings.Cut(rest, ": ")
-		ge := &gitstate.Error{Code: code, Message: msg}
-		if m, keys, ok := strings.Cut(strings.TrimSuffix(msg, ")"), " (keys: "); ok {
-			ge.Message, ge.Keys = m, strings.Split(keys, ", ")
-		}
+		ge := &gitstate.Error{Code: eo.Error.Code, Message: eo.Error.Message, Keys: eo.Error.Keys}
 		return &cliError{exit: res.exit, err: ge}
 	}
 	if res.stderr != "" {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
 )
 
@@ -90,7 +90,7 @@ func (o *repoImportOptions) run(cmd *cobra.Command, args []string) error {
 		printImport(out, st)
 	}
 	if st.State == "failed" {
-		return errors.New("import failed: " + st.Error)
+		return &gitstate.Error{Kind: gitstate.KindInvalid, Code: "import_failed", Message: st.Error}
 	}
 	return nil
 }

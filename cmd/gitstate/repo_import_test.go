@@ -54,7 +54,7 @@ func TestRepoImportCommand(t *testing.T) {
 	root.SetArgs([]string{"repo", "import", "again", filepath.Join(t.TempDir(), "none"), "--server", "http://" + srv.Addr(), "--token", "tok"})
 	root.SetOut(&stdout)
 	root.SetErr(&stderr)
-	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "import failed") {
+	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "import_failed: ") {
 		t.Errorf("import of nothing: %v", err)
 	}
 }

@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -9,6 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/api/wire"
+	client "github.com/gitstate/gitstate/clients/go"
 	"github.com/gitstate/gitstate/server/auth"
 )
 
@@ -46,7 +53,94 @@ See "gitstate txn --help".`,
 	serve := newServeCmd(o)
 	serve.GroupID = groupAdmin
 	root.AddCommand(serve)
+	root.SetHelpCommand(newHelpCmd())
+	root.InitDefaultCompletionCmd()
+	setUsageErrors(root)
 	return root
+}
+
+// execute runs the command line args and returns the exit status. A
+// failure is reported on stderr: as "gitstate: <error>", or with -o json as
+// the API's JSON error body (see errorJSON).
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	code := exitCode(err)
+	asJSON := false
+	if f := root.PersistentFlags().Lookup("output"); f != nil && f.Value.String() == "json" {
+		asJSON = true
+	} else if code == exitUsage {
+		// The command line did not parse: -o json may lie past the
+		// flag that stopped it.
+		asJSON = jsonAsked(args)
+	}
+	if asJSON {
+		if b, jerr := json.Marshal(errorJSON(err, code)); jerr == nil {
+			stderr.Write(append(b, '\n'))
+			return code
+		}
+	}
+	fmt.Fprintln(stderr, "gitstate:", err)
+	return code
+}
+
+// jsonAsked reports whether args ask for -o json, up to a "--".
+func jsonAsked(args []string) bool {
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return false
+		case a == "-ojson" || a == "-o=json" || a == "--output=json":
+			return true
+		case (a == "-o" || a == "--output") && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
+}
+
+// errorOutput is a failed command's error with -o json: the API's error
+// body ({"error": {"code", "message", "keys", "missing", "details"}}),
+// with the CLI's hint when it has one. An error that is not the server's
+// has code "usage" (exit status 2) or "client_error" (the network, a local
+// file...).
+type errorOutput struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	wire.Error
+	Hint string `json:"hint,omitempty"`
+}
+
+// errorJSON returns the -o json form of err, which exits with code.
+func errorJSON(err error, code int) errorOutput {
+	var out errorOutput
+	var ee *exitErr
+	if errors.As(err, &ee) {
+		out.Error.Hint = ee.hint
+		err = ee.err
+	}
+	var ge *gitstate.Error
+	if errors.As(err, &ge) {
+		out.Error.Error = wire.Error{Code: ge.Code, Message: ge.Message, Keys: ge.Keys, Missing: client.MissingOf(ge)}
+		for _, d := range ge.Details {
+			out.Error.Details = append(out.Error.Details, wire.Detail{Key: d.Key, Path: d.Path, Message: d.Message})
+		}
+		return out
+	}
+	out.Error.Code = "client_error"
+	if code == exitUsage {
+		out.Error.Code = "usage"
+	}
+	out.Error.Message = err.Error()
+	return out
 }
 
 // clientToken returns the bearer token of a client command talking to

@@ -45,7 +45,7 @@ Plain HTTP is served only on loopback addresses: elsewhere give --tls-cert
 and --tls-key, or --insecure behind a TLS proxy.
 
 SIGTERM or SIGINT stops the server gracefully: writes in flight finish first.`,
-		Args: cobra.NoArgs,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context()) },
 	}
 	c := &o.cfg
