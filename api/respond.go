@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gitstate/gitstate"
@@ -171,6 +173,8 @@ func decodeJSON(r *http.Request, v any) error {
 	return nil
 }
 
+// jsonErrText describes a decoding error in the API's terms: JSON types
+// and the fields' JSON names, never the Go types behind them.
 func jsonErrText(err error) string {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
@@ -178,9 +182,59 @@ func jsonErrText(err error) string {
 	case errors.As(err, &se):
 		return fmt.Sprintf("syntax error at byte %d", se.Offset)
 	case errors.As(err, &te):
-		return fmt.Sprintf("field %q must be %s", te.Field, te.Type)
+		got := jsonValueName(te.Value)
+		if te.Field == "" {
+			return fmt.Sprintf("the body must be %s, not %s", jsonTypeName(te.Type), got)
+		}
+		return fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonTypeName(te.Type), got)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "the body ends before its JSON does"
 	}
-	return err.Error()
+	// encoding/json's other messages ("json: unknown field \"x\"") name
+	// JSON things already.
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// jsonTypeName names, with its article, the JSON type that decodes into t.
+func jsonTypeName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		if t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8 {
+			return "a string (base64)"
+		}
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	}
+	return "another JSON value"
+}
+
+// jsonValueName names, with its article, a JSON value as
+// json.UnmarshalTypeError.Value describes it ("number 1.5", "array").
+func jsonValueName(v string) string {
+	switch kind, lit, _ := strings.Cut(v, " "); {
+	case lit != "":
+		return "the " + kind + " " + lit
+	case kind == "array" || kind == "object":
+		return "an " + kind
+	case kind == "bool":
+		return "a boolean"
+	default:
+		return "a " + kind
+	}
 }
 
 // readBody reads a raw body of at most limit bytes.
