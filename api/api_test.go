@@ -472,6 +472,20 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// TestIfMatchMalformedMessage checks that an If-Match no value can match
+// names its tag quoted once, however the client quoted it.
+func TestIfMatchMalformedMessage(t *testing.T) {
+	ts := newTestServer(t)
+	ts.put(t, "a", "1")
+	for _, im := range []string{`"deadbeef"`, `deadbeef`, `W/"deadbeef"`} {
+		r := ts.send(t, request{method: "PUT", target: "/v1/repos/default/kv/a", body: "2", header: map[string]string{"If-Match": im}})
+		e := r.wantError(t, 412, "precondition_failed")
+		if !strings.HasPrefix(e.Message, `If-Match "deadbeef" matches no value`) {
+			t.Errorf("If-Match %s: message %q", im, e.Message)
+		}
+	}
+}
+
 // revCommit returns the commit id of a revision of the default repo.
 func revCommit(t *testing.T, ts *testServer, rev int64) string {
 	t.Helper()

@@ -74,8 +74,11 @@ func preconditionsOf(r *http.Request, key string) ([]storage.Precondition, error
 			out = append(out, storage.Precondition{Key: key, ETag: h})
 		} else {
 			// No value can have a malformed entity tag: the precondition
-			// cannot hold.
-			return nil, gitstate.Errorf(gitstate.KindPrecondition, "precondition_failed", "If-Match %q matches no value", im).WithKeys(key)
+			// cannot hold. The tag is quoted once, as the header quotes
+			// it, whether or not the client did.
+			tag := strings.Trim(strings.TrimPrefix(strings.TrimSpace(im), "W/"), `"`)
+			return nil, gitstate.Errorf(gitstate.KindPrecondition, "precondition_failed",
+				"If-Match %q matches no value: an entity tag is a value's etag, 40 hex digits", tag).WithKeys(key)
 		}
 	}
 	if inm := r.Header.Get("If-None-Match"); inm != "" {
