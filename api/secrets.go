@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
@@ -58,12 +60,36 @@ func secretKeyOf(r *http.Request) (key, path string, err error) {
 	}
 	path = secrets.PathOf(key)
 	if err := storage.ValidateKey(path); err != nil {
-		return "", "", err
+		return "", "", secretError(err, key, path)
 	}
 	if info := infoOf(r); info != nil {
 		info.keys = []string{path}
 	}
 	return key, path, nil
+}
+
+// secretError returns err as the secrets routes say it: naming the secret
+// key, as the caller does, where it names the file that holds the secret
+// (a secret "svc/pw" is the file "svc/pw.sops.json", which storage and the
+// policy speak of), in its message and its keys. Internal errors, whose
+// details are logged and not sent, are returned as they are.
+func secretError(err error, key, path string) error {
+	var ge *gitstate.Error
+	if !errors.As(err, &ge) || ge.Kind == gitstate.KindInternal {
+		return err
+	}
+	c := *ge
+	c.Message = strings.ReplaceAll(ge.Message, "key "+strconv.Quote(path), "secret "+strconv.Quote(key))
+	c.Message = strings.ReplaceAll(c.Message, path, key)
+	if slices.Contains(ge.Keys, path) {
+		c.Keys = slices.Clone(ge.Keys)
+		for i, k := range c.Keys {
+			if k == path {
+				c.Keys[i] = key
+			}
+		}
+	}
+	return &c
 }
 
 // secretTarget returns the target of a secrets request: scope
@@ -233,30 +259,31 @@ func guardFailed(err error, guarded map[string]storage.Hash) bool {
 func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
 	// Every attempt to read a secret is audited, refused ones included.
 	infoOf(r).secretRead = true
-	_, path, err := secretKeyOf(r)
+	key, path, err := secretKeyOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	fail := func(err error) { s.writeError(w, r, secretError(err, key, path)) }
 	t, err := s.secretTarget(r, false, path)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	rev, err := t.revParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	v, err := t.get(r.Context(), path, rev)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	infoOf(r).revision = v.Revision
 	plain, err := s.opts.Secrets.Decrypt(r.Context(), path, v.Data)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	out := *v
@@ -267,24 +294,25 @@ func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
-	_, path, err := secretKeyOf(r)
+	key, path, err := secretKeyOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	fail := func(err error) { s.writeError(w, r, secretError(err, key, path)) }
 	t, err := s.secretTarget(r, true, path)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	pre, err := preconditionsOf(r, path)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	body, err := readBody(r, s.opts.MaxValueSize)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	defer clear(body)
@@ -293,7 +321,7 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 	b.Preconditions = pre
 	res, err := s.writeSecrets(r.Context(), t, &b, []sealOp{{index: 0, plaintext: body}})
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	infoOf(r).revision = res.Revision
@@ -305,19 +333,20 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
-	_, path, err := secretKeyOf(r)
+	key, path, err := secretKeyOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
+	fail := func(err error) { s.writeError(w, r, secretError(err, key, path)) }
 	t, err := s.secretTarget(r, true, path)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	pre, err := preconditionsOf(r, path)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	b := s.batchFor(r, r.URL.Query().Get("message"))
@@ -325,7 +354,7 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
 	b.Preconditions = pre
 	res, err := t.write(r.Context(), &b)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	infoOf(r).revision = res.Revision

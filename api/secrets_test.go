@@ -316,6 +316,44 @@ func TestSecretsHTTP(t *testing.T) {
 	e.call("ops", "DELETE", repoPath+"/secrets/apps/web-extra", nil).wantError(t, 404, "key_not_found")
 }
 
+// TestSecretErrorsNameTheSecret checks that the secrets routes' errors
+// name the secret ("svc/pw"), as the caller does, and not the file that
+// holds it ("svc/pw.sops.json").
+func TestSecretErrorsNameTheSecret(t *testing.T) {
+	e := newSecEnv(t, secrets.Options{})
+	e.call("ops", "PUT", repoPath+"/kv/other", "x").ok(t, 200, nil) // revision 1
+	e.putSecret("ops", "svc/pw", newPlaintext(t, "pw"))             // revision 2
+	wrong := strings.Repeat("1", 40)
+	tests := []struct {
+		name, method, path, body string
+		header                   []string
+		status                   int
+		code, message            string
+	}{
+		{"get before it existed", "GET", "/secrets/svc/pw?rev=1", "", nil, 404, "key_not_found", `secret "svc/pw" does not exist`},
+		{"get absent", "GET", "/secrets/svc/none", "", nil, 404, "key_not_found", `secret "svc/none" does not exist`},
+		{"delete absent", "DELETE", "/secrets/svc/none", "", nil, 404, "key_not_found", `secret "svc/none" does not exist`},
+		{"put If-Match stale", "PUT", "/secrets/svc/pw", "v", []string{"If-Match", `"` + wrong + `"`}, 412, "precondition_failed", ""},
+		{"delete If-Match stale", "DELETE", "/secrets/svc/pw", "", []string{"If-Match", `"` + wrong + `"`}, 412, "precondition_failed", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body any
+			if tt.body != "" {
+				body = tt.body
+			}
+			r := e.call("ops", tt.method, repoPath+tt.path, body, tt.header...)
+			er := r.wantError(t, tt.status, tt.code)
+			if strings.Contains(er.Message, secrets.Suffix) || slices.ContainsFunc(er.Keys, func(k string) bool { return strings.HasSuffix(k, secrets.Suffix) }) {
+				t.Errorf("the error names a secret's file: %s", r.body)
+			}
+			if tt.message != "" && er.Message != tt.message {
+				t.Errorf("message %q, want %q", er.Message, tt.message)
+			}
+		})
+	}
+}
+
 func TestSecretsScopesAndAudit(t *testing.T) {
 	e := newSecEnv(t, secrets.Options{})
 	v := newPlaintext(t, "scoped")
