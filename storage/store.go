@@ -78,7 +78,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.opts.FS.syncHist = s.mx.syncDuration
 	s.opts.FS.flushHist = s.mx.flushDuration
 	s.opts.FS.mergeHist = s.mx.mergeDuration
-	if err := os.MkdirAll(filepath.Join(dir, "repos"), 0o755); err != nil {
+	if err := s.privateDir(filepath.Join(dir, "repos")); err != nil {
 		return nil, err
 	}
 	lock, err := lockDir(dir)
@@ -95,6 +95,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			s.lock = nil
 		}
 	}()
+	if err := s.privateDir(filepath.Join(dir, "index")); err != nil {
+		return nil, err
+	}
 	ix, err := OpenIndex(filepath.Join(dir, "index"), opts.IndexCacheBytes, opts.Logger)
 	if err != nil && errors.Is(err, unix.EWOULDBLOCK) {
 		// Something else holds the index's own lock: it is in use, not
@@ -146,6 +149,27 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	opened = true
 	return s, nil
+}
+
+// privateDir makes dir (and its parents) mode 0700, or makes an existing
+// one that group or other users may enter 0700, with a warning: the repos
+// and the index hold every value in plain. Git reads them as the same
+// user (git fsck), and a clone goes through the server, not the files.
+func (s *Store) privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("make %s private: %w", dir, err)
+		}
+		s.log.Warn("a directory of the store was open to other users; made it private (0700)", "dir", dir, "was", fmt.Sprintf("%04o", perm))
+	}
+	return nil
 }
 
 func (s *Store) repoDir(name string) string {
