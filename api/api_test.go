@@ -340,6 +340,12 @@ func TestBadInput(t *testing.T) {
 		{"batch put without value", batch(`{"ops":[{"op":"put","key":"k"}]}`), 400, "invalid_request", nil, ""},
 		{"batch put with both values", batch(`{"ops":[{"op":"put","key":"k","value":"v","value_base64":"dg=="}]}`), 400, "invalid_request", nil, ""},
 		{"batch bad base64", batch(`{"ops":[{"op":"put","key":"k","value_base64":"not base64!"}]}`), 400, "invalid_request", nil, ""},
+		{"batch key twice", batch(`{"ops":[{"op":"put","key":"k","value":"1"},{"op":"put","key":"k","value":"2"}]}`), 400, "duplicate_key", []string{"k"}, ""},
+		{"batch put then delete", batch(`{"ops":[{"op":"put","key":"a","value":"3"},{"op":"delete","key":"a"}]}`), 400, "duplicate_key", []string{"a"}, ""},
+		{"batch move onto a put key", batch(`{"ops":[{"op":"put","key":"b","value":"1"},{"op":"move","from":"a","to":"b"}]}`), 400, "duplicate_key", []string{"b"}, ""},
+		{"batch move from a put key", batch(`{"ops":[{"op":"put","key":"a","value":"3"},{"op":"move","from":"a","to":"c"}]}`), 400, "duplicate_key", []string{"a"}, ""},
+		{"batch two moves from a key", batch(`{"ops":[{"op":"move","from":"a","to":"c"},{"op":"move","from":"a","to":"d"}]}`), 400, "duplicate_key", []string{"a"}, ""},
+		{"batch secret and its file", batch(`{"ops":[{"op":"put_secret","key":"s","value":"1"},{"op":"put","key":"s.sops.json","value":"{}"}]}`), 400, "duplicate_key", []string{"s.sops.json"}, ""},
 		{"batch precondition neither", batch(`{` + okOps + `,"preconditions":[{"key":"a"}]}`), 400, "invalid_request", nil, ""},
 		{"batch precondition both", batch(`{` + okOps + `,"preconditions":[{"key":"a","absent":true,"etag":"` + wrongETag + `"}]}`), 400, "invalid_request", nil, ""},
 		{"batch precondition bad etag", batch(`{` + okOps + `,"preconditions":[{"key":"a","etag":"xyz"}]}`), 400, "invalid_request", nil, ""},
@@ -469,6 +475,26 @@ func TestBadInput(t *testing.T) {
 	}
 	if got := ts.get(t, "a"); got != "2" {
 		t.Errorf("a = %q after the bad requests, want 2", got)
+	}
+}
+
+// TestBatchDuplicateKeyInTxn checks that a transaction's batch, validated
+// as main's, refuses two ops on one key and leaves the branch as it was.
+func TestBatchDuplicateKeyInTxn(t *testing.T) {
+	e := newTxnEnv(t)
+	var tx wire.Txn
+	e.must("alice", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+	e.must("alice", "PUT", repoPath+"/txns/"+tx.ID+"/kv/k", "1", nil, 200)
+	var before wire.Txn
+	e.must("alice", "GET", repoPath+"/txns/"+tx.ID, nil, &before, 200)
+	dup := wire.CommitRequest{Ops: []wire.Op{{Op: "put", Key: "k", Value: ptr("2")}, {Op: "put", Key: "k", Value: ptr("3")}}}
+	if status, code := e.do("alice", "POST", repoPath+"/txns/"+tx.ID+"/commits", dup, nil); status != 400 || code != "duplicate_key" {
+		t.Fatalf("duplicate key in a transaction's batch: %d %q, want 400 duplicate_key", status, code)
+	}
+	var after wire.Txn
+	e.must("alice", "GET", repoPath+"/txns/"+tx.ID, nil, &after, 200)
+	if after.HeadCommit != before.HeadCommit {
+		t.Errorf("the branch moved from %s to %s", before.HeadCommit, after.HeadCommit)
 	}
 }
 

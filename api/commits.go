@@ -34,7 +34,7 @@ func opValue(op wire.Op, i int) ([]byte, error) {
 // becomes a put of the secret's file (<key>.sops.json) whose value is left
 // empty until writeSecrets encrypts it, so that no plaintext can reach a
 // tree by mistake. The secrets are returned even with an error, for the
-// caller to clear.
+// caller to clear. A batch changes each key once (duplicateKey).
 func (s *Server) storageOps(ops []wire.Op) ([]storage.Op, []string, []sealOp, error) {
 	if len(ops) == 0 {
 		return nil, nil, nil, badRequest("ops must not be empty")
@@ -99,7 +99,34 @@ func (s *Server) storageOps(ops []wire.Op) ([]storage.Op, []string, []sealOp, er
 			return nil, nil, seal, gitstate.Errorf(gitstate.KindInvalid, "unknown_op", "ops[%d]: unknown op %q", i, op.Op)
 		}
 	}
+	if err := duplicateKey(out); err != nil {
+		return nil, nil, seal, err
+	}
 	return out, keys, seal, nil
+}
+
+// duplicateKey fails with 400 duplicate_key, naming the key, when two of a
+// batch's ops (one per wire op, in order) touch the same key, a move
+// touching its from and its to. Applying both would let the last one win
+// silently; etcd likewise refuses a key twice in one transaction.
+func duplicateKey(ops []storage.Op) error {
+	if len(ops) < 2 {
+		return nil
+	}
+	opOf := make(map[string]int, len(ops)+1)
+	for i, op := range ops {
+		for _, k := range []string{op.From, op.Key} {
+			if k == "" {
+				continue
+			}
+			if j, ok := opOf[k]; ok && j != i {
+				return gitstate.Errorf(gitstate.KindInvalid, "duplicate_key",
+					"ops[%d] and ops[%d] both change %q: a batch changes each key once", j, i, k).WithKeys(k)
+			}
+			opOf[k] = i
+		}
+	}
+	return nil
 }
 
 func storagePreconditions(ps []wire.Precondition) ([]storage.Precondition, []string, error) {
