@@ -59,6 +59,10 @@ func (s *Server) gitRepo(r *http.Request, scopes ...Scope) (*storage.Repo, gitBa
 			break
 		}
 	}
+	if p := PrincipalOf(r); err != nil && p != nil && len(scopes) > 1 && !slices.ContainsFunc(scopes, p.HasScope) {
+		// Say what would do, not only the last scope tried.
+		return nil, nil, forbidden("scope:"+string(scopes[0]), "token lacks the scope a push needs: %s", pushScopes(scopes))
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -74,6 +78,24 @@ func (s *Server) gitRepo(r *http.Request, scopes ...Scope) (*storage.Repo, gitBa
 		return nil, nil, gitstate.Errorf(gitstate.KindUnavailable, "git_unavailable", "repo %s is not kept in a local Git repository", name)
 	}
 	return repo, gb, nil
+}
+
+// pushScopes says what each of scopes lets a push do.
+func pushScopes(scopes []Scope) string {
+	var b strings.Builder
+	for i, sc := range scopes {
+		if i > 0 {
+			b.WriteString(", or ")
+		}
+		fmt.Fprintf(&b, "%q", sc)
+		switch sc {
+		case ScopeWrite:
+			b.WriteString(" to push to main")
+		case ScopeTxn:
+			b.WriteString(" to push to a transaction's branch (txn/<id>)")
+		}
+	}
+	return b.String()
 }
 
 // gitInfoRefs serves GET /git/{repo}.git/info/refs?service=...: the ref

@@ -357,9 +357,10 @@ func TestGitPush(t *testing.T) {
 	if h := repo.Head(); h.Revision != 5 {
 		t.Errorf("head at %d", h.Revision)
 	}
-	// A scope without write cannot push.
+	// A token with neither write nor txn cannot push, and is told which
+	// scope would do.
 	out, err := gs.git(dir, "push", gs.remote("default", "reader-token"), "main")
-	if err == nil || !strings.Contains(out, "scope") {
+	if err == nil || !strings.Contains(out, `"write" to push to main`) || !strings.Contains(out, `"txn" to push to a transaction's branch`) {
 		t.Errorf("reader push: %v\n%s", err, out)
 	}
 }
