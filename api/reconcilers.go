@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/gitstate/gitstate"
@@ -38,6 +39,17 @@ func wireReconcilers(sts []watch.ReconcilerStatus) []wire.Reconciler {
 	return out
 }
 
+// reconcilerName returns the path's reconciler name, unescaped: a sub-name
+// ("flux/prod") comes as flux%2Fprod. A name that is not valid is a 400,
+// before the caller's right to it is checked.
+func reconcilerName(r *http.Request) (string, error) {
+	name, err := url.PathUnescape(pathVar(r, "name"))
+	if err != nil || !watch.ValidReconcilerName(name) {
+		return "", badRequest("reconciler name must be 1 to 128 bytes of \"/\"-separated segments of [A-Za-z0-9._-], each starting with a letter or digit (a \"/\" is sent as %%2F)")
+	}
+	return name, nil
+}
+
 func (s *Server) reportReconciler(w http.ResponseWriter, r *http.Request) {
 	var req wire.ReconcilerStatusRequest
 	if err := decodeJSON(r, &req); err != nil {
@@ -46,6 +58,15 @@ func (s *Server) reportReconciler(w http.ResponseWriter, r *http.Request) {
 	}
 	repo, err := s.convergenceOf(r, ScopeWrite)
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	name, err := reconcilerName(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := reportAs(PrincipalOf(r), name); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -58,7 +79,7 @@ func (s *Server) reportReconciler(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	st, err := s.opts.Convergence.Report(repo.Name(), pathVar(r, "name"), watch.Report{
+	st, err := s.opts.Convergence.Report(repo.Name(), name, watch.Report{
 		Revision: rev, State: watch.State(req.State), Message: req.Message, Interval: time.Duration(req.Interval)})
 	if err != nil {
 		s.writeError(w, r, err)
@@ -88,7 +109,12 @@ func (s *Server) deleteReconciler(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.opts.Convergence.Delete(repo.Name(), pathVar(r, "name")); err != nil {
+	name, err := reconcilerName(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.opts.Convergence.Delete(repo.Name(), name); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -38,7 +38,7 @@ func wireTxn(t *txn.Txn) wire.Txn {
 		w.Approvals = append(w.Approvals, wire.Approval{Approver: a.Approver, Comment: a.Comment, Commit: a.Commit, Time: a.Time})
 	}
 	for _, rp := range t.Reports {
-		w.Reports = append(w.Reports, wire.Report{Reporter: rp.Reporter, Status: rp.Status, Summary: rp.Summary, Details: rp.Details, Commit: rp.Commit, Time: rp.Time})
+		w.Reports = append(w.Reports, wire.Report{Reporter: rp.Reporter, By: rp.By, Status: rp.Status, Summary: rp.Summary, Details: rp.Details, Commit: rp.Commit, Time: rp.Time})
 	}
 	return w
 }
@@ -69,6 +69,15 @@ func (s *Server) beginTxn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	var ttl time.Duration // absent: the default
+	if req.TTL != nil {
+		// Given, it is checked as given: "0s" is not the default.
+		ttl = time.Duration(*req.TTL)
+		if err := m.CheckTTL(ttl); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	base := int64(-1)
 	if req.Base != "" {
 		rp, _ := s.store.Repo(repo)
@@ -79,7 +88,7 @@ func (s *Server) beginTxn(w http.ResponseWriter, r *http.Request) {
 	}
 	a := actorOf(r)
 	a.Email = s.author(r).Email
-	t, err := m.Begin(r.Context(), repo, a, req.Message, time.Duration(req.TTL), base)
+	t, err := m.Begin(r.Context(), repo, a, req.Message, ttl, base)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -243,7 +252,12 @@ func (s *Server) reportTxn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if _, err := m.AddReport(r.Context(), repo, id, txn.Report{Reporter: req.Reporter, Status: req.Status,
+	reporter, err := reportAs(PrincipalOf(r), req.Reporter)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := m.AddReport(r.Context(), repo, id, txn.Report{Reporter: reporter, By: PrincipalOf(r).Name, Status: req.Status,
 		Summary: req.Summary, Details: req.Details, Commit: req.Commit}); err != nil {
 		s.writeError(w, r, err)
 		return

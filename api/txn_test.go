@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -188,8 +189,8 @@ func TestTxnHTTPLifecycle(t *testing.T) {
 	if view.Approvals[0].Valid {
 		t.Error("a later write did not void the approval")
 	}
-	e.must("ci", "POST", tp+"/reports", map[string]any{"reporter": "plan", "status": "ok", "summary": "1 change", "details": map[string]int{"changes": 1}}, &view, 201)
-	if len(view.Reports) != 1 || !view.Reports[0].Current {
+	e.must("ci", "POST", tp+"/reports", map[string]any{"reporter": "ci/plan", "status": "ok", "summary": "1 change", "details": map[string]int{"changes": 1}}, &view, 201)
+	if len(view.Reports) != 1 || !view.Reports[0].Current || view.Reports[0].Reporter != "ci/plan" || view.Reports[0].By != "ci" {
 		t.Errorf("report: %+v", view.Reports)
 	}
 	var res wire.CommitResult
@@ -279,4 +280,243 @@ func TestRevisionZeroIsEmpty(t *testing.T) {
 	if list.Revision != 1 || len(list.Items) != 1 {
 		t.Errorf("list at rev 1: %+v", list)
 	}
+}
+
+// A report names its reporter, and a token may report only under its own
+// name or a sub-name of it: the author of a transaction cannot forge the
+// "ok" of a reporter the policy requires, nor a token the convergence of
+// another reconciler. A refused report changes nothing.
+func TestReportsAreTheCallers(t *testing.T) {
+	e := newTxnEnv(t)
+	policy := "protected:\n  - prefix: prod/\n    approvals: 1\n    reports: [plan-bot]\n"
+	var tx wire.Txn
+	e.must("root", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+	e.must("root", "PUT", repoPath+"/txns/"+tx.ID+"/kv/.gitstate/policy.yaml", policy, nil, 200)
+	e.must("root", "POST", repoPath+"/txns/"+tx.ID+"/commit", nil, nil, 200)
+
+	e.must("alice", "POST", repoPath+"/txns", map[string]any{"message": "db"}, &tx, 201)
+	tp := repoPath + "/txns/" + tx.ID
+	e.must("alice", "PUT", tp+"/kv/prod/db", "x", nil, 200)
+	e.must("bob", "POST", tp+"/approvals", map[string]string{}, nil, 201)
+	e.must("plan-bot", "POST", tp+"/reports", map[string]any{"reporter": "plan-bot", "status": "failed", "summary": "drops a table"}, nil, 201)
+
+	// The repro: alice, with her own token, posts plan-bot's "ok".
+	body := strings.NewReader(`{"reporter":"plan-bot","status":"ok","summary":"fine"}`)
+	req, _ := http.NewRequest("POST", e.srv.URL+tp+"/reports", body)
+	req.Header.Set("Authorization", "Bearer alice")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var er wire.ErrorResponse
+	json.NewDecoder(resp.Body).Decode(&er)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || er.Error.Code != "reporter_not_caller" || !strings.Contains(er.Error.Message, "alice") || !strings.Contains(er.Error.Message, `"plan-bot"`) {
+		t.Fatalf("alice reporting as plan-bot: %d %+v, want 403 reporter_not_caller naming both", resp.StatusCode, er.Error)
+	}
+	var view wire.Txn
+	e.must("bob", "GET", tp, nil, &view, 200)
+	if len(view.Reports) != 1 || view.Reports[0].Status != "failed" || view.Reports[0].By != "plan-bot" || view.Requirements.Met {
+		t.Fatalf("after the forged report: %+v %+v", view.Reports, view.Requirements)
+	}
+	if status, code := e.do("alice", "POST", tp+"/commit", nil, nil); status != 403 || code != "reports_required" {
+		t.Fatalf("commit with plan-bot's report failed: %d %s", status, code)
+	}
+
+	for name, c := range map[string]struct {
+		user, reporter string
+		status         int
+		code, want     string // want: the reporter recorded
+	}{
+		"own name":              {"plan-bot", "plan-bot", 201, "", "plan-bot"},
+		"omitted: the caller's": {"carol", "", 201, "", "carol"},
+		"a sub-name":            {"carol", "carol/eu", 201, "", "carol/eu"},
+		"a longer name":         {"plan", "plan-bot", 403, "reporter_not_caller", ""},
+		"an empty sub-name":     {"carol", "carol/", 403, "reporter_not_caller", ""},
+		"another's sub-name":    {"alice", "plan-bot/eu", 403, "reporter_not_caller", ""},
+		"administrator":         {"root", "dave", 201, "", "dave"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var before, after wire.Txn
+			e.must("bob", "GET", tp, nil, &before, 200)
+			rq := map[string]any{"status": "pending"}
+			if c.reporter != "" {
+				rq["reporter"] = c.reporter
+			}
+			if status, code := e.do(c.user, "POST", tp+"/reports", rq, &after); status != c.status || code != c.code {
+				t.Fatalf("%s reporting as %q: %d %s, want %d %s", c.user, c.reporter, status, code, c.status, c.code)
+			}
+			if c.status != 201 {
+				e.must("bob", "GET", tp, nil, &after, 200)
+				if len(after.Reports) != len(before.Reports) {
+					t.Errorf("a refused report changed the reports: %+v", after.Reports)
+				}
+				return
+			}
+			found := false
+			for _, r := range after.Reports {
+				found = found || r.Reporter == c.want && r.By == c.user && r.Status == "pending"
+			}
+			if !found {
+				t.Errorf("report of %s as %q not recorded as %q by %s: %+v", c.user, c.reporter, c.want, c.user, after.Reports)
+			}
+		})
+	}
+
+	e.must("plan-bot", "POST", tp+"/reports", map[string]any{"status": "ok"}, &view, 201)
+	if !view.Requirements.Met {
+		t.Fatalf("plan-bot's own ok: %+v", view.Requirements)
+	}
+	e.must("alice", "POST", tp+"/commit", nil, nil, 200)
+}
+
+// A reconciler's status is reported by the token of its name, or of the
+// name it is a sub-name of ("flux/prod"), or by an administrator: a
+// rollout's convergence cannot be faked by another token.
+func TestReconcilerStatusIsTheCallers(t *testing.T) {
+	e := newTxnEnv(t)
+	e.must("alice", "PUT", repoPath+"/kv/a", "1", nil, 200)
+	status := func(name string) string { return repoPath + "/reconcilers/" + url.PathEscape(name) + "/status" }
+	applied := map[string]any{"revision": 1, "state": "applied"}
+	for _, c := range []struct {
+		user, name string
+		status     int
+		code       string
+	}{
+		{"flux", "flux", 200, ""},
+		{"flux", "flux/prod", 200, ""},
+		{"flux", "flux/eu/1", 200, ""},
+		{"root", "argo", 200, ""},
+		{"alice", "flux", 403, "reporter_not_caller"},
+		{"alice", "flux/prod", 403, "reporter_not_caller"},
+		{"flux", "fluxcd", 403, "reporter_not_caller"},
+		{"flu", "flux", 403, "reporter_not_caller"},
+		{"alice", "alice//x", 400, "invalid_request"},
+	} {
+		if status, code := e.do(c.user, "POST", status(c.name), applied, nil); status != c.status || code != c.code {
+			t.Errorf("%s reporting for %q: %d %s, want %d %s", c.user, c.name, status, code, c.status, c.code)
+		}
+	}
+	var list wire.ReconcilerList
+	e.must("bob", "GET", repoPath+"/reconcilers", nil, &list, 200)
+	var names []string
+	for _, r := range list.Reconcilers {
+		names = append(names, r.Name)
+	}
+	if got := strings.Join(names, " "); got != "argo flux flux/eu/1 flux/prod" {
+		t.Errorf("reconcilers = %s, want argo flux flux/eu/1 flux/prod (and no refused report)", got)
+	}
+	e.must("root", "DELETE", repoPath+"/reconcilers/"+url.PathEscape("flux/prod"), nil, nil, 204)
+}
+
+// A ttl given is checked as given: "0s" is refused as any ttl under 1s,
+// not taken for the default, which only an absent ttl means.
+func TestTxnTTL(t *testing.T) {
+	e := newTxnEnv(t)
+	for _, ttl := range []any{"0s", 0, "-1h", "500ms", "721h"} {
+		if status, code := e.do("alice", "POST", repoPath+"/txns", map[string]any{"message": "x", "ttl": ttl}, nil); status != 400 || code != "invalid_request" {
+			t.Errorf("ttl %v: %d %s, want 400 invalid_request", ttl, status, code)
+		}
+	}
+	var list wire.TxnList
+	e.must("bob", "GET", repoPath+"/txns", nil, &list, 200)
+	if len(list.Txns) != 0 {
+		t.Errorf("refused begins opened %d transaction(s)", len(list.Txns))
+	}
+	var tx wire.Txn
+	e.must("alice", "POST", repoPath+"/txns", map[string]any{"message": "x"}, &tx, 201)
+	if d := tx.ExpiresAt.Sub(tx.CreatedAt); d != 24*time.Hour {
+		t.Errorf("absent ttl: lives %s, want 24h", d)
+	}
+	e.must("alice", "POST", repoPath+"/txns", map[string]any{"message": "x", "ttl": "1s"}, &tx, 201)
+	if d := tx.ExpiresAt.Sub(tx.CreatedAt); d != time.Second {
+		t.Errorf("ttl 1s: lives %s", d)
+	}
+}
+
+// A key and a directory cannot share a path: when main makes a path a
+// directory where a transaction writes a value, or a value where it
+// writes keys under it, the transaction's view lists the conflict, and
+// commit and rebase fail with it, saying what main did. Where the
+// transaction itself removes what is in the way, there is none.
+func TestTxnKeyDirectoryConflicts(t *testing.T) {
+	e := newTxnEnv(t)
+	e.must("alice", "PUT", repoPath+"/kv/base", "0", nil, 200)
+	e.must("alice", "PUT", repoPath+"/kv/gg/old", "0", nil, 200)
+	e.must("alice", "PUT", repoPath+"/kv/hh", "0", nil, 200)
+	begin := func(puts map[string]string, dels ...string) string {
+		t.Helper()
+		var tx wire.Txn
+		e.must("alice", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+		for _, k := range dels {
+			e.must("alice", "DELETE", repoPath+"/txns/"+tx.ID+"/kv/"+k, nil, nil, 200)
+		}
+		for k, v := range puts {
+			e.must("alice", "PUT", repoPath+"/txns/"+tx.ID+"/kv/"+k, v, nil, 200)
+		}
+		return tx.ID
+	}
+	// A: the transaction writes dd, then main writes dd/x.
+	a := begin(map[string]string{"dd": "1"})
+	// B: the transaction writes ee/x, then main writes ee.
+	b := begin(map[string]string{"ee/x": "1"})
+	// C: the transaction replaces directory gg with a value, and D puts
+	// keys under hh where it deletes the value: main changed neither.
+	c := begin(map[string]string{"gg": "1"}, "gg/old")
+	d := begin(map[string]string{"hh/x": "1"}, "hh")
+	e.must("bob", "PUT", repoPath+"/kv/dd/x", "2", nil, 200)
+	e.must("bob", "PUT", repoPath+"/kv/ee", "2", nil, 200)
+
+	for _, tc := range []struct {
+		name, id, key, says string
+	}{
+		{"value where main made a directory", a, "dd", `main made "dd" a directory`},
+		{"keys under a value main made", b, "ee/x", `main made "ee" a key with a value`},
+		{"a directory replaced by a value", c, "", ""},
+		{"a value replaced by a directory", d, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := repoPath + "/txns/" + tc.id
+			var view wire.Txn
+			if status, code := e.do("bob", "GET", tp, nil, &view); status != 200 {
+				t.Fatalf("GET: %d %s", status, code)
+			}
+			if got := strings.Join(view.Conflicts, ","); got != tc.key {
+				t.Fatalf("conflicts = %q, want %q", got, tc.key)
+			}
+			if tc.key == "" {
+				if status, code := e.do("alice", "POST", tp+"/commit", nil, nil); status != 200 {
+					t.Fatalf("commit: %d %s", status, code)
+				}
+				return
+			}
+			rp, _ := e.st.Repo(storage.DefaultRepo)
+			head := rp.Head()
+			for _, verb := range []string{"rebase", "commit"} {
+				req, _ := http.NewRequest("POST", e.srv.URL+tp+"/"+verb, nil)
+				req.Header.Set("Authorization", "Bearer alice")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var er wire.ErrorResponse
+				json.NewDecoder(resp.Body).Decode(&er)
+				resp.Body.Close()
+				if resp.StatusCode != 409 || er.Error.Code != "merge_conflict" || strings.Join(er.Error.Keys, ",") != tc.key ||
+					!strings.Contains(er.Error.Message, tc.says) || strings.Contains(er.Error.Message, "both sides") {
+					t.Errorf("%s: %d %+v, want 409 merge_conflict on %s saying %s", verb, resp.StatusCode, er.Error, tc.key, tc.says)
+				}
+			}
+			if rp.Head() != head {
+				t.Error("a refused commit moved main")
+			}
+			e.do("bob", "GET", tp, nil, &view)
+			if view.Status != "open" || strings.Join(view.Conflicts, ",") != tc.key {
+				t.Errorf("after the refusals: %s, conflicts %v", view.Status, view.Conflicts)
+			}
+		})
+	}
+	var got string
+	e.must("bob", "GET", repoPath+"/kv/gg", nil, &got, 200)
+	e.must("bob", "GET", repoPath+"/kv/hh/x", nil, &got, 200)
 }

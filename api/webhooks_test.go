@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -162,20 +163,20 @@ func TestReconcilersHTTP(t *testing.T) {
 		e.must("alice", "PUT", repoPath+"/kv/"+k, "1", &wr, 200)
 		commits = append(commits, wr.Commit)
 	}
-	status := func(name string) string { return repoPath + "/reconcilers/" + name + "/status" }
+	status := func(name string) string { return repoPath + "/reconcilers/" + url.PathEscape(name) + "/status" }
 	var rc wire.Reconciler
-	e.must("ci", "POST", status("eu-west"), map[string]any{"revision": 3, "state": "applied", "interval": "30s", "message": "ok"}, &rc, 200)
+	e.must("eu-west", "POST", status("eu-west"), map[string]any{"revision": 3, "state": "applied", "interval": "30s", "message": "ok"}, &rc, 200)
 	if rc.Name != "eu-west" || rc.AppliedRevision != 3 || rc.State != "applied" || rc.LagRevisions != 0 || rc.LagSeconds != 0 || rc.Stale || rc.Interval != wire.Duration(30*time.Second) {
 		t.Errorf("report: %+v", rc)
 	}
 	// A revision may be given as a commit id.
-	e.must("ci", "POST", status("us-east"), map[string]any{"revision": commits[0], "state": "applied"}, &rc, 200)
+	e.must("us-east", "POST", status("us-east"), map[string]any{"revision": commits[0], "state": "applied"}, &rc, 200)
 	if rc.AppliedRevision != 1 || rc.LagRevisions != 2 || rc.LagSeconds < 0 {
 		t.Errorf("report by commit id: %+v", rc)
 	}
-	e.must("ci", "POST", status("us-east"), map[string]any{"revision": 2, "state": "failed", "message": "boom"}, &rc, 200)
+	e.must("us-east", "POST", status("us-east"), map[string]any{"revision": 2, "state": "failed", "message": "boom"}, &rc, 200)
 	// An older applied report moves nothing back.
-	e.must("ci", "POST", status("eu-west"), map[string]any{"revision": 1, "state": "applied"}, &rc, 200)
+	e.must("eu-west", "POST", status("eu-west"), map[string]any{"revision": 1, "state": "applied"}, &rc, 200)
 	if rc.AppliedRevision != 3 || rc.Revision != 3 || rc.Message != "ok" {
 		t.Errorf("superseded report: %+v", rc)
 	}
@@ -206,15 +207,15 @@ func TestReconcilersHTTP(t *testing.T) {
 		status int
 		code   string
 	}{
-		"unknown state":    {status("x"), map[string]any{"revision": 1, "state": "done"}, 400, "invalid_request"},
-		"no revision":      {status("x"), map[string]any{"state": "applied"}, 400, "invalid_request"},
-		"negative":         {status("x"), map[string]any{"revision": -1, "state": "applied"}, 400, "invalid_revision"},
-		"after the head":   {status("x"), map[string]any{"revision": 4, "state": "applied"}, 404, "revision_not_found"},
-		"unknown commit":   {status("x"), map[string]any{"revision": "abcdef1234", "state": "applied"}, 404, "revision_not_found"},
-		"bad interval":     {status("x"), map[string]any{"revision": 1, "state": "applied", "interval": "soon"}, 400, "invalid_request"},
+		"unknown state":    {status("ci"), map[string]any{"revision": 1, "state": "done"}, 400, "invalid_request"},
+		"no revision":      {status("ci"), map[string]any{"state": "applied"}, 400, "invalid_request"},
+		"negative":         {status("ci"), map[string]any{"revision": -1, "state": "applied"}, 400, "invalid_revision"},
+		"after the head":   {status("ci"), map[string]any{"revision": 4, "state": "applied"}, 404, "revision_not_found"},
+		"unknown commit":   {status("ci"), map[string]any{"revision": "abcdef1234", "state": "applied"}, 404, "revision_not_found"},
+		"bad interval":     {status("ci"), map[string]any{"revision": 1, "state": "applied", "interval": "soon"}, 400, "invalid_request"},
 		"bad name":         {status("-x"), map[string]any{"revision": 1, "state": "applied"}, 400, "invalid_request"},
-		"unknown field":    {status("x"), map[string]any{"revision": 1, "state": "applied", "lag": 1}, 400, "invalid_request"},
-		"unknown repo":     {"/v1/repos/nope/reconcilers/x/status", map[string]any{"revision": 1, "state": "applied"}, 404, "repo_not_found"},
+		"unknown field":    {status("ci"), map[string]any{"revision": 1, "state": "applied", "lag": 1}, 400, "invalid_request"},
+		"unknown repo":     {"/v1/repos/nope/reconcilers/ci/status", map[string]any{"revision": 1, "state": "applied"}, 404, "repo_not_found"},
 		"rollout future":   {repoPath + "/commits/4/rollout", nil, 404, "revision_not_found"},
 		"rollout negative": {repoPath + "/commits/-1/rollout", nil, 400, "invalid_revision"},
 	} {

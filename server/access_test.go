@@ -122,15 +122,16 @@ func accessMatrix() map[string]matrixCase {
 		"DELETE /v1/repos/{repo}/txns/{id}/secrets/{key}": {want: adminOnly, path: "/v1/repos/default/txns/{arg}/secrets/cfg/shared", setup: txnWithSecret},
 
 		// Webhooks are the administrator's; reconcilers report with scope
-		// write (a prefix-limited token too: a report names no key) and are
-		// forgotten by the administrator.
+		// write (a prefix-limited token too: a report names no key), each
+		// token for itself or a sub-name ({arg}/r), and are forgotten by
+		// the administrator.
 		"POST /v1/repos/{repo}/webhooks":                  {want: want{created, forbidden, forbidden, forbidden, forbidden}, path: "/v1/repos/default/webhooks", body: matrixWebhook},
 		"GET /v1/repos/{repo}/webhooks":                   {want: adminOnly, path: "/v1/repos/default/webhooks"},
 		"GET /v1/repos/{repo}/webhooks/{id}":              {want: adminOnly, path: "/v1/repos/default/webhooks/{arg}", setup: createWebhook},
 		"DELETE /v1/repos/{repo}/webhooks/{id}":           {want: adminOnly, path: "/v1/repos/default/webhooks/{arg}", setup: createWebhook},
 		"GET /v1/repos/{repo}/webhooks/{id}/deliveries":   {want: adminOnly, path: "/v1/repos/default/webhooks/{arg}/deliveries", setup: createWebhook},
 		"GET /v1/repos/{repo}/reconcilers":                {want: readRepo, path: "/v1/repos/default/reconcilers"},
-		"POST /v1/repos/{repo}/reconcilers/{name}/status": {want: want{ok, forbidden, ok, forbidden, ok}, path: "/v1/repos/default/reconcilers/r-{arg}/status", body: `{"revision":1,"state":"applied"}`, setup: func(t *testing.T, ts *testServer, tok string) string { return tok }},
+		"POST /v1/repos/{repo}/reconcilers/{name}/status": {want: want{ok, forbidden, ok, forbidden, ok}, path: "/v1/repos/default/reconcilers/{arg}%2Fr/status", body: `{"revision":1,"state":"applied"}`, setup: func(t *testing.T, ts *testServer, tok string) string { return tok }},
 		"DELETE /v1/repos/{repo}/reconcilers/{name}":      {want: want{http.StatusNoContent, forbidden, forbidden, forbidden, forbidden}, path: "/v1/repos/default/reconcilers/{arg}", setup: reportReconciler},
 		"GET /v1/repos/{repo}/commits/{rev}/rollout":      {want: readRepo, path: "/v1/repos/default/commits/1/rollout"},
 

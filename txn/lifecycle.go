@@ -22,8 +22,10 @@ type View struct {
 	MainRevision int64 `json:"main_revision"`
 	// Keys lists the keys the transaction changes.
 	Keys []string `json:"keys"`
-	// Conflicts lists the keys it changes that main changed too, to other
-	// values, since its base.
+	// Conflicts lists the keys it changes that committing would find in
+	// conflict with main: main changed them too, to other values, since
+	// its base, or made one a directory, or put a value above one, where
+	// the transaction writes a value.
 	Conflicts      []string       `json:"conflicts"`
 	ApprovalStates []ApprovalView `json:"approval_states"`
 	ReportStates   []ReportView   `json:"report_states"`
@@ -137,25 +139,86 @@ func requirements(p *Policy, t *Txn, keys []string, head string) Requirements {
 }
 
 // conflicts returns the keys of changes (the transaction's, against its
-// base) whose value on main differs both from the base and from the
-// transaction's.
+// base) that committing would find in conflict on main, as the merge
+// (storage's applyMerge) does: a key whose value on main (none for a
+// directory) differs both from the base's and from the transaction's, and
+// a key the transaction sets where main now has a directory, or a value
+// above it, that the transaction does not delete. It costs a few index
+// lookups per changed key and level of its path.
 func conflicts(ctx context.Context, repo *storage.Repo, changes []storage.Change) ([]string, error) {
-	out := []string{}
+	conflicting := map[string]bool{}
 	for _, c := range changes {
-		var cur storage.Hash
-		v, err := repo.Get(ctx, c.Key, 0)
-		switch {
-		case err == nil:
-			cur = v.Blob
-		case errors.Is(err, gitstate.ErrKeyNotFound):
-		default:
+		v, err := repo.Lookup(ctx, c.Key, 0)
+		if err != nil {
 			return nil, err
 		}
+		var cur storage.Hash
+		if v != nil {
+			cur = v.Blob
+		}
 		if cur != c.From.Hash && cur != c.To.Hash {
+			conflicting[c.Key] = true
+		}
+	}
+	// What the merge deletes first, and how many of those keys lie under
+	// each directory.
+	deleted, under := map[string]bool{}, map[string]int{}
+	for _, c := range changes {
+		if c.Op != storage.Deleted || conflicting[c.Key] {
+			continue
+		}
+		deleted[c.Key] = true
+		for i := range len(c.Key) {
+			if c.Key[i] == '/' {
+				under[c.Key[:i]]++
+			}
+		}
+	}
+	for _, c := range changes {
+		if c.Op == storage.Deleted || conflicting[c.Key] {
+			continue
+		}
+		clash, err := keyDirClash(ctx, repo, c.Key, deleted, under[c.Key])
+		if err != nil {
+			return nil, err
+		}
+		conflicting[c.Key] = clash
+	}
+	out := []string{}
+	for _, c := range changes {
+		if conflicting[c.Key] {
 			out = append(out, c.Key)
 		}
 	}
 	return out, nil
+}
+
+// keyDirClash reports whether key cannot hold a value on main once the
+// keys in deleted are gone: a value is at a directory of key, or keys are
+// under key/ (of which nDeleted are in deleted).
+func keyDirClash(ctx context.Context, repo *storage.Repo, key string, deleted map[string]bool, nDeleted int) (bool, error) {
+	for i := range len(key) {
+		if key[i] != '/' || deleted[key[:i]] {
+			continue
+		}
+		v, err := repo.Lookup(ctx, key[:i], 0)
+		if err != nil {
+			return false, err
+		}
+		if v != nil {
+			return true, nil
+		}
+	}
+	page, err := repo.List(ctx, storage.ListOptions{Prefix: key + "/", Limit: nDeleted + 1})
+	if err != nil {
+		return false, err
+	}
+	for _, it := range page.Items {
+		if !deleted[it.Key] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Diff returns a transaction's changes: against its base, or, with
@@ -278,7 +341,9 @@ func (m *Manager) AddReport(ctx context.Context, repo, id string, r Report) (*Tx
 
 // Commit applies the transaction's changes to main in one merge commit,
 // after checking the policy's approvals, reports and schemas. It fails with
-// merge_conflict (409) naming the keys that main changed differently.
+// merge_conflict (409) naming the keys that main changed differently, or
+// where main has a directory, or a value above, where the transaction
+// writes a value (the keys Describe lists as conflicts).
 func (m *Manager) Commit(ctx context.Context, repo, id string, a Actor) (*Txn, *storage.Result, error) {
 	rt, e, err := m.entry(ctx, repo, id)
 	if err != nil {

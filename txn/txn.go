@@ -60,9 +60,13 @@ type Approval struct {
 }
 
 // Report is what a reconciler that dry-ran the transaction's branch says
-// would happen, bound to the head commit it was made for.
+// would happen, bound to the head commit it was made for. By is the
+// identity that posted it (the API lets a token report only under its own
+// name, or a sub-name of it, unless it is an administrator's); records
+// written before it was kept have none.
 type Report struct {
 	Reporter string          `json:"reporter"`
+	By       string          `json:"by,omitempty"`
 	Status   string          `json:"status"`
 	Summary  string          `json:"summary,omitempty"`
 	Details  json.RawMessage `json:"details,omitempty"`
@@ -404,6 +408,17 @@ func checkOwner(t *Txn, a Actor) error {
 	return e
 }
 
+// CheckTTL fails (invalid_request) unless ttl is a lifetime a transaction
+// may be given: from 1s to Options.MaxTTL. Begin takes 0 for the default;
+// the API checks a ttl its caller gave with CheckTTL first, so that an
+// explicit "0s" is refused rather than taken for the default.
+func (m *Manager) CheckTTL(ttl time.Duration) error {
+	if ttl < time.Second || ttl > m.opts.MaxTTL {
+		return gitstate.Errorf(gitstate.KindInvalid, "invalid_request", "ttl must be from 1s to %s", m.opts.MaxTTL)
+	}
+	return nil
+}
+
 // Begin opens a transaction on repo based on revision base (-1: head) that
 // lives for ttl (0: the default).
 func (m *Manager) Begin(ctx context.Context, repo string, a Actor, message string, ttl time.Duration, base int64) (*Txn, error) {
@@ -414,8 +429,8 @@ func (m *Manager) Begin(ctx context.Context, repo string, a Actor, message strin
 	if ttl == 0 {
 		ttl = m.opts.DefaultTTL
 	}
-	if ttl < time.Second || ttl > m.opts.MaxTTL {
-		return nil, gitstate.Errorf(gitstate.KindInvalid, "invalid_request", "ttl must be from 1s to %s", m.opts.MaxTTL)
+	if err := m.CheckTTL(ttl); err != nil {
+		return nil, err
 	}
 	if base < 0 {
 		base = rt.repo.Head().Revision

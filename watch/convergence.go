@@ -261,15 +261,23 @@ func (c *Convergence) Flush() error {
 }
 
 // ValidReconcilerName reports whether name can name a reconciler: 1 to 128
-// of [A-Za-z0-9._-], starting with a letter or digit.
+// bytes of "/"-separated segments, each of [A-Za-z0-9._-] starting with a
+// letter or digit. The API lets a token name only reconcilers called by
+// its own name or "<name>/<sub>" ("flux/prod"), so one token can report
+// for several clusters.
 func ValidReconcilerName(name string) bool {
 	if len(name) == 0 || len(name) > 128 {
 		return false
 	}
-	for i, c := range name {
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && (i == 0 || (c != '.' && c != '_' && c != '-')) {
+	for seg := range strings.SplitSeq(name, "/") {
+		if seg == "" {
 			return false
+		}
+		for i, c := range seg {
+			alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+			if !alnum && (i == 0 || (c != '.' && c != '_' && c != '-')) {
+				return false
+			}
 		}
 	}
 	return true
@@ -285,7 +293,7 @@ func (c *Convergence) Report(repo, name string, rep Report) (*ReconcilerStatus, 
 	}
 	switch {
 	case !ValidReconcilerName(name):
-		return nil, invalid("reconciler name must be 1 to 128 of [A-Za-z0-9._-], starting with a letter or digit")
+		return nil, invalid("reconciler name must be 1 to 128 bytes of \"/\"-separated segments of [A-Za-z0-9._-], each starting with a letter or digit")
 	case rep.State != StateApplied && rep.State != StateProgressing && rep.State != StateFailed && rep.State != StateDrifted:
 		return nil, invalid("state must be applied, progressing, failed or drifted, not %q", rep.State)
 	case rep.Revision < 0:

@@ -243,7 +243,9 @@ func TestConvergenceBadReports(t *testing.T) {
 		"negative":          {"eu", watch.Report{Revision: -1, State: watch.StateApplied}, gitstate.ErrInvalidRevision},
 		"after the head":    {"eu", watch.Report{Revision: 2, State: watch.StateApplied}, gitstate.ErrRevisionNotFound},
 		"bad name":          {"-eu", watch.Report{Revision: 1, State: watch.StateApplied}, gitstate.ErrInvalidRequest},
-		"name with slash":   {"eu/1", watch.Report{Revision: 1, State: watch.StateApplied}, gitstate.ErrInvalidRequest},
+		"empty segment":     {"eu//1", watch.Report{Revision: 1, State: watch.StateApplied}, gitstate.ErrInvalidRequest},
+		"trailing slash":    {"eu/", watch.Report{Revision: 1, State: watch.StateApplied}, gitstate.ErrInvalidRequest},
+		"bad sub-name":      {"eu/-1", watch.Report{Revision: 1, State: watch.StateApplied}, gitstate.ErrInvalidRequest},
 		"negative interval": {"eu", watch.Report{Revision: 1, State: watch.StateApplied, Interval: -time.Second}, gitstate.ErrInvalidRequest},
 		"long message":      {"eu", watch.Report{Revision: 1, State: watch.StateApplied, Message: strings.Repeat("x", 4097)}, gitstate.ErrInvalidRequest},
 	} {
@@ -267,6 +269,20 @@ func TestConvergenceBadReports(t *testing.T) {
 		t.Errorf("delete twice: %v", err)
 	}
 	e.report("ap", 1, watch.StateApplied, 0)
+}
+
+// A reconciler's name may be a token's name with sub-names ("flux/prod"),
+// each segment a name of its own.
+func TestValidReconcilerName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"eu": true, "flux/prod": true, "flux/eu-west/1": true, "a.b_c-d": true, strings.Repeat("a", 128): true,
+		"": false, "-eu": false, "/eu": false, "eu/": false, "eu//1": false, "eu/-1": false, "eu/.x": false,
+		"eu 1": false, "eu%2Fprod": false, strings.Repeat("a", 129): false,
+	} {
+		if got := watch.ValidReconcilerName(name); got != want {
+			t.Errorf("ValidReconcilerName(%q) = %v, want %v", name, got, want)
+		}
+	}
 }
 
 func TestConvergencePersists(t *testing.T) {

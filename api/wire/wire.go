@@ -333,8 +333,11 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 
 // BeginTxnRequest is the body of POST .../txns.
 type BeginTxnRequest struct {
-	Message string   `json:"message,omitempty"`
-	TTL     Duration `json:"ttl,omitempty"`
+	Message string `json:"message,omitempty"`
+	// TTL is how long the transaction stays open. Absent, it is the
+	// server's default (24h); given, it must be from 1s to the server's
+	// maximum ("0s" is refused, not taken for the default).
+	TTL *Duration `json:"ttl,omitempty"`
 	// Base is the revision of main the transaction starts from (default:
 	// head).
 	Base Rev `json:"base,omitempty"`
@@ -353,12 +356,16 @@ type Approval struct {
 
 // Report is a reconciler's dry-run report on a transaction.
 type Report struct {
-	Reporter string          `json:"reporter"`
-	Status   string          `json:"status"`
-	Summary  string          `json:"summary,omitempty"`
-	Details  json.RawMessage `json:"details,omitempty"`
-	Commit   string          `json:"commit"`
-	Time     time.Time       `json:"time"`
+	Reporter string `json:"reporter"`
+	// By is the identity (token name) that posted the report: the
+	// reporter itself, the name a sub-name ("flux/prod") is under, or an
+	// administrator's. Empty on reports made before it was recorded.
+	By      string          `json:"by,omitempty"`
+	Status  string          `json:"status"`
+	Summary string          `json:"summary,omitempty"`
+	Details json.RawMessage `json:"details,omitempty"`
+	Commit  string          `json:"commit"`
+	Time    time.Time       `json:"time"`
 	// Current is true when the report is for the current head.
 	Current bool `json:"current"`
 }
@@ -410,9 +417,11 @@ type ApproveRequest struct {
 }
 
 // ReportRequest is the body of POST .../txns/{id}/reports. Commit is the
-// head the reporter dry-ran (default: the current head).
+// head the reporter dry-ran (default: the current head). Reporter must be
+// the caller's token name or "<name>/<sub>" (default: the caller's name);
+// only an administrator may report under another name.
 type ReportRequest struct {
-	Reporter string          `json:"reporter"`
+	Reporter string          `json:"reporter,omitempty"`
 	Status   string          `json:"status"`
 	Summary  string          `json:"summary,omitempty"`
 	Details  json.RawMessage `json:"details,omitempty"`

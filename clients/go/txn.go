@@ -48,7 +48,11 @@ func (r *Repo) BeginTxn(ctx context.Context, opts *BeginTxnOptions) (*wire.Txn, 
 	if opts == nil {
 		opts = &BeginTxnOptions{}
 	}
-	req := wire.BeginTxnRequest{Message: opts.Message, TTL: wire.Duration(opts.TTL), Base: opts.Base}
+	req := wire.BeginTxnRequest{Message: opts.Message, Base: opts.Base}
+	if opts.TTL != 0 {
+		ttl := wire.Duration(opts.TTL)
+		req.TTL = &ttl
+	}
 	var out wire.Txn
 	if err := r.c.doJSON(ctx, http.MethodPost, repoPath(r.name, "/txns"), req, &out); err != nil {
 		return nil, err

@@ -89,8 +89,10 @@ func (o *txnBeginOptions) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if o.ttl < 0 {
-		return usageErrorf("--ttl must not be negative")
+	if cmd.Flags().Changed("ttl") && o.ttl <= 0 {
+		// 0 would be sent as no ttl, the server's default: refuse it as the
+		// server refuses "0s".
+		return usageErrorf("--ttl must be positive (from 1s to the server's maximum); omit it for the server's default")
 	}
 	repo, err := o.g.repoClient()
 	if err != nil {
@@ -286,7 +288,7 @@ current head): it counts for the policy only while that is still the head.`,
 		RunE:    g.runE(o.run),
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.reporter, "reporter", "", "the reporter's name (required)")
+	f.StringVar(&o.reporter, "reporter", "", "the reporter's name (required): your token's name, or NAME/SUB (only an administrator may report for others)")
 	f.StringVar(&o.status, "status", "", "ok, failed or pending (required)")
 	f.StringVar(&o.summary, "summary", "", "a summary for people")
 	f.StringVar(&o.details, "details", "", "details as JSON, @FILE, or - for standard input")
@@ -507,7 +509,11 @@ func (p *textPrinter) txn(t *wire.Txn) error {
 		if r.Current {
 			state = "current"
 		}
-		line("  %s\t%s\t%s\t%s\t%s%s", r.Reporter, r.Status, state, shortID(r.Commit), timeText(r.Time), lastCell(r.Summary))
+		by := ""
+		if r.By != "" && r.By != r.Reporter {
+			by = " (by " + r.By + ")"
+		}
+		line("  %s%s\t%s\t%s\t%s\t%s%s", r.Reporter, by, r.Status, state, shortID(r.Commit), timeText(r.Time), lastCell(r.Summary))
 	})
 	if rq := t.Requirements; rq != nil {
 		switch {
