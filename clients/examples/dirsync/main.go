@@ -6,7 +6,12 @@
 // dirsync notices at its next pass (a change, or every --interval), puts
 // the files back, and reports "drifted".
 //
+//	GITSTATE_TOKEN=$(gitstate token create dirsync --scope read,write) \
 //	dirsync --server http://127.0.0.1:7070 --prefix apps/web/ --dir /etc/web
+//
+// The server records its status reports only under its token's name or a
+// sub-name of it (--name dirsync, or dirsync/<host>), unless the token is
+// an administrator's.
 package main
 
 import (

@@ -41,7 +41,10 @@ type Snapshot struct {
 
 // Options configures Run.
 type Options struct {
-	// Name is the reconciler's name in status reports (required).
+	// Name is the reconciler's name in status reports (required): the
+	// client's token name, or "<token name>/<sub>" (say "flux/prod") when
+	// one token reports for several; the server refuses any other name
+	// (403 reporter_not_caller) unless the token is an administrator's.
 	Name string
 	// Repo is the repo to follow (default "default").
 	Repo string
