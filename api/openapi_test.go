@@ -87,6 +87,7 @@ var wireSchemas = map[string]reflect.Type{
 	"AuditList":               reflect.TypeFor[wire.AuditList](),
 	"ImportStatus":            reflect.TypeFor[wire.ImportStatus](),
 	"ImportReport":            reflect.TypeFor[wire.ImportReport](),
+	"ImportWarning":           reflect.TypeFor[wire.ImportWarning](),
 	"UpstreamConfig":          reflect.TypeFor[wire.UpstreamConfig](),
 	"Upstream":                reflect.TypeFor[wire.Upstream](),
 	"UpstreamStatus":          reflect.TypeFor[wire.UpstreamStatus](),

@@ -128,7 +128,11 @@ func wireImport(st storage.ImportStatus) wire.ImportStatus {
 		out.Report = &wire.ImportReport{Revisions: rp.Revisions, Commit: rp.Commit, Keys: rp.Keys, Objects: rp.Objects, Seconds: rp.Seconds,
 			Executables: rp.Executables, ExecutableCount: rp.ExecutableCount, Symlinks: rp.Symlinks, SymlinkCount: rp.SymlinkCount,
 			Submodules: rp.Submodules, SubmoduleCount: rp.SubmoduleCount, EmptyTrees: rp.EmptyTrees, EmptyTreeCount: rp.EmptyTreeCount,
-			InvalidKeys: rp.InvalidKeys, InvalidKeyCount: rp.InvalidKeyCount, InvalidKeyErrors: rp.InvalidKeyErrors}
+			InvalidKeys: rp.InvalidKeys, InvalidKeyCount: rp.InvalidKeyCount, InvalidKeyErrors: rp.InvalidKeyErrors,
+			Warnings: []wire.ImportWarning{}, WarningCount: rp.WarningCount}
+		for _, w := range rp.Warnings {
+			out.Report.Warnings = append(out.Report.Warnings, wire.ImportWarning(w))
+		}
 	}
 	return out
 }

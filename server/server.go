@@ -262,6 +262,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 	sopts.Logger = log
 	sopts.Registerer = reg
 	sopts.MaxValueSize = cfg.MaxValueSize
+	sopts.CheckImport = checkImport
 	if err := privateDataDir(cfg.DataDir, log); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}

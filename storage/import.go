@@ -35,8 +35,13 @@ import (
 // ImportReport): executable files keep their mode, symbolic links and
 // submodules stay in the trees (a symbolic link reads as its target, a
 // submodule as nothing), empty trees stay, and files whose paths are not
-// valid keys stay in Git and are listed, though the API cannot address
-// them.
+// valid keys stay in Git and are listed in the report, though the API can
+// neither address nor list them (Repo.List leaves them out).
+//
+// Before the repo is placed, Options.CheckImport (the server's) examines
+// the fetched head: it refuses what would break the repo (a policy that
+// does not parse, which would fail every direct write) and warns of what
+// would fail later (a secret's file that is not encrypted).
 
 // ImportOptions says what to import.
 type ImportOptions struct {
@@ -102,6 +107,11 @@ type ImportReport struct {
 	InvalidKeys      []string `json:"invalid_keys"`
 	InvalidKeyCount  int      `json:"invalid_key_count"`
 	InvalidKeyErrors []string `json:"invalid_key_errors"`
+
+	// Warnings are what Options.CheckImport found that will not work as
+	// it is (a secret's file that is not encrypted...).
+	Warnings     []ImportWarning `json:"warnings"`
+	WarningCount int             `json:"warning_count"`
 }
 
 // MaxReportPaths bounds each path list of an ImportReport.
@@ -229,7 +239,11 @@ func (s *Store) Import(ctx context.Context, name string, opts ImportOptions) (*I
 				"revisions", report.Revisions, "keys", report.Keys, "objects", report.Objects,
 				"symlinks", report.SymlinkCount, "submodules", report.SubmoduleCount,
 				"invalid_keys", report.InvalidKeyCount, "empty_trees", report.EmptyTreeCount,
+				"warnings", report.WarningCount,
 				"took", time.Duration(report.Seconds*float64(time.Second)).Round(time.Millisecond))
+			for _, w := range report.Warnings {
+				s.log.Warn("imported repo: "+w.Message, "repo", name, "code", w.Code, "path", w.Path)
+			}
 			if b, jerr := json.MarshalIndent(st, "", "  "); jerr == nil {
 				if werr := writeFileSync(filepath.Join(s.repoDir(name), importReportFile), b, 0o644); werr != nil {
 					s.log.Warn("cannot keep the import report", "repo", name, "err", werr)
@@ -341,6 +355,17 @@ func (s *Store) runImport(ctx context.Context, name, tmp string, im *Import, opt
 	if err != nil {
 		return nil, err
 	}
+	var warnings []ImportWarning
+	if s.opts.CheckImport != nil {
+		im.progress("checking the head", 0, 0)
+		head, err := readImportHead(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		if warnings, err = s.opts.CheckImport(ctx, head); err != nil {
+			return nil, err
+		}
+	}
 	if err := syncTree(tmp); err != nil {
 		return nil, fmt.Errorf("sync %s: %w", tmp, err)
 	}
@@ -367,6 +392,8 @@ func (s *Store) runImport(ctx context.Context, name, tmp string, im *Import, opt
 		return nil, err
 	}
 	report.Objects = objects
+	report.WarningCount = len(warnings)
+	report.Warnings = append(report.Warnings, warnings[:min(len(warnings), MaxReportPaths)]...)
 	return report, nil
 }
 
@@ -540,7 +567,7 @@ func keepPacks(dir string) error {
 func (r *Repo) inventory() (*ImportReport, error) {
 	head := r.Head()
 	rep := &ImportReport{Revisions: head.Revision, Executables: []string{}, Symlinks: []string{}, Submodules: []string{},
-		EmptyTrees: []string{}, InvalidKeys: []string{}, InvalidKeyErrors: []string{}}
+		EmptyTrees: []string{}, InvalidKeys: []string{}, InvalidKeyErrors: []string{}, Warnings: []ImportWarning{}}
 	if !head.Commit.IsZero() {
 		rep.Commit = head.Commit.String()
 	}
@@ -650,7 +677,7 @@ func (s *Store) failedImportFile(name string) string {
 func (s *Store) keepFailedImport(st ImportStatus) error {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = os.MkdirAll(filepath.Join(s.dir, failedImportsDir), 0o755)
+		err = os.MkdirAll(filepath.Join(s.dir, failedImportsDir), 0o700)
 	}
 	if err == nil {
 		err = WriteFileAtomic(s.failedImportFile(st.Repo), b, 0o644)

@@ -116,6 +116,21 @@ func TestImportOddEntries(t *testing.T) {
 	if got := get(t, r, "link", 0); got != "apps/web/replicas" {
 		t.Errorf("link = %q", got)
 	}
+	// A path that is not a valid key is in the report, and in no listing:
+	// the API could not read it.
+	for _, rev := range []int64{0, int64(len(line) - 1)} {
+		l, err := r.List(ctx, ListOptions{Revision: rev})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, it := range l.Items {
+			keys = append(keys, it.Key)
+		}
+		if slices.Contains(keys, `bad\key`) || !slices.Contains(keys, "README") {
+			t.Errorf("list at revision %d: %q", rev, keys)
+		}
+	}
 	// Writes keep what they do not touch.
 	res := put(t, r, "run.sh", "#!/bin/sh\necho bye\n")
 	v, _ := r.Get(ctx, "run.sh", 0)
@@ -187,6 +202,75 @@ func TestImportBranchAndRefusals(t *testing.T) {
 		if ents, _ := filepath.Glob(filepath.Join(s.dir, "repos", ".import-*")); len(ents) > 0 {
 			t.Errorf("%s: left %v", name, ents)
 		}
+	}
+}
+
+// TestImportCheck checks Options.CheckImport: it sees the fetched head
+// before the repo is placed; its error fails the import, leaving nothing
+// behind, and its warnings are in the report.
+func TestImportCheck(t *testing.T) {
+	var seen []string
+	check := func(ctx context.Context, head *ImportHead) ([]ImportWarning, error) {
+		seen = slices.Clone(head.Paths())
+		if p, err := head.Read(".gitstate/policy.yaml"); err == nil && strings.Contains(string(p), "[[[") {
+			return nil, gitstate.Errorf(gitstate.KindUnprocessable, "invalid_policy", "the policy does not parse")
+		} else if err != nil && !errors.Is(err, gitstate.ErrKeyNotFound) {
+			return nil, err
+		}
+		var ws []ImportWarning
+		for _, p := range head.Paths() {
+			if b, err := head.Read(p); err != nil {
+				return nil, err
+			} else if strings.HasSuffix(p, ".sops.json") && !strings.Contains(string(b), `"sops"`) {
+				ws = append(ws, ImportWarning{Code: "not_encrypted", Path: p, Message: p + " is not encrypted"})
+			}
+		}
+		return ws, nil
+	}
+	s := newTestStore(t, func(o *Options) { o.CheckImport = check })
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "src")
+	git(t, filepath.Dir(src), "init", "-q", "-b", "main", src)
+	git(t, src, "config", "user.name", "T")
+	git(t, src, "config", "user.email", "t@example.com")
+	commitFiles(t, src, "first", map[string]string{
+		".gitstate/policy.yaml": "protected: [[[\n",
+		"apps/db.sops.json":     `{"password": "hunter2"}`,
+		"apps/web/replicas":     "3",
+	})
+	im, err := s.Import(ctx, "broken", ImportOptions{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := im.Wait(ctx)
+	if err == nil || st.State != ImportFailed || st.Error != "the policy does not parse" {
+		t.Fatalf("import of a broken policy: %+v %v", st, err)
+	}
+	if want := []string{".gitstate/policy.yaml", "apps/db.sops.json", "apps/web/replicas"}; !slices.Equal(seen, want) {
+		t.Errorf("the check saw %q, want %q", seen, want)
+	}
+	if _, err := s.Repo("broken"); err == nil {
+		t.Error("repo exists after a refused import")
+	}
+	if ents, _ := filepath.Glob(filepath.Join(s.dir, "repos", "*")); len(ents) != 1 {
+		t.Errorf("repos after a refused import: %v", ents)
+	}
+	// Fixed: the import goes through, with the warning.
+	commitFiles(t, src, "fix the policy", map[string]string{".gitstate/policy.yaml": "protected: [{prefix: prod/}]\n"})
+	im, err = s.Import(ctx, "fixed", ImportOptions{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err = im.Wait(ctx); err != nil {
+		t.Fatalf("import: %v %+v", err, st)
+	}
+	want := []ImportWarning{{Code: "not_encrypted", Path: "apps/db.sops.json", Message: "apps/db.sops.json is not encrypted"}}
+	if rep := st.Report; !slices.Equal(rep.Warnings, want) || rep.WarningCount != 1 {
+		t.Errorf("warnings %+v (%d), want %+v", rep.Warnings, rep.WarningCount, want)
+	}
+	// The report kept in the repo has them too.
+	if st2, err := s.ImportStatus("fixed"); err != nil || len(st2.Report.Warnings) != 1 {
+		t.Errorf("kept status: %+v %v", st2, err)
 	}
 }
 

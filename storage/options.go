@@ -33,6 +33,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer, if set, receives the store's metrics.
 	Registerer prometheus.Registerer
+	// CheckImport, if set, examines what an import fetched before the repo
+	// is placed (see ImportCheck).
+	CheckImport ImportCheck
 }
 
 func (o *Options) setDefaults() {

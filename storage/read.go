@@ -271,7 +271,8 @@ func (r *Repo) readBlob(h Hash) ([]byte, error) {
 	return o.Data, nil
 }
 
-// List returns a page of keys at a revision of main, in key order. At head
+// List returns a page of keys at a revision of main, in key order, paths
+// that are not valid keys left out (see listable). At head
 // it reads a snapshot of the index; at an older revision it walks Git's
 // trees. Either way a page is one consistent revision; pass the returned
 // Revision back with Next to read the following pages at the same one.
@@ -311,6 +312,9 @@ func (r *Repo) listIndex(snap *pebble.Snapshot, head Head, o ListOptions) (*List
 	res := &ListResult{Revision: head.Revision, Commit: head.Commit}
 	var ferr error
 	err := scanEntries(snap, r.name, o.Prefix, o.After, func(key string, e IndexEntry) bool {
+		if !listable(key) {
+			return true
+		}
 		if len(res.Items) == o.Limit {
 			res.Next = res.Items[len(res.Items)-1].Key
 			return false
@@ -343,6 +347,9 @@ func (r *Repo) listAt(commit Hash, rev int64, o ListOptions) (*ListResult, error
 	res := &ListResult{Revision: rev, Commit: commit}
 	var ferr error
 	err = walkTree(r.readTree, tree, o.Prefix, o.After, func(key string, e TreeEntry) bool {
+		if !listable(key) {
+			return true
+		}
 		if len(res.Items) == o.Limit {
 			res.Next = res.Items[len(res.Items)-1].Key
 			return false
@@ -373,6 +380,25 @@ func (r *Repo) listAt(commit Hash, rev int64, o ListOptions) (*ListResult, error
 		return nil, err
 	}
 	return res, nil
+}
+
+// listable reports whether a path of a tree is listed: whether it is a key
+// the API can address. An imported repo may hold paths that are not (a
+// backslash, a control character...): they stay in Git, named in the
+// import's report, and out of listings, since no read, write or delete
+// could name them. A path with none of the bytes that can make a key
+// invalid is not checked further.
+func listable(key string) bool {
+	if len(key) > MaxKeyLen {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if c < 0x20 || c >= 0x7f || c == '\\' || c == '~' || (c == '.' && (i == 0 || key[i-1] == '/')) {
+			return ValidateKey(key) == nil
+		}
+	}
+	return true
 }
 
 // Diff returns the keys that differ between the commits from and to (either

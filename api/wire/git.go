@@ -44,6 +44,17 @@ type ImportReport struct {
 	InvalidKeys      []string `json:"invalid_keys"`
 	InvalidKeyCount  int      `json:"invalid_key_count"`
 	InvalidKeyErrors []string `json:"invalid_key_errors"`
+	// Warnings are what will not work as it is (a secret's file that is
+	// not encrypted: code not_encrypted); at most 100, WarningCount all.
+	Warnings     []ImportWarning `json:"warnings"`
+	WarningCount int             `json:"warning_count"`
+}
+
+// ImportWarning is one warning of an ImportReport.
+type ImportWarning struct {
+	Code    string `json:"code"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
 }
 
 // Upstream modes.

@@ -121,7 +121,7 @@ func printImport(w io.Writer, st *wire.ImportStatus) {
 		{"symbolic links (read as their target)", r.SymlinkCount, r.Symlinks},
 		{"submodules (kept in Git, not keys)", r.SubmoduleCount, r.Submodules},
 		{"empty trees (kept in Git)", r.EmptyTreeCount, r.EmptyTrees},
-		{"paths that are not valid keys (kept in Git, not addressable)", r.InvalidKeyCount, r.InvalidKeys},
+		{"paths that are not valid keys (kept in Git, neither addressable nor listed)", r.InvalidKeyCount, r.InvalidKeys},
 	}
 	for _, l := range lists {
 		if l.n == 0 {
@@ -132,6 +132,12 @@ func printImport(w io.Writer, st *wire.ImportStatus) {
 			more = fmt.Sprintf(", and %d more", l.n-len(l.paths))
 		}
 		fmt.Fprintf(w, "  %d %s: %s%s\n", l.n, l.what, strings.Join(l.paths, ", "), more)
+	}
+	for _, x := range r.Warnings {
+		fmt.Fprintf(w, "WARNING: %s: %s\n", x.Path, x.Message)
+	}
+	if r.WarningCount > len(r.Warnings) {
+		fmt.Fprintf(w, "WARNING: and %d more (GET /v1/repos/%s/import lists the first 100)\n", r.WarningCount-len(r.Warnings), st.Repo)
 	}
 }
 
