@@ -9,6 +9,7 @@ import (
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/secrets"
 	"github.com/gitstate/gitstate/storage"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // opValue returns the value of a put op: value (UTF-8) or value_base64,
@@ -220,9 +221,16 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
 }
 
-// commitInfo converts a revision record for the wire, keeping only the
-// changes p may see. It returns false when p may see none of them.
+// commitInfo converts a revision record for the wire as p may see it:
+// without the changes, nor the names of keys, outside p's prefixes
+// (watch.Redact). It returns false when p may see none of the changes.
 func commitInfo(ri *storage.RevisionInfo, p *Principal) (wire.CommitInfo, bool) {
+	all := len(ri.Changes)
+	if see := seeFor(p); see != nil {
+		if ri = watch.Redact(ri, see); len(ri.Changes) == 0 && all > 0 {
+			return wire.CommitInfo{}, false
+		}
+	}
 	ci := wire.CommitInfo{
 		Revision:    ri.Revision,
 		Commit:      ri.Commit,
@@ -237,13 +245,7 @@ func commitInfo(ri *storage.RevisionInfo, p *Principal) (wire.CommitInfo, bool) 
 		ci.Parents = []string{}
 	}
 	for _, c := range ri.Changes {
-		if p != nil && !p.CanKey(c.Key) && (c.From == "" || !p.CanKey(c.From)) {
-			continue
-		}
 		ci.Changes = append(ci.Changes, wire.Change{Key: c.Key, Op: c.Op, From: c.From, ETag: c.ETag})
-	}
-	if p != nil && !p.Unrestricted() && len(ci.Changes) == 0 && len(ri.Changes) > 0 {
-		return ci, false
 	}
 	return ci, true
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // sse writes Server-Sent Events.
@@ -75,6 +76,16 @@ func keepFor(p *Principal, prefix string) func(string) bool {
 	return func(key string) bool {
 		return strings.HasPrefix(key, prefix) && (p == nil || p.CanKey(key))
 	}
+}
+
+// seeFor returns the keys p may read, whose names it may be shown (in a
+// move's other end, in a commit's trailers: watch.Redact). Nil means every
+// key.
+func seeFor(p *Principal) func(string) bool {
+	if p == nil || p.Unrestricted() {
+		return nil
+	}
+	return p.CanKey
 }
 
 // watch streams a repo's revisions (or a transaction branch's commits) as
@@ -149,15 +160,17 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	if err := out.flush(); err != nil {
 		return
 	}
-	keep := keepFor(p, prefix)
+	keep, see := keepFor(p, prefix), seeFor(p)
 	if onTxn {
-		s.watchBranch(r, out, repo, id, resume, keep, interval)
+		s.watchBranch(r, out, repo, id, resume, keep, see, interval)
 		return
 	}
-	s.watchMain(r, out, repo, from, keep, interval)
+	s.watchMain(r, out, repo, from, keep, see, interval)
 }
 
-func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from int64, keep func(string) bool, interval time.Duration) {
+// watchMain streams main's revisions after from, each filtered by keep and
+// shown as a caller who may read the keys see accepts sees it.
+func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from int64, keep, see func(string) bool, interval time.Duration) {
 	feed, err := s.opts.Watch.Feed(repo.Name())
 	if err != nil {
 		return
@@ -174,7 +187,7 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 		}
 		skipped := false
 		for _, e := range entries {
-			data, ok := e.For(keep)
+			data, ok := e.For(keep, see)
 			if !ok {
 				skipped = true
 				cursor = e.Info.Revision
@@ -218,7 +231,7 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 // watchBranch streams the commits of a transaction's branch after the
 // commit resume (the whole transaction when empty or "0"), ending when the
 // transaction closes.
-func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, resume string, keep func(string) bool, interval time.Duration) {
+func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, resume string, keep, see func(string) bool, interval time.Duration) {
 	ctx := r.Context()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -243,7 +256,7 @@ func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, 
 				return
 			}
 			for _, c := range commits {
-				ev, err := commitEvent(ctx, repo, c, keep)
+				ev, err := commitEvent(ctx, repo, c, keep, see)
 				if err != nil {
 					return
 				}
@@ -293,8 +306,9 @@ func branchCommits(repo *storage.Repo, head, stop, base storage.Hash) ([]storage
 	return out, nil
 }
 
-// commitEvent describes a branch commit against its first parent.
-func commitEvent(ctx context.Context, repo *storage.Repo, h storage.Hash, keep func(string) bool) (wire.WatchEvent, error) {
+// commitEvent describes a branch commit against its first parent, with
+// the changes keep accepts, to a caller who may read the keys see accepts.
+func commitEvent(ctx context.Context, repo *storage.Repo, h storage.Hash, keep, see func(string) bool) (wire.WatchEvent, error) {
 	c, err := repo.ReadCommit(h)
 	if err != nil {
 		return wire.WatchEvent{}, err
@@ -307,7 +321,7 @@ func commitEvent(ctx context.Context, repo *storage.Repo, h storage.Hash, keep f
 	if err != nil {
 		return wire.WatchEvent{}, err
 	}
-	ev := wire.WatchEvent{Commit: h.String(), Author: c.Author.Name, Time: c.Author.When.UTC(), Message: c.Message, Changes: []wire.Change{}}
+	ev := wire.WatchEvent{Commit: h.String(), Author: c.Author.Name, Time: c.Author.When.UTC(), Message: watch.RedactMessage(c.Message, see), Changes: []wire.Change{}}
 	for _, ch := range changes {
 		if keep != nil && !keep(ch.Key) {
 			continue

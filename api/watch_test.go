@@ -6,12 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gitstate/gitstate/api"
 	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/storage"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // sseEvent is one parsed Server-Sent Event.
@@ -268,4 +273,100 @@ func TestLongPoll(t *testing.T) {
 	if status, code := e.do("bob", "GET", repoPath+"/commits?after=2&wait=forever", nil, nil); status != 400 || code != "invalid_request" {
 		t.Errorf("bad wait: %d %s", status, code)
 	}
+}
+
+// TestPrefixLimitedTokenMovesRedacted checks that a token limited to a
+// prefix is never shown the name of a key outside it: a move from outside
+// reads as a put, a move out as a delete, with the moves' trailers (and
+// the subject gitstate wrote for them) left out, in history and in the
+// watch alike. A move inside the prefix stays a move.
+func TestPrefixLimitedTokenMovesRedacted(t *testing.T) {
+	st, err := storage.Open(context.Background(), t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := watch.NewHub(st, watch.Options{})
+	srv := httptest.NewServer(api.New(api.Options{Store: st, Auth: testAuth, Watch: hub, WatchProgress: time.Hour}))
+	t.Cleanup(func() {
+		hub.Close()
+		srv.Close()
+		st.Close()
+	})
+	ts := &testServer{url: srv.URL, store: st}
+	ts.put(t, "team-b/svc.yaml", "v")                                                                                                     // 1
+	ts.commit(t, wire.CommitRequest{Ops: []wire.Op{{Op: "move", From: "team-b/svc.yaml", To: "team-a/svc.yaml"}}})                        // 2: in
+	ts.put(t, "team-a/x", "x")                                                                                                            // 3
+	ts.commit(t, wire.CommitRequest{Message: "rename", Ops: []wire.Op{{Op: "move", From: "team-a/x", To: "team-a/y"}}})                   // 4: inside
+	ts.commit(t, wire.CommitRequest{Message: "hand back", Ops: []wire.Op{{Op: "move", From: "team-a/svc.yaml", To: "team-b/back.yaml"}}}) // 5: out
+
+	// What team-a sees of revisions 2 to 5.
+	want := map[int64]struct {
+		subject string
+		change  wire.Change
+		trailer bool // the message keeps its move trailers
+	}{
+		2: {"put team-a/svc.yaml", wire.Change{Key: "team-a/svc.yaml", Op: "put", ETag: blobID("v")}, false},
+		3: {"put team-a/x", wire.Change{Key: "team-a/x", Op: "put", ETag: blobID("x")}, false},
+		4: {"rename", wire.Change{Key: "team-a/y", Op: "move", From: "team-a/x", ETag: blobID("x")}, true},
+		5: {"hand back", wire.Change{Key: "team-a/svc.yaml", Op: "delete"}, false},
+	}
+	check := func(where string, rev int64, raw []byte, msg string, changes []wire.Change) {
+		t.Helper()
+		w, ok := want[rev]
+		if !ok {
+			t.Errorf("%s: revision %d shown to team-a", where, rev)
+			return
+		}
+		if strings.Contains(string(raw), "team-b") {
+			t.Errorf("%s: revision %d names a key outside team-a/: %s", where, rev, raw)
+		}
+		if subject, _, _ := strings.Cut(msg, "\n"); subject != w.subject {
+			t.Errorf("%s: revision %d subject %q, want %q", where, rev, subject, w.subject)
+		}
+		if got := strings.Contains(msg, storage.TrailerMoveFrom+": team-a/x\n"+storage.TrailerMoveTo+": team-a/y"); got != w.trailer {
+			t.Errorf("%s: revision %d message %q: move trailers %v, want %v", where, rev, msg, got, w.trailer)
+		}
+		if len(changes) != 1 || changes[0] != w.change {
+			t.Errorf("%s: revision %d changes %+v, want [%+v]", where, rev, changes, w.change)
+		}
+	}
+
+	r := ts.send(t, request{method: "GET", target: "/v1/repos/default/commits", token: teamAToken})
+	var log wire.CommitList
+	r.ok(t, 200, &log)
+	if len(log.Commits) != 4 {
+		t.Errorf("history shows %d revisions, want 4", len(log.Commits))
+	}
+	for _, c := range log.Commits {
+		check("history", c.Revision, mustMarshal(t, c), c.Message, c.Changes)
+	}
+	for rev := range want {
+		r := ts.send(t, request{method: "GET", target: "/v1/repos/default/commits/" + strconv.FormatInt(rev, 10), token: teamAToken})
+		var ci wire.CommitInfo
+		r.ok(t, 200, &ci)
+		check("commit", rev, r.body, ci.Message, ci.Changes)
+	}
+	s := (&txnEnv{t: t, srv: srv}).watch(teamAToken, "from=0", nil)
+	for range want {
+		ev := s.next(t, 5*time.Second, "revision")
+		we := revisionOf(t, ev)
+		check("watch", we.Revision, []byte(ev.Data), we.Message, we.Changes)
+	}
+
+	// An unrestricted token sees the moves whole.
+	var ci wire.CommitInfo
+	ts.send(t, request{method: "GET", target: "/v1/repos/default/commits/2"}).ok(t, 200, &ci)
+	if len(ci.Changes) != 1 || ci.Changes[0].From != "team-b/svc.yaml" || !strings.HasPrefix(ci.Message, "move team-b/svc.yaml to team-a/svc.yaml\n") ||
+		!strings.Contains(ci.Message, storage.TrailerMoveFrom+": team-b/svc.yaml") {
+		t.Errorf("administrator's revision 2: %+v", ci)
+	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -42,7 +42,7 @@ func (w *Webhooks) run(ctx context.Context, h *hook) {
 		passed := false // positions moved past filtered-out revisions, not yet saved
 		for _, e := range entries {
 			rev := e.Info.Revision
-			body, ok := e.For(keep)
+			body, ok := e.For(keep, nil)
 			if !ok {
 				h.setPosition(rev)
 				passed = true

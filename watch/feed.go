@@ -44,15 +44,16 @@ func Event(ri *storage.RevisionInfo, keep func(key string) bool) wire.WatchEvent
 	return ev
 }
 
-// For returns the event a watcher whose filter is keep (nil keeps all)
+// For returns the event a watcher whose filter is keep (nil keeps all),
+// and who may read only the keys see accepts (nil: every key; see Redact),
 // receives of e, as JSON, and false when the revision changed keys but none
 // that keep accepts: the watcher passes over it. Streams and webhooks filter
 // through it, so both skip the same revisions.
-func (e *Entry) For(keep func(key string) bool) ([]byte, bool) {
-	if keep == nil {
+func (e *Entry) For(keep, see func(key string) bool) ([]byte, bool) {
+	if keep == nil && see == nil {
 		return e.JSON, true
 	}
-	ev := Event(e.Info, keep)
+	ev := Event(Redact(e.Info, see), keep)
 	if len(ev.Changes) == 0 && len(e.Info.Changes) > 0 {
 		return nil, false
 	}
