@@ -104,9 +104,9 @@ func accessMatrix() map[string]matrixCase {
 		}},
 		"GET /v1/audit": {want: adminOnly, path: "/v1/audit?limit=5"},
 
-		// A stream that ends at once: the watch of a transaction that does
-		// not exist answers 200 and closes.
-		"GET /v1/repos/{repo}/watch": {want: readRepo, path: "/v1/repos/default/watch?branch=txn/nosuchtxn"},
+		// A stream that ends at once: the watch of an aborted transaction
+		// answers 200 and closes (an unknown one is 404 txn_not_found).
+		"GET /v1/repos/{repo}/watch": {want: readRepo, path: "/v1/repos/default/watch?branch=txn/{arg}", setup: abortedTxn},
 
 		// Secrets: only the administrator holds secrets:read and
 		// secrets:write here; listing takes read too.
@@ -223,6 +223,14 @@ func beginTxn(t *testing.T, ts *testServer, tok string) string {
 	var tx wire.Txn
 	mustJSON(t, ts.mustDo(t, created, http.MethodPost, "/v1/repos/default/txns", ts.admin, []byte(`{"message":"matrix"}`)), &tx)
 	return tx.ID
+}
+
+// abortedTxn opens a transaction as the administrator, aborts it and
+// returns its id.
+func abortedTxn(t *testing.T, ts *testServer, tok string) string {
+	id := beginTxn(t, ts, tok)
+	ts.mustDo(t, ok, http.MethodDelete, "/v1/repos/default/txns/"+id, ts.admin, nil)
+	return id
 }
 
 // TestAccessMatrix calls every route the server serves with every kind of
