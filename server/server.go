@@ -226,33 +226,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// privateDataDir makes the data directory, mode 0700, or makes an existing
-// one private: the index in it holds every value in plain, and no token's
-// limits matter to a local user who can read the files. A directory that
-// group or other users could enter is tightened to 0700 with a warning
-// (etcd does the same), rather than left open with only a warning; one
-// that is not the process's own to change fails the start.
-func privateDataDir(dir string, log *slog.Logger) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("%s is open to other users (mode %04o) and cannot be made private: %w", dir, perm, err)
-		}
-		log.Warn("the data directory was open to other users; made it private (0700): it holds every value in plain",
-			"dir", dir, "was", fmt.Sprintf("%04o", perm))
-	}
-	return nil
-}
-
 // start opens the server's files and the store and serves on ln.
 func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config) (*Server, error) {
 	log := cfg.Logger
@@ -263,7 +236,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 	sopts.Registerer = reg
 	sopts.MaxValueSize = cfg.MaxValueSize
 	sopts.CheckImport = checkImport
-	if err := privateDataDir(cfg.DataDir, log); err != nil {
+	if err := storage.PrivateDir(cfg.DataDir, log); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	abs, _ := filepath.Abs(cfg.DataDir)

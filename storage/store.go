@@ -78,7 +78,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	s.opts.FS.syncHist = s.mx.syncDuration
 	s.opts.FS.flushHist = s.mx.flushDuration
 	s.opts.FS.mergeHist = s.mx.mergeDuration
-	if err := s.privateDir(filepath.Join(dir, "repos")); err != nil {
+	if err := PrivateDir(filepath.Join(dir, "repos"), s.log); err != nil {
 		return nil, err
 	}
 	lock, err := lockDir(dir)
@@ -95,7 +95,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			s.lock = nil
 		}
 	}()
-	if err := s.privateDir(filepath.Join(dir, "index")); err != nil {
+	if err := PrivateDir(filepath.Join(dir, "index"), s.log); err != nil {
 		return nil, err
 	}
 	ix, err := OpenIndex(filepath.Join(dir, "index"), opts.IndexCacheBytes, opts.Logger)
@@ -151,11 +151,13 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// privateDir makes dir (and its parents) mode 0700, or makes an existing
-// one that group or other users may enter 0700, with a warning: the repos
-// and the index hold every value in plain. Git reads them as the same
-// user (git fsck), and a clone goes through the server, not the files.
-func (s *Store) privateDir(dir string) error {
+// PrivateDir makes dir (and its parents) mode 0700, or makes an existing
+// one that group or other users may enter 0700, with a warning to log: the
+// data directory, the repos and the index hold every value in plain, and
+// no token's limits matter to a local user who can read the files. It
+// tightens rather than only warns, as etcd does. Git reads the files as the
+// same user (git fsck), and a clone goes through the server, not the files.
+func PrivateDir(dir string, log *slog.Logger) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -163,11 +165,14 @@ func (s *Store) privateDir(dir string) error {
 	if err != nil {
 		return err
 	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		if err := os.Chmod(dir, 0o700); err != nil {
-			return fmt.Errorf("make %s private: %w", dir, err)
+			return fmt.Errorf("%s is open to other users (mode %04o) and cannot be made private: %w", dir, perm, err)
 		}
-		s.log.Warn("a directory of the store was open to other users; made it private (0700)", "dir", dir, "was", fmt.Sprintf("%04o", perm))
+		log.Warn("a directory holding values in plain was open to other users; made it private (0700)", "dir", dir, "was", fmt.Sprintf("%04o", perm))
 	}
 	return nil
 }
