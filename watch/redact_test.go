@@ -79,3 +79,45 @@ func TestRedact(t *testing.T) {
 		t.Error("a record with nothing to hide was copied")
 	}
 }
+
+// FuzzRedactMessage checks, for any message, that RedactMessage does not
+// panic, that no move trailer of the message's trailer block naming a key
+// outside "a/" is left in the result's, and that a message whose trailers
+// name no hidden key, or read with every key visible, is left as it is.
+// (Only the trailer block is redacted: a paragraph of the author's above it
+// that reads like trailers is the author's text, and stays.)
+func FuzzRedactMessage(f *testing.F) {
+	f.Add("move b/x to a/x\n\nGitstate-Request-Id: 1\nGitstate-Move-From: b/x\nGitstate-Move-To: a/x\n")
+	f.Add("x\n\nGitstate-Move-To: b/2\n")
+	f.Add("\n\nGitstate-Move-From: b\n")
+	f.Add("Gitstate-Move-From: b\n\n\n")
+	f.Add("s\n\nGitstate-Move-From: b\n\nGitstate-Move-To: c\n")
+	f.Fuzz(func(t *testing.T, msg string) {
+		see := under("a/")
+		isMove := func(tr storage.Trailer) bool {
+			return tr.Key == storage.TrailerMoveFrom || tr.Key == storage.TrailerMoveTo
+		}
+		hidden := map[storage.Trailer]bool{}
+		for _, tr := range storage.Trailers(msg) {
+			if isMove(tr) && !see(tr.Value) {
+				hidden[tr] = true
+			}
+		}
+		got := watch.RedactMessage(msg, see)
+		// Text of the author's above the trailers that reads like move
+		// trailers is theirs; the check is on the trailer block alone.
+		body := strings.TrimRight(msg, "\n")
+		authorsOwn := strings.Contains(body[:max(strings.LastIndex(body, "\n\n"), 0)], "Gitstate-Move-")
+		for _, tr := range storage.Trailers(got) {
+			if hidden[tr] && !authorsOwn {
+				t.Fatalf("RedactMessage(%q) = %q: still has %s: %s", msg, got, tr.Key, tr.Value)
+			}
+		}
+		if len(hidden) == 0 && got != msg {
+			t.Fatalf("nothing to hide in %q, yet it became %q", msg, got)
+		}
+		if all := watch.RedactMessage(msg, func(string) bool { return true }); all != msg {
+			t.Fatalf("with every key visible: %q became %q", msg, all)
+		}
+	})
+}
