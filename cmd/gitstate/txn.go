@@ -276,19 +276,22 @@ type txnReportOptions struct {
 func newTxnReportCmd(g *globalOptions) *cobra.Command {
 	o := &txnReportOptions{g: g}
 	cmd := &cobra.Command{
-		Use:   "report [ID] --reporter NAME --status ok|failed|pending",
+		Use:   "report [ID] --status ok|failed|pending [--reporter NAME]",
 		Short: "Record a dry-run report on a transaction",
 		Long: `Record what a reconciler's dry-run of the transaction's branch found: ok,
 failed or pending, a summary for people and details as JSON (--details, a file
 with @FILE, or standard input with -). The report replaces the reporter's
 previous one and is bound to the head it was made for (--commit, default the
-current head): it counts for the policy only while that is still the head.`,
-		Example: `  gitstate txn report --reporter plan-bot --status ok --summary "1 deployment changes" --details @plan.json`,
-		Args:    usageArgs(cobra.MaximumNArgs(1)),
-		RunE:    g.runE(o.run),
+current head): it counts for the policy only while that is still the head.
+The reporter is your token's name unless --reporter names a sub-name of it
+(NAME/SUB, as flux/prod); only an administrator may report for others.`,
+		Example: `  gitstate txn report --status ok --summary "1 deployment changes" --details @plan.json
+  gitstate txn report --reporter flux/prod --status failed --summary "prod would lose a volume"`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: g.runE(o.run),
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.reporter, "reporter", "", "the reporter's name (required): your token's name, or NAME/SUB (only an administrator may report for others)")
+	f.StringVar(&o.reporter, "reporter", "", "the reporter's name (default: your token's name): it, or NAME/SUB under it (only an administrator may report for others)")
 	f.StringVar(&o.status, "status", "", "ok, failed or pending (required)")
 	f.StringVar(&o.summary, "summary", "", "a summary for people")
 	f.StringVar(&o.details, "details", "", "details as JSON, @FILE, or - for standard input")
@@ -297,9 +300,6 @@ current head): it counts for the policy only while that is still the head.`,
 }
 
 func (o *txnReportOptions) run(cmd *cobra.Command, args []string) error {
-	if o.reporter == "" {
-		return usageErrorf("--reporter is required")
-	}
 	switch o.status {
 	case client.ReportOK, client.ReportFailed, client.ReportPending:
 	default:
@@ -559,7 +559,20 @@ func (p *textPrinter) txnApproved(t *wire.Txn) error {
 	return p.printf("%s\n", msg)
 }
 
+// txnReported prints the report just made: reporter's, or with no
+// reporter named (the server took the token's name) the newest.
 func (p *textPrinter) txnReported(t *wire.Txn, reporter string) error {
+	if reporter == "" {
+		var newest *wire.Report
+		for i, r := range t.Reports {
+			if newest == nil || r.Time.After(newest.Time) {
+				newest = &t.Reports[i]
+			}
+		}
+		if newest != nil {
+			reporter = newest.Reporter
+		}
+	}
 	for _, r := range t.Reports {
 		if r.Reporter == reporter {
 			return p.printf("reported %s on transaction %s at %s as %s\n", r.Status, t.ID, shortID(r.Commit), reporter)

@@ -101,6 +101,10 @@ func TestCLITxnEnv(t *testing.T) {
 	if res := run(env, "", "txn", "approve"); res.exit != exitError || !strings.HasPrefix(res.stderr, "gitstate: self_approval: ") {
 		t.Errorf("self-approval: %+v", res)
 	}
+	// With no --reporter, the report is under the token's own name.
+	if out := ok(env, "txn", "report", "--status", "pending"); !regexp.MustCompile(`^reported pending on transaction ` + id + ` at [0-9a-f]+ as admin\n$`).MatchString(out) {
+		t.Errorf("txn report without --reporter: %q", out)
+	}
 	// The administrator may report for another reporter; show names who did.
 	if out := ok(env, "txn", "report", "--reporter", "plan-bot", "--status", "ok", "--details", `{"n":1}`); !strings.HasPrefix(out, "reported ok on transaction "+id+" at ") {
 		t.Errorf("txn report: %q", out)
@@ -134,7 +138,7 @@ func TestCLITxnEnv(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"txn", "diff", id, "--against", "tail"}, {"txn", "ls", "--status", "done"},
-		{"txn", "report", id, "--reporter", "x", "--status", "great"}, {"txn", "report", id, "--status", "ok"},
+		{"txn", "report", id, "--reporter", "x", "--status", "great"}, {"txn", "report", id, "--reporter", "x"},
 		{"txn", "report", id, "--reporter", "x", "--status", "ok", "--details", "{"}, {"txn", "begin", "--ttl", "-1h"},
 		{"txn", "begin", "--ttl", "0s"}, {"txn", "show", "a", "b"},
 	} {
