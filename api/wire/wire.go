@@ -9,6 +9,7 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -309,9 +310,11 @@ type Duration time.Duration
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var n json.Number
 	if err := json.Unmarshal(b, &n); err == nil {
+		// Past about 292 years a time.Duration overflows: such a number
+		// (or one ParseFloat cannot hold) is out of range, not wrapped.
 		f, err := n.Float64()
-		if err != nil {
-			return err
+		if err != nil || math.Abs(f) > float64(math.MaxInt64)/float64(time.Second) {
+			return fmt.Errorf("duration %s seconds is out of range", n)
 		}
 		*d = Duration(f * float64(time.Second))
 		return nil
