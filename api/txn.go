@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gitstate/gitstate"
@@ -43,9 +45,15 @@ func wireTxn(t *txn.Txn) wire.Txn {
 	return w
 }
 
-func wireView(v *txn.View) wire.Txn {
+// wireView is v as the caller p sees it: a token limited to prefixes is not
+// told the names of the transaction's keys outside them (its keys, its
+// conflicts, the protected keys it touches), as diffs and history leave
+// them out.
+func wireView(v *txn.View, p *Principal) wire.Txn {
+	see := seeFor(p)
 	w := wireTxn(&v.Txn)
-	w.HeadCommit, w.MainRevision, w.Keys, w.Conflicts = v.Head, v.MainRevision, v.Keys, v.Conflicts
+	w.HeadCommit, w.MainRevision = v.Head, v.MainRevision
+	w.Keys, w.Conflicts = visibleKeys(v.Keys, see), visibleKeys(v.Conflicts, see)
 	for i, a := range v.ApprovalStates {
 		w.Approvals[i].Valid = a.Valid
 	}
@@ -54,8 +62,23 @@ func wireView(v *txn.View) wire.Txn {
 	}
 	rq := v.Requirements
 	w.Requirements = &wire.TxnRequirements{Approvals: rq.Approvals, ValidApprovals: rq.ValidApprovals, Reports: rq.Reports,
-		MissingReports: rq.MissingReports, ProtectedKeys: rq.ProtectedKeys, Met: rq.Met}
+		MissingReports: rq.MissingReports, ProtectedKeys: visibleKeys(rq.ProtectedKeys, see), Met: rq.Met}
 	return w
+}
+
+// visibleKeys returns the keys see accepts (all of them when see is nil),
+// keys itself when that is all of them.
+func visibleKeys(keys []string, see func(string) bool) []string {
+	if see == nil || !slices.ContainsFunc(keys, func(k string) bool { return !see(k) }) {
+		return keys
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if see(k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func (s *Server) beginTxn(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +159,7 @@ func (s *Server) getTxn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, wireView(v))
+	writeJSON(w, http.StatusOK, wireView(v, PrincipalOf(r)))
 }
 
 func (s *Server) txnDiff(w http.ResponseWriter, r *http.Request) {
@@ -229,6 +252,23 @@ func (s *Server) approveTxn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// An approval vouches for every change of the transaction: a token
+	// limited to prefixes may not give one for changes it cannot read. (A
+	// write after this check voids the approval anyway: it is bound to the
+	// head it was given at.)
+	if see := seeFor(PrincipalOf(r)); see != nil {
+		v, err := m.Describe(r.Context(), repo, id)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if len(visibleKeys(v.Keys, see)) < len(v.Keys) {
+			s.writeError(w, r, gitstate.Errorf(gitstate.KindForbidden, "approver_cannot_see",
+				"transaction %s changes keys outside your token's prefixes (%s): you cannot approve what you cannot read",
+				id, strings.Join(PrincipalOf(r).Prefixes, ", ")))
+			return
+		}
+	}
 	if _, err := m.Approve(r.Context(), repo, id, actorOf(r), req.Comment); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -238,7 +278,7 @@ func (s *Server) approveTxn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, wireView(v))
+	writeJSON(w, http.StatusCreated, wireView(v, PrincipalOf(r)))
 }
 
 func (s *Server) reportTxn(w http.ResponseWriter, r *http.Request) {
@@ -267,5 +307,5 @@ func (s *Server) reportTxn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, wireView(v))
+	writeJSON(w, http.StatusCreated, wireView(v, PrincipalOf(r)))
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,8 +35,11 @@ func (userAuth) Authenticate(r *http.Request) (*api.Principal, error) {
 	}
 	p := &api.Principal{TokenID: name, Name: name, Repos: []string{"*"},
 		Scopes: []api.Scope{api.ScopeRead, api.ScopeWrite, api.ScopeTxn, api.ScopeApprove}}
-	if name == "root" {
+	switch name {
+	case "root":
 		p.Scopes = []api.Scope{api.ScopeAdmin}
+	case "lim": // a token limited to app/
+		p.Prefixes = []string{"app/"}
 	}
 	return p, nil
 }
@@ -519,4 +523,72 @@ func TestTxnKeyDirectoryConflicts(t *testing.T) {
 	var got string
 	e.must("bob", "GET", repoPath+"/kv/gg", nil, &got, 200)
 	e.must("bob", "GET", repoPath+"/kv/hh/x", nil, &got, 200)
+}
+
+// TestTxnViewPrefixLimited checks that a token limited to prefixes is not
+// told, by a transaction's description (GET, and the answer to a report),
+// the names of its keys outside them: not in keys, not in conflicts, not in
+// the protected keys; and that it may not approve such a transaction.
+func TestTxnViewPrefixLimited(t *testing.T) {
+	e := newTxnEnv(t)
+	var tx wire.Txn
+	e.must("root", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+	e.must("root", "PUT", repoPath+"/txns/"+tx.ID+"/kv/.gitstate/policy.yaml", "protected:\n  - prefix: secret/\n  - prefix: app/\n", nil, 200)
+	e.must("root", "POST", repoPath+"/txns/"+tx.ID+"/commit", nil, nil, 200)
+
+	e.must("root", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+	tp := repoPath + "/txns/" + tx.ID
+	e.must("root", "POST", tp+"/commits", map[string]any{"ops": []map[string]string{
+		{"op": "put", "key": "app/x", "value": "1"}, {"op": "put", "key": "secret/db-hint", "value": "2"}}}, nil, 200)
+	// Both keys change on main too (through a transaction: they are
+	// protected): both are conflicts.
+	var other wire.Txn
+	e.must("root", "POST", repoPath+"/txns", map[string]any{}, &other, 201)
+	e.must("root", "POST", repoPath+"/txns/"+other.ID+"/commits", map[string]any{"ops": []map[string]string{
+		{"op": "put", "key": "app/x", "value": "main"}, {"op": "put", "key": "secret/db-hint", "value": "main"}}}, nil, 200)
+	e.must("root", "POST", repoPath+"/txns/"+other.ID+"/commit", nil, nil, 200)
+
+	var full wire.Txn
+	e.must("root", "GET", tp, nil, &full, 200)
+	if !slices.Equal(full.Keys, []string{"app/x", "secret/db-hint"}) || !slices.Equal(full.Conflicts, full.Keys) ||
+		full.Requirements == nil || !slices.Equal(full.Requirements.ProtectedKeys, full.Keys) {
+		t.Fatalf("the administrator's view: keys %q, conflicts %q, requirements %+v", full.Keys, full.Conflicts, full.Requirements)
+	}
+	for _, c := range []struct {
+		method, path string
+		body         any
+		code         int
+	}{
+		{"GET", tp, nil, 200},
+		{"POST", tp + "/reports", map[string]string{"status": "ok"}, 201},
+	} {
+		var raw string
+		e.must("lim", c.method, c.path, c.body, &raw, c.code)
+		var got wire.Txn
+		if err := json.Unmarshal([]byte(raw), &got); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(raw, "secret/") {
+			t.Errorf("%s %s names a key outside app/: %s", c.method, c.path, raw)
+		}
+		want := []string{"app/x"}
+		if !slices.Equal(got.Keys, want) || !slices.Equal(got.Conflicts, want) || got.Requirements == nil || !slices.Equal(got.Requirements.ProtectedKeys, want) {
+			t.Errorf("%s %s: keys %q, conflicts %q, requirements %+v; want %q in each", c.method, c.path, got.Keys, got.Conflicts, got.Requirements, want)
+		}
+	}
+	// An approval vouches for every change: lim cannot give one for
+	// changes it cannot read, and the refusal names none of them.
+	var raw string
+	if status, code := e.do("lim", "POST", tp+"/approvals", map[string]string{}, &raw); status != 403 || code != "approver_cannot_see" {
+		t.Errorf("approval by lim: %d %s, want 403 approver_cannot_see", status, code)
+	}
+	e.must("root", "GET", tp, nil, &full, 200)
+	if len(full.Approvals) != 0 {
+		t.Errorf("approvals after the refusal: %+v", full.Approvals)
+	}
+	// On a transaction within its prefixes, it may.
+	var mine wire.Txn
+	e.must("root", "POST", repoPath+"/txns", map[string]any{}, &mine, 201)
+	e.must("root", "PUT", repoPath+"/txns/"+mine.ID+"/kv/app/y", "1", nil, 200)
+	e.must("lim", "POST", repoPath+"/txns/"+mine.ID+"/approvals", map[string]string{}, nil, 201)
 }
