@@ -503,11 +503,17 @@ func TestBatchDuplicateKeyInTxn(t *testing.T) {
 func TestIfMatchMalformedMessage(t *testing.T) {
 	ts := newTestServer(t)
 	ts.put(t, "a", "1")
-	for _, im := range []string{`"deadbeef"`, `deadbeef`, `W/"deadbeef"`} {
-		r := ts.send(t, request{method: "PUT", target: "/v1/repos/default/kv/a", body: "2", header: map[string]string{"If-Match": im}})
-		e := r.wantError(t, 412, "precondition_failed")
-		if !strings.HasPrefix(e.Message, `If-Match "deadbeef" matches no value`) {
-			t.Errorf("If-Match %s: message %q", im, e.Message)
+	zero := strings.Repeat("0", 40)
+	for _, tt := range []struct{ im, want string }{
+		{`"deadbeef"`, `If-Match "deadbeef" matches no value: an entity tag is a value's etag, 40 hex digits`},
+		{`deadbeef`, `If-Match "deadbeef" matches no value: an entity tag is a value's etag, 40 hex digits`},
+		{`W/"deadbeef"`, `If-Match "deadbeef" matches no value: an entity tag is a value's etag, 40 hex digits`},
+		// Well formed, but no value has the zero id.
+		{`"` + zero + `"`, `If-Match "` + zero + `" matches no value: no value has the zero id as its etag`},
+	} {
+		r := ts.send(t, request{method: "PUT", target: "/v1/repos/default/kv/a", body: "2", header: map[string]string{"If-Match": tt.im}})
+		if e := r.wantError(t, 412, "precondition_failed"); e.Message != tt.want {
+			t.Errorf("If-Match %s: message %q, want %q", tt.im, e.Message, tt.want)
 		}
 	}
 }

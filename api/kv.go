@@ -77,8 +77,12 @@ func preconditionsOf(r *http.Request, key string) ([]storage.Precondition, error
 			// cannot hold. The tag is quoted once, as the header quotes
 			// it, whether or not the client did.
 			tag := strings.Trim(strings.TrimPrefix(strings.TrimSpace(im), "W/"), `"`)
+			why := "an entity tag is a value's etag, 40 hex digits"
+			if _, ok := storage.ParseHash(strings.ToLower(tag)); ok {
+				why = "no value has the zero id as its etag" // well formed, and all zeros
+			}
 			return nil, gitstate.Errorf(gitstate.KindPrecondition, "precondition_failed",
-				"If-Match %q matches no value: an entity tag is a value's etag, 40 hex digits", tag).WithKeys(key)
+				"If-Match %q matches no value: %s", tag, why).WithKeys(key)
 		}
 	}
 	if inm := r.Header.Get("If-None-Match"); inm != "" {

@@ -23,6 +23,10 @@ func TestDurationUnmarshal(t *testing.T) {
 		{`1e10`, 0, "out of range"},
 		{`-1e10`, 0, "out of range"},
 		{`1e400`, 0, "out of range"},
+		{`9223372036.854775807`, 0, "out of range"}, // 2^63 ns, after rounding
+		{`9223372036.854776`, 0, "out of range"},
+		{`-9223372036.854775808`, 0, "out of range"},
+		{`9223372036`, 9223372036 * time.Second, ""},
 	}
 	for _, tt := range tests {
 		var d Duration

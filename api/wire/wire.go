@@ -313,7 +313,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		// Past about 292 years a time.Duration overflows: such a number
 		// (or one ParseFloat cannot hold) is out of range, not wrapped.
 		f, err := n.Float64()
-		if err != nil || math.Abs(f) > float64(math.MaxInt64)/float64(time.Second) {
+		// float64(MaxInt64) rounds up to 2^63, which int64 cannot hold:
+		// the bound is exclusive.
+		if err != nil || math.Abs(f*float64(time.Second)) >= float64(math.MaxInt64) {
 			return fmt.Errorf("duration %s seconds is out of range", n)
 		}
 		*d = Duration(f * float64(time.Second))
