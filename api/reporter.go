@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // reportAs returns the name under which the caller p reports (a
@@ -23,6 +24,13 @@ func reportAs(p *Principal, name string) (string, error) {
 	}
 	if name == "" {
 		return p.Name, nil
+	}
+	// A reporter is named as a reconciler is (a token's name, or
+	// "/"-separated segments under it): "flux/../argo" or "flux/ argo"
+	// would read as someone else's in a list.
+	if !watch.ValidReconcilerName(name) {
+		return "", gitstate.Errorf(gitstate.KindInvalid, "invalid_request",
+			"reporter %q must be 1 to 128 bytes of \"/\"-separated segments of [A-Za-z0-9._-], each starting with a letter or digit", name)
 	}
 	own := p.Name != "" && (name == p.Name || strings.HasPrefix(name, p.Name+"/") && len(name) > len(p.Name)+1)
 	if own || p.HasScope(ScopeAdmin) {

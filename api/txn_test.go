@@ -332,13 +332,16 @@ func TestReportsAreTheCallers(t *testing.T) {
 		status         int
 		code, want     string // want: the reporter recorded
 	}{
-		"own name":              {"plan-bot", "plan-bot", 201, "", "plan-bot"},
-		"omitted: the caller's": {"carol", "", 201, "", "carol"},
-		"a sub-name":            {"carol", "carol/eu", 201, "", "carol/eu"},
-		"a longer name":         {"plan", "plan-bot", 403, "reporter_not_caller", ""},
-		"an empty sub-name":     {"carol", "carol/", 403, "reporter_not_caller", ""},
-		"another's sub-name":    {"alice", "plan-bot/eu", 403, "reporter_not_caller", ""},
-		"administrator":         {"root", "dave", 201, "", "dave"},
+		"own name":               {"plan-bot", "plan-bot", 201, "", "plan-bot"},
+		"omitted: the caller's":  {"carol", "", 201, "", "carol"},
+		"a sub-name":             {"carol", "carol/eu", 201, "", "carol/eu"},
+		"a longer name":          {"plan", "plan-bot", 403, "reporter_not_caller", ""},
+		"an empty sub-name":      {"carol", "carol/", 400, "invalid_request", ""},
+		"another's sub-name":     {"alice", "plan-bot/eu", 403, "reporter_not_caller", ""},
+		"administrator":          {"root", "dave", 201, "", "dave"},
+		"a dot-dot sub-name":     {"carol", "carol/../plan-bot", 400, "invalid_request", ""},
+		"a space":                {"carol", "carol/ plan-bot", 400, "invalid_request", ""},
+		"administrator, a space": {"root", "plan bot", 400, "invalid_request", ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var before, after wire.Txn
