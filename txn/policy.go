@@ -16,6 +16,7 @@ import (
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/storage"
+	"github.com/gitstate/gitstate/watch"
 )
 
 // PolicyKey is where a repo keeps its policy.
@@ -79,6 +80,12 @@ func ParsePolicy(data []byte, read func(key string) ([]byte, error)) (*Policy, e
 		}
 		if r.Approvals < 0 {
 			return nil, invalidPolicy("protected[%d]: approvals must not be negative", i)
+		}
+		for _, rep := range r.Reports {
+			// A name no report can carry would make the rule unmeetable.
+			if !watch.ValidReconcilerName(rep) {
+				return nil, invalidPolicy("protected[%d]: reporter %q is not a reconciler's name (\"/\"-separated segments of [A-Za-z0-9._-], each starting with a letter or digit)", i, rep)
+			}
 		}
 	}
 	for i := range p.Schemas {

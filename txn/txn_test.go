@@ -306,8 +306,14 @@ schemas:
 	if err := f.put(p.ID, alice, PolicyKey, policy); code(err) != "forbidden" {
 		t.Errorf("non-owner write: %v", err)
 	}
-	if err := f.put(p.ID, admin, PolicyKey, "protected: [{prefix: ''}]"); code(err) != "invalid_policy" {
-		t.Errorf("invalid policy: %v", err)
+	for _, bad := range []string{
+		"protected: [{prefix: ''}]",
+		"protected: [{prefix: prod/, reports: ['plan bot']}]", // no report can carry that name
+		"protected: [{prefix: prod/, reports: [plan-bot/]}]",
+	} {
+		if err := f.put(p.ID, admin, PolicyKey, bad); code(err) != "invalid_policy" {
+			t.Errorf("invalid policy %q: %v", bad, err)
+		}
 	}
 	f.mustPut(p.ID, admin, PolicyKey, policy)
 	if _, _, err := f.m.Commit(ctx, storage.DefaultRepo, p.ID, admin); err != nil {
