@@ -362,7 +362,9 @@ func (s *Store) runImport(ctx context.Context, name, tmp string, im *Import, opt
 		if err != nil {
 			return nil, err
 		}
-		if warnings, err = s.opts.CheckImport(ctx, head); err != nil {
+		warnings, err = s.opts.CheckImport(ctx, head)
+		head.Close()
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -503,3 +503,67 @@ func TestImportInterrupted(t *testing.T) {
 		t.Errorf("the failed status outlived a new import: %v", err)
 	}
 }
+
+// TestImportHeadRead checks the head's reader: every regular file's bytes
+// as they are (an empty file, one without a final newline, binary content
+// with newlines and NULs, hundreds of files through the one batch process),
+// ErrKeyNotFound for a path that is not a regular file of the head, and a
+// reader that starts again after Close.
+func TestImportHeadRead(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	git(t, filepath.Dir(src), "init", "-q", "-b", "main", src)
+	git(t, src, "config", "user.name", "T")
+	git(t, src, "config", "user.email", "t@example.com")
+	files := map[string]string{
+		"empty":            "",
+		"no-newline":       "x",
+		"bin/blob":         "a\n\x00b\n\n",
+		"deep/a/b/c/d.txt": strings.Repeat("line\n", 10000),
+	}
+	for i := range 300 {
+		files[fmt.Sprintf("many/%03d.yaml", i)] = fmt.Sprintf("n: %d\n", i)
+	}
+	for p, c := range files {
+		full := filepath.Join(src, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("no-newline", filepath.Join(src, "link")); err != nil {
+		t.Fatal(err)
+	}
+	git(t, src, "add", "-A")
+	git(t, src, "commit", "-q", "-m", "files")
+
+	head, err := readImportHead(context.Background(), GitEnv{Dir: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer head.Close()
+	if len(head.Paths()) != len(files) {
+		t.Errorf("%d paths, want %d (the symbolic link is not a regular file)", len(head.Paths()), len(files))
+	}
+	for _, p := range head.Paths() {
+		b, err := head.Read(p)
+		if err != nil {
+			t.Fatalf("read %s: %v", p, err)
+		}
+		if string(b) != files[p] {
+			t.Fatalf("read %s: %q, want %q", p, b, files[p])
+		}
+	}
+	for _, p := range []string{"link", "many", "nope"} {
+		if _, err := head.Read(p); !errors.Is(err, gitstate.ErrKeyNotFound) {
+			t.Errorf("read %s: %v, want ErrKeyNotFound", p, err)
+		}
+	}
+	if err := head.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if b, err := head.Read("bin/blob"); err != nil || string(b) != files["bin/blob"] {
+		t.Errorf("read after Close: %q, %v", b, err)
+	}
+}

@@ -1,9 +1,14 @@
 package storage
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
 	"strings"
 
 	"github.com/gitstate/gitstate"
@@ -27,13 +32,19 @@ type ImportWarning struct {
 }
 
 // ImportHead is the tree at the head of a fetched branch, read with the git
-// CLI from the repository being imported. It is not safe for concurrent
-// use.
+// CLI from the repository being imported: one `git cat-file --batch` for
+// every Read, started at the first (a check that reads a thousand secrets'
+// files starts one process, not a thousand). It is not safe for concurrent
+// use; Close ends the process.
 type ImportHead struct {
 	ctx   context.Context
 	env   GitEnv
 	paths []string
 	blobs map[string]string // path -> blob id, regular files only
+
+	cat    *exec.Cmd
+	catIn  io.WriteCloser
+	catOut *bufio.Reader
 }
 
 // readImportHead lists the regular files (executable or not) of the tree
@@ -71,9 +82,65 @@ func (h *ImportHead) Read(path string) ([]byte, error) {
 	if !ok {
 		return nil, gitstate.Errorf(gitstate.KindNotFound, "key_not_found", "%s does not exist in the imported head", path).WithKeys(path)
 	}
-	b, err := GitCommand(h.ctx, h.env, "cat-file", "blob", id).Output()
+	b, err := h.readBlob(id)
 	if err != nil {
+		// The process is in an unknown state: the next Read starts anew.
+		h.Close()
 		return nil, fmt.Errorf("read %s of the imported head: %w", path, err)
 	}
 	return b, nil
+}
+
+// readBlob asks the batch process for the blob id.
+func (h *ImportHead) readBlob(id string) ([]byte, error) {
+	if h.cat == nil {
+		cmd := GitCommand(h.ctx, h.env, "cat-file", "--batch")
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		h.cat, h.catIn, h.catOut = cmd, in, bufio.NewReader(out)
+	}
+	if _, err := io.WriteString(h.catIn, id+"\n"); err != nil {
+		return nil, err
+	}
+	// "<id> blob <size>\n<content>\n", or "<id> missing\n".
+	hdr, err := h.catOut.ReadString('\n')
+	if err != nil {
+		return nil, err
+	}
+	f := strings.Fields(hdr)
+	if len(f) != 3 || f[0] != id || f[1] != "blob" {
+		return nil, fmt.Errorf("git cat-file --batch answered %q for blob %s", strings.TrimSpace(hdr), id)
+	}
+	size, err := strconv.Atoi(f[2])
+	if err != nil || size < 0 {
+		return nil, fmt.Errorf("git cat-file --batch answered %q for blob %s", strings.TrimSpace(hdr), id)
+	}
+	b := make([]byte, size+1)
+	if _, err := io.ReadFull(h.catOut, b); err != nil {
+		return nil, err
+	}
+	if b[size] != '\n' {
+		return nil, errors.New("git cat-file --batch: no newline after the content")
+	}
+	return b[:size], nil
+}
+
+// Close ends the batch process, if one was started.
+func (h *ImportHead) Close() error {
+	if h.cat == nil {
+		return nil
+	}
+	h.catIn.Close()
+	err := h.cat.Wait()
+	h.cat, h.catIn, h.catOut = nil, nil, nil
+	return err
 }
