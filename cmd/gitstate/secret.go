@@ -76,9 +76,9 @@ adds. Writing the value it already has makes no commit.`,
 			}
 			return o.print(cmd, res, func(w io.Writer) {
 				if res.Changed {
-					fmt.Fprintf(w, "wrote %s: revision %d, etag %s\n", args[0], res.Revision, res.ETag)
+					fmt.Fprintf(w, "wrote %s: %s, etag %s\n", args[0], o.landed(res.Revision, res.Commit), res.ETag)
 				} else {
-					fmt.Fprintf(w, "%s already has this value: no commit (revision %d)\n", args[0], res.Revision)
+					fmt.Fprintf(w, "%s already has this value: no commit (%s)\n", args[0], o.at(res.Revision))
 				}
 			})
 		}),
@@ -227,10 +227,10 @@ with secrets:read; rotate the credential itself if it leaked.`,
 			}
 			return o.print(cmd, res, func(w io.Writer) {
 				if !res.Changed {
-					fmt.Fprintf(w, "%s did not exist: no commit (revision %d)\n", args[0], res.Revision)
+					fmt.Fprintf(w, "%s did not exist: no commit (%s)\n", args[0], o.at(res.Revision))
 					return
 				}
-				fmt.Fprintf(w, "deleted %s: revision %d\n", args[0], res.Revision)
+				fmt.Fprintf(w, "deleted %s: %s\n", args[0], o.landed(res.Revision, res.Commit))
 			})
 		}),
 	}
@@ -305,6 +305,26 @@ func (o *secretOptions) secrets() (secretStore, error) {
 		return repo.Txn(o.g.txn), nil
 	}
 	return repo, nil
+}
+
+// landed names where a secret's write landed, as put's output does:
+// "revision N" on main, "txn ID commit C" in a transaction, whose writes
+// answer revision 0 (a branch has no revisions).
+func (o *secretOptions) landed(rev int64, commit string) string {
+	where := (&textPrinter{inTxn: o.g.txn}).where(rev)
+	if rev == 0 && o.g.txn != "" {
+		where += " commit " + commit
+	}
+	return where
+}
+
+// at names the state a write that changed nothing found: "revision N" on
+// main, "in txn ID" in a transaction.
+func (o *secretOptions) at(rev int64) string {
+	if rev == 0 && o.g.txn != "" {
+		return "in txn " + o.g.txn
+	}
+	return fmt.Sprintf("revision %d", rev)
 }
 
 // print writes v as JSON with -o json, else with text.

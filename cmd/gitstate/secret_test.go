@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -136,5 +137,31 @@ func TestSecretCLI(t *testing.T) {
 	}
 	if _, _, err := runSecret(t, "", "secret", "rm", s, "--if-match", "*", "apps/bin/key"); exitCode(err) != exitPrecondition {
 		t.Errorf("rm --if-match '*' of a deleted secret: %v (exit %d)", err, exitCode(err))
+	}
+}
+
+// TestSecretCLIInTxn checks that the secret commands name the transaction
+// and the branch's commit, as put does, instead of the revision 0 a
+// transaction's write answers.
+func TestSecretCLIInTxn(t *testing.T) {
+	srv := startSecretServer(t)
+	s := "--server=" + srv
+	id := strings.TrimSpace(func() string { out, _ := mustRun(t, "", "txn", "begin", s, "-m", "rotate db"); return out }())
+	tx := "--txn=" + id
+	for _, tc := range []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"put", "s3cret", []string{"secret", "put", s, tx, "apps/web/db"}, `^wrote apps/web/db: txn ` + id + ` commit [0-9a-f]{40}, etag [0-9a-f]{40}\n$`},
+		{"put again", "s3cret", []string{"secret", "put", s, tx, "apps/web/db"}, `^apps/web/db already has this value: no commit \(in txn ` + id + `\)\n$`},
+		{"rm", "", []string{"secret", "rm", s, tx, "apps/web/db"}, `^deleted apps/web/db: txn ` + id + ` commit [0-9a-f]{40}\n$`},
+		{"put on main", "s3cret", []string{"secret", "put", s, "apps/web/db"}, `^wrote apps/web/db: revision 1, etag [0-9a-f]{40}\n$`},
+	} {
+		out, _ := mustRun(t, tc.stdin, tc.args...)
+		if !regexp.MustCompile(tc.want).MatchString(out) {
+			t.Errorf("%s: %q, want %s", tc.name, out, tc.want)
+		}
 	}
 }
