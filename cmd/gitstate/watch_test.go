@@ -4,11 +4,18 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	client "github.com/gitstate/gitstate/clients/go"
+	"github.com/gitstate/gitstate/server"
 )
 
 // TestCLIWatch runs "gitstate watch" and reads the events it prints as the
@@ -58,5 +65,160 @@ func TestCLIWatch(t *testing.T) {
 	}
 	if ev := next(); ev.Type != "revision" || ev.ID != "3" || ev.Revision.Changes[0].Key != "apps/web/c" {
 		t.Fatalf("live event: %+v", ev)
+	}
+}
+
+// TestCLIWatchAcrossRestart shuts the server down under a running "gitstate
+// watch" and starts it again on the same address and data: the watch
+// reconnects from the close event's resume id, says so on stderr, and
+// prints the next revision once, without replaying the ones it printed.
+func TestCLIWatchAcrossRestart(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.AdminToken = testToken
+	cfg.Banner = io.Discard
+	cfg.ShutdownTimeout = 10 * time.Second
+	start := func() *server.Server {
+		t.Helper()
+		srv, err := server.Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("start server: %v", err)
+		}
+		return srv
+	}
+	srv := start()
+	cfg.Listen = srv.Addr() // the restart listens where the watch reconnects
+	url := "http://" + srv.Addr()
+	d := newClientDriver(t, url)
+	if _, err := d.Put("default", "apps/web/a", []byte("1"), client.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gitstateBinary(t), "watch", "apps/web/", "--from", "0", "-o", "json")
+	cmd.Env = cliEnv(url)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stderr := make(chan string, 16)
+	go func() {
+		s := bufio.NewScanner(errPipe)
+		for s.Scan() {
+			stderr <- s.Text()
+		}
+		close(stderr)
+	}()
+	lines := bufio.NewScanner(out)
+	next := func() watchEventOutput {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("watch ended: %v", lines.Err())
+		}
+		var ev watchEventOutput
+		if err := json.Unmarshal(lines.Bytes(), &ev); err != nil {
+			t.Fatalf("line %q: %v", lines.Text(), err)
+		}
+		return ev
+	}
+	if ev := next(); ev.Type != "revision" || ev.ID != "1" {
+		t.Fatalf("first event: %+v", ev)
+	}
+
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(); ev.Type != "close" || ev.Close.Resume != "1" {
+		t.Fatalf("on shutdown: %+v, want a close event resuming from 1", ev)
+	}
+	select {
+	case line := <-stderr:
+		if !strings.Contains(line, "server shutting down") || !strings.Contains(line, "reconnecting from 1") {
+			t.Errorf("stderr: %q, want a line saying it reconnects from 1", line)
+		}
+	case <-ctx.Done():
+		t.Fatal("watch said nothing on stderr after the shutdown")
+	}
+
+	srv = start()
+	defer srv.Shutdown(context.Background())
+	if _, err := d.Put("default", "apps/web/b", []byte("2"), client.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(); ev.Type != "revision" || ev.ID != "2" || ev.Revision.Changes[0].Key != "apps/web/b" {
+		t.Fatalf("after the restart: %+v, want revision 2", ev)
+	}
+	cancel()
+	cmd.Wait()
+}
+
+// TestCLIWatchClose serves close events to "gitstate watch" and checks what
+// each does: the server's own reasons are reconnected from the resume id;
+// any other (a revoked token) ends the command with exit status 1, the
+// reason, and the command that resumes.
+func TestCLIWatchClose(t *testing.T) {
+	var froms []string
+	closes := []string{
+		`{"reason":"server shutting down; resume from the last id","resume":"5"}`,
+		`{"reason":"token revoked","resume":"21"}`,
+	}
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/repos/default/watch" || len(froms) == len(closes) {
+			http.NotFound(w, r)
+			return
+		}
+		froms = append(froms, r.URL.Query().Get("from"))
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "event: close\ndata: %s\n\n", closes[len(froms)-1])
+	}))
+	defer fake.Close()
+	t.Setenv("GITSTATE_TOKEN", testToken)
+	t.Setenv("GITSTATE_TXN", "")
+
+	out, errOut, err := runSecret(t, "", "watch", "--server="+fake.URL, "apps/", "--from", "0")
+	if exitCode(err) != exitError || err == nil || !strings.Contains(err.Error(), "token revoked") ||
+		!strings.Contains(err.Error(), "resume with: gitstate watch apps/ --from 21") {
+		t.Errorf("after a token revoked: %v (exit %d), want exit 1, the reason and the resume command", err, exitCode(err))
+	}
+	if want := []string{"0", "5"}; !slices.Equal(froms, want) {
+		t.Errorf("watched from %q, want %q: reconnected from the resume id once, not after the token's close", froms, want)
+	}
+	if strings.Count(errOut, "reconnecting from 5") != 1 {
+		t.Errorf("stderr: %q, want one reconnect line", errOut)
+	}
+	if !strings.Contains(out, "# closed: token revoked") {
+		t.Errorf("stdout: %q", out)
+	}
+}
+
+func TestCloseAction(t *testing.T) {
+	for _, tc := range []struct {
+		reason   string
+		onBranch bool
+		want     int
+	}{
+		{"server shutting down; resume from the last id", false, closeReconnect},
+		{"server error; resume from the last id", true, closeReconnect},
+		{"token revoked", false, closeFail},
+		{"token expired", true, closeFail},
+		{"token no longer valid", false, closeFail},
+		{"no such transaction", true, closeFail},
+		{"transaction committed", true, closeEnd},
+		{"transaction aborted", true, closeEnd},
+		{"transaction committed", false, closeFail},
+		{"something new", false, closeFail},
+	} {
+		if got := closeAction(tc.reason, tc.onBranch); got != tc.want {
+			t.Errorf("closeAction(%q, %v) = %d, want %d", tc.reason, tc.onBranch, got, tc.want)
+		}
 	}
 }
