@@ -104,6 +104,20 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (*Principal, error)
 }
 
+// FailureLimiter counts failed authentications per client address, for
+// what Authenticator does not see: an upstream webhook's signature, and
+// Git's credential-less first request. Implementations are safe for
+// concurrent use.
+type FailureLimiter interface {
+	// Blocked returns an error of kind KindTooManyRequests (with an
+	// *RetryAfter cause) when r's client address has used up its
+	// allowance of failed authentications, and nil otherwise. It counts
+	// nothing.
+	Blocked(r *http.Request) error
+	// Failed counts a failed authentication from r's client address.
+	Failed(r *http.Request)
+}
+
 // StreamLimiter bounds the long-lived streams (watches) one token may hold
 // open at once. Implementations are safe for concurrent use.
 type StreamLimiter interface {
@@ -182,6 +196,12 @@ type reqInfo struct {
 	// the response's: a push answers 200 and reports refusals in Git's
 	// protocol.
 	outcome int
+	// quiet is set on answers that are not audited: a 429 before
+	// authentication (the request did nothing, and a blocked client
+	// could otherwise write and sync audit lines as fast as it sends
+	// requests) and Git's 401 challenge to a request without credentials
+	// (every git command begins with one).
+	quiet bool
 	// noted is set when the request's line rode in its commit's journal
 	// record (see LineAuditor): it is not recorded again.
 	noted bool

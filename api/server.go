@@ -41,6 +41,10 @@ type Options struct {
 	AuditLog AuditReader
 	// Tokens, if set, serves /v1/tokens.
 	Tokens TokenService
+	// Failures, if set, limits the failed authentications of client
+	// addresses on the routes that Auth does not cover: upstream
+	// webhooks' signatures and Git's challenges (see FailureLimiter).
+	Failures FailureLimiter
 	// Streams, if set, bounds the watch streams each token holds open.
 	Streams StreamLimiter
 	Logger  *slog.Logger
@@ -381,7 +385,13 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request, vars *k
 	if rt.Git && s.opts.Auth != nil && r.Header.Get("Authorization") == "" {
 		// The git client asks without credentials first, every time,
 		// and sends them once challenged: that is no failed attempt
-		// for the authenticator to count against the address.
+		// for the authenticator to count against the address, nor one
+		// for the audit log. A blocked address gets its 429 all the same.
+		info.quiet = true
+		if err := s.blocked(r); err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
 		s.writeError(sw, r, gitstate.Errorf(gitstate.KindUnauthorized, "unauthorized",
 			"credentials required: the token as the password, or a bearer token"))
 		return
@@ -389,6 +399,7 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request, vars *k
 	if !rt.Open || (rt.Action == "metrics" && s.opts.MetricsAuth) {
 		p, err := s.authenticate(r)
 		if err != nil {
+			info.quiet = gitstate.KindOf(err) == gitstate.KindTooManyRequests
 			s.writeError(sw, r, err)
 			return
 		}
@@ -409,7 +420,25 @@ func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 	return s.opts.Auth.Authenticate(r)
 }
 
-// audit records mutating, denied and secret-reading requests.
+// blocked returns the 429 of a client address that has used up its
+// allowance of failed authentications (see FailureLimiter), or nil.
+func (s *Server) blocked(r *http.Request) error {
+	if s.opts.Failures == nil {
+		return nil
+	}
+	return s.opts.Failures.Blocked(r)
+}
+
+// failed counts err against r's client address when it is a failed
+// authentication.
+func (s *Server) failed(r *http.Request, err error) {
+	if s.opts.Failures != nil && gitstate.KindOf(err) == gitstate.KindUnauthorized {
+		s.opts.Failures.Failed(r)
+	}
+}
+
+// audit records mutating, denied and secret-reading requests, but for
+// the quiet ones (see reqInfo).
 func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 	if s.opts.Auditor == nil {
 		return
@@ -419,6 +448,9 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 		return
 	}
 	if info.noted && status == http.StatusOK {
+		return
+	}
+	if info.quiet {
 		return
 	}
 	if err := s.opts.Auditor.Record(r.Context(), s.auditEvent(r, info, status)); err != nil {

@@ -124,8 +124,18 @@ func (s *Server) syncUpstream(w http.ResponseWriter, r *http.Request) {
 // made with the webhook secret.
 func (s *Server) upstreamWebhook(w http.ResponseWriter, r *http.Request) {
 	name := pathVar(r, "repo")
-	if info := infoOf(r); info != nil {
+	info := infoOf(r)
+	if info != nil {
 		info.repo = name
+	}
+	// A bad signature is a failed authentication: guessing the secret is
+	// slowed as guessing a token is.
+	if err := s.blocked(r); err != nil {
+		if info != nil {
+			info.quiet = true
+		}
+		s.writeError(w, r, err)
+		return
 	}
 	if err := storage.ValidateRepoName(name); err != nil {
 		s.writeError(w, r, err)
@@ -142,6 +152,7 @@ func (s *Server) upstreamWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := u.Webhook(r.Context(), name, body, r.Header); err != nil {
+		s.failed(r, err)
 		s.writeError(w, r, err)
 		return
 	}

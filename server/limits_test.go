@@ -3,8 +3,11 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"net"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	"github.com/gitstate/gitstate/api/wire"
 	"github.com/gitstate/gitstate/server"
 	"github.com/gitstate/gitstate/server/auth"
+	"github.com/gitstate/gitstate/server/upstream"
 )
 
 // TestBruteForceGets429: after the allowance of failed authentications,
@@ -195,4 +199,116 @@ func TestSlowClients(t *testing.T) {
 		t.Fatal("stalled body: no answer after 5s")
 	}
 	ts.mustDo(t, http.StatusNotFound, http.MethodGet, "/v1/repos/default/kv/slow", ts.admin, nil)
+}
+
+// auditedActions counts the audit file's lines by action and status.
+func (ts *testServer) auditedActions(t *testing.T, action string, status int) int {
+	t.Helper()
+	n := 0
+	for _, e := range ts.auditLines(t) {
+		if e.Action == action && e.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+// TestGitChallengeIsNotAFailure: the git client's credential-less first
+// request gets its 401 challenge, is neither audited nor counted against
+// the address; wrong credentials are both, and past the allowance every
+// request from the address (a challenge too) gets 429 with Retry-After.
+func TestGitChallengeIsNotAFailure(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) {
+		c.Limits.FailRate = 0.001
+		c.Limits.FailBurst = 5
+	})
+	const refs = "/git/default.git/info/refs?service=git-upload-pack"
+	for range 40 {
+		resp, _ := ts.do(t, http.MethodGet, refs, "", nil)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
+			t.Fatalf("challenge: %d, WWW-Authenticate %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	}
+	if n := ts.auditedActions(t, "git.advertise", http.StatusUnauthorized); n != 0 {
+		t.Errorf("40 challenges wrote %d audit lines, want none", n)
+	}
+	ts.mustDo(t, http.StatusOK, http.MethodGet, refs, ts.admin, nil) // not blocked by them
+
+	var unauthorized, limited int
+	for range 40 {
+		resp, _ := ts.do(t, http.MethodGet, refs, "", nil, "Authorization", "Basic Y2k6Z3N0X3dyb25n") // ci:gst_wrong
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			unauthorized++
+		case http.StatusTooManyRequests:
+			limited++
+			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
+				t.Fatalf("429 with Retry-After %q", resp.Header.Get("Retry-After"))
+			}
+		default:
+			t.Fatalf("wrong credentials: status %d", resp.StatusCode)
+		}
+	}
+	if unauthorized != 5 || limited != 35 {
+		t.Errorf("wrong credentials: %d answered 401 and %d 429, want 5 and 35", unauthorized, limited)
+	}
+	if n := ts.auditedActions(t, "git.advertise", http.StatusUnauthorized); n != 5 {
+		t.Errorf("%d audit lines of 401 for 5 wrong credentials", n)
+	}
+	if n := ts.auditedActions(t, "git.advertise", http.StatusTooManyRequests); n != 0 {
+		t.Errorf("%d audit lines of 429", n)
+	}
+	resp, _ := ts.do(t, http.MethodGet, refs, "", nil)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a challenge from a blocked address: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestUpstreamWebhookBadSignatureIsLimited: bad webhook signatures count
+// as failed authentications of the address: audited up to the allowance,
+// then 429 with Retry-After, unaudited, even for a good signature.
+func TestUpstreamWebhookBadSignatureIsLimited(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("no git")
+	}
+	ts := startServer(t, func(c *server.Config) {
+		c.Limits.FailRate = 0.001
+		c.Limits.FailBurst = 5
+	})
+	bare := filepath.Join(t.TempDir(), "up.git")
+	if out, err := exec.Command("git", "init", "-q", "--bare", bare).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	cr, _ := json.Marshal(wire.CreateRepoRequest{Name: "f"})
+	ts.mustDo(t, http.StatusCreated, http.MethodPost, "/v1/repos", ts.admin, cr)
+	up, _ := json.Marshal(wire.UpstreamConfig{URL: bare, Mode: "follow", Interval: wire.Duration(time.Hour), WebhookSecret: "s3cret"})
+	ts.mustDo(t, http.StatusOK, http.MethodPut, "/v1/repos/f/upstream", ts.admin, up)
+
+	const hook = "/v1/repos/f/upstream/webhook"
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	var unauthorized, limited int
+	for range 30 {
+		resp, _ := ts.do(t, http.MethodPost, hook, "", body, "X-Hub-Signature-256", "sha256=00")
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			unauthorized++
+		case http.StatusTooManyRequests:
+			limited++
+			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
+				t.Fatalf("429 with Retry-After %q", resp.Header.Get("Retry-After"))
+			}
+		default:
+			t.Fatalf("bad signature: status %d", resp.StatusCode)
+		}
+	}
+	if unauthorized != 5 || limited != 25 {
+		t.Errorf("bad signatures: %d answered 401 and %d 429, want 5 and 25", unauthorized, limited)
+	}
+	if n := ts.auditedActions(t, "upstream.webhook", http.StatusUnauthorized); n != 5 {
+		t.Errorf("%d audit lines of 401 for 5 bad signatures", n)
+	}
+	if n := ts.auditedActions(t, "upstream.webhook", http.StatusTooManyRequests); n != 0 {
+		t.Errorf("%d audit lines of 429", n)
+	}
+	ts.mustDo(t, http.StatusTooManyRequests, http.MethodPost, hook, "", body, "X-Hub-Signature-256", upstream.Sign("s3cret", body))
 }

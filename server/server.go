@@ -347,9 +347,11 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		return fail(err)
 	}
 	domain := cfg.CommitEmailDomain
+	authn := auth.NewAuthenticator(tokens, cfg.AdminToken, cfg.Limits)
 	s.api = api.New(api.Options{
 		Store:         st,
-		Auth:          auth.NewAuthenticator(tokens, cfg.AdminToken, cfg.Limits),
+		Auth:          authn,
+		Failures:      authn,
 		Auditor:       auditLog,
 		AuditLog:      auditLog,
 		Tokens:        tokens,
