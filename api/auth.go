@@ -104,6 +104,18 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (*Principal, error)
 }
 
+// TokenChecker is an Authenticator that can tell, after the fact, whether
+// the token behind a principal it returned still admits requests. Watch
+// streams and long polls outlive the request that authenticated them: they
+// check as they go, and end once the token is revoked or expires.
+type TokenChecker interface {
+	// CheckToken returns nil while p's token is valid, or an error of kind
+	// KindUnauthorized (code token_revoked or token_expired) once it is
+	// not. It checks in memory and counts nothing against the token's
+	// rate limit or its caller's failed authentications.
+	CheckToken(p *Principal) error
+}
+
 // FailureLimiter counts failed authentications per client address, for
 // what Authenticator does not see: an upstream webhook's signature, and
 // Git's credential-less first request. Implementations are safe for

@@ -490,11 +490,14 @@ const maxWait = 5 * time.Minute
 // longPoll answers GET .../commits?after=N&wait=D: the revisions after N
 // (oldest first) as soon as there is one the caller may see, or an empty
 // list when D passes. Revision is the head, so that a client whose filter
-// skipped revisions can move its cursor past them.
+// skipped revisions can move its cursor past them. A token revoked or
+// expired while it waits gets 401, not the revisions made since.
 func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, repo *storage.Repo, after int64, limit int, key, prefix string, wait time.Duration) {
 	p := PrincipalOf(r)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	guard := s.guardToken(p)
+	defer guard.stop()
 	scan := after
 	for {
 		changed := repo.Changed()
@@ -503,6 +506,11 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, repo *storage.
 		if head > scan {
 			ris, _, err := repo.Log(r.Context(), storage.LogOptions{After: scan, Limit: limit, Key: key, Prefix: prefix, Ascending: true})
 			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			// Every revision listed was committed before this check.
+			if err := guard.check(); err != nil {
 				s.writeError(w, r, err)
 				return
 			}
@@ -529,6 +537,11 @@ func (s *Server) longPoll(w http.ResponseWriter, r *http.Request, repo *storage.
 		}
 		select {
 		case <-changed:
+		case <-guard.recheck():
+			if err := guard.check(); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 		case <-timer.C:
 			writeJSON(w, http.StatusOK, out)
 			return

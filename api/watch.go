@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -88,6 +89,68 @@ func seeFor(p *Principal) func(string) bool {
 	return p.CanKey
 }
 
+// tokenRecheck is how often an idle stream checks that its token still
+// admits requests; a busy one also checks before each batch it writes.
+const tokenRecheck = time.Second
+
+// tokenGuard ends a stream (or a long poll) whose token is revoked or
+// expires while it runs. A nil *tokenGuard checks nothing: the server
+// has no TokenChecker, or the request no principal.
+type tokenGuard struct {
+	checker TokenChecker
+	p       *Principal
+	tick    *time.Ticker
+}
+
+// guardToken returns the guard of p's stream; the caller must stop it.
+func (s *Server) guardToken(p *Principal) *tokenGuard {
+	c, ok := s.opts.Auth.(TokenChecker)
+	if !ok || p == nil {
+		return nil
+	}
+	return &tokenGuard{checker: c, p: p, tick: time.NewTicker(tokenRecheck)}
+}
+
+// recheck fires every tokenRecheck (never for a nil guard).
+func (g *tokenGuard) recheck() <-chan time.Time {
+	if g == nil {
+		return nil
+	}
+	return g.tick.C
+}
+
+// check returns nil while the token admits requests, else why not (an
+// error of kind KindUnauthorized).
+func (g *tokenGuard) check() error {
+	if g == nil {
+		return nil
+	}
+	return g.checker.CheckToken(g.p)
+}
+
+func (g *tokenGuard) stop() {
+	if g != nil {
+		g.tick.Stop()
+	}
+}
+
+// closeForToken ends a stream whose token stopped admitting requests (err,
+// from tokenGuard.check) with a close event naming why, and the id a
+// client with a valid token resumes from.
+func closeForToken(out *sse, err error, resume string) {
+	reason := "token no longer valid"
+	if ge, ok := errors.AsType[*gitstate.Error](err); ok {
+		switch ge.Code {
+		case "token_revoked":
+			reason = "token revoked"
+		case "token_expired":
+			reason = "token expired"
+		}
+	}
+	out.event("close", "", mustJSON(wire.WatchClose{Reason: reason, Resume: resume}))
+	out.flush()
+}
+
 // watch streams a repo's revisions (or a transaction branch's commits) as
 // Server-Sent Events.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
@@ -161,16 +224,19 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keep, see := keepFor(p, prefix), seeFor(p)
+	guard := s.guardToken(p)
+	defer guard.stop()
 	if onTxn {
-		s.watchBranch(r, out, repo, id, resume, keep, see, interval)
+		s.watchBranch(r, out, repo, id, resume, keep, see, interval, guard)
 		return
 	}
-	s.watchMain(r, out, repo, from, keep, see, interval)
+	s.watchMain(r, out, repo, from, keep, see, interval, guard)
 }
 
 // watchMain streams main's revisions after from, each filtered by keep and
-// shown as a caller who may read the keys see accepts sees it.
-func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from int64, keep, see func(string) bool, interval time.Duration) {
+// shown as a caller who may read the keys see accepts sees it. It ends,
+// before writing anything more, once guard finds the token invalid.
+func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from int64, keep, see func(string) bool, interval time.Duration, guard *tokenGuard) {
 	feed, err := s.opts.Watch.Feed(repo.Name())
 	if err != nil {
 		return
@@ -183,6 +249,12 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 		if err != nil {
 			s.log.Warn("watch: reading revisions", "repo", repo.Name(), "err", err)
 			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server error; resume from the last id", Resume: strconv.FormatInt(cursor, 10)}))
+			return
+		}
+		// Every entry was committed before this check: none was made
+		// after the token stopped admitting requests.
+		if err := guard.check(); err != nil {
+			closeForToken(out, err, strconv.FormatInt(cursor, 10))
 			return
 		}
 		skipped := false
@@ -220,7 +292,16 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 			out.flush()
 			return
 		case <-wake:
+		case <-guard.recheck():
+			if err := guard.check(); err != nil {
+				closeForToken(out, err, strconv.FormatInt(cursor, 10))
+				return
+			}
 		case <-tick.C:
+			if err := guard.check(); err != nil {
+				closeForToken(out, err, strconv.FormatInt(cursor, 10))
+				return
+			}
 			if out.event("progress", strconv.FormatInt(cursor, 10), mustJSON(wire.WatchProgress{Revision: max(cursor, head)})) != nil || out.flush() != nil {
 				return
 			}
@@ -230,8 +311,8 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 
 // watchBranch streams the commits of a transaction's branch after the
 // commit resume (the whole transaction when empty or "0"), ending when the
-// transaction closes.
-func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, resume string, keep, see func(string) bool, interval time.Duration) {
+// transaction closes, or once guard finds the token invalid.
+func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, resume string, keep, see func(string) bool, interval time.Duration, guard *tokenGuard) {
 	ctx := r.Context()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -244,6 +325,12 @@ func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, 
 			return
 		}
 		head := repo.Backend().Ref("refs/heads/" + t.Branch())
+		// The branch was read before this check: nothing on it was
+		// written after the token stopped admitting requests.
+		if err := guard.check(); err != nil {
+			closeForToken(out, err, last.String())
+			return
+		}
 		if t.Status != txn.Open || head.IsZero() {
 			out.event("close", "", mustJSON(wire.WatchClose{Reason: "transaction " + string(t.Status)}))
 			out.flush()
@@ -279,7 +366,16 @@ func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, 
 			out.flush()
 			return
 		case <-changed:
+		case <-guard.recheck():
+			if err := guard.check(); err != nil {
+				closeForToken(out, err, last.String())
+				return
+			}
 		case <-tick.C:
+			if err := guard.check(); err != nil {
+				closeForToken(out, err, last.String())
+				return
+			}
 			if out.event("progress", "", mustJSON(wire.WatchProgress{Revision: repo.Head().Revision})) != nil || out.flush() != nil {
 				return
 			}

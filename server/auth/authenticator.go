@@ -62,7 +62,10 @@ type Authenticator struct {
 	fails       *addrLimiter
 }
 
-var _ api.Authenticator = (*Authenticator)(nil)
+var (
+	_ api.Authenticator = (*Authenticator)(nil)
+	_ api.TokenChecker  = (*Authenticator)(nil)
+)
 
 // NewAuthenticator returns an Authenticator for the tokens of store and,
 // when envToken is not empty, for envToken as the administrator (token id
@@ -152,6 +155,21 @@ func (a *Authenticator) valid(e *entry) (*api.Principal, error) {
 		return nil, unauthorized("token_expired", "token %s expired at %s", id, e.rec.ExpiresAt.Format(time.RFC3339))
 	}
 	return e.p, nil
+}
+
+// CheckToken implements api.TokenChecker for a principal Authenticate
+// returned: its token must still be in the store, not revoked, and not
+// past its expiry. The GITSTATE_ADMIN_TOKEN principal cannot be revoked.
+func (a *Authenticator) CheckToken(p *api.Principal) error {
+	if a.env != nil && p == a.env {
+		return nil
+	}
+	e := a.store.lookup(p.TokenID)
+	if e == nil {
+		return unauthorized("token_revoked", "token %s no longer exists", p.TokenID)
+	}
+	_, err := a.valid(e)
+	return err
 }
 
 // allow takes one request from the token's allowance, or says how long to
