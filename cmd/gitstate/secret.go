@@ -29,7 +29,8 @@ func newSecretCmd(g *globalOptions) *cobra.Command {
 		Short: "Write, read, list, delete and rotate secrets (SOPS-encrypted values)",
 		Long: `Secrets are values kept encrypted in the repo, as SOPS documents
 (<key>.sops.json in the tree), versioned in the same commits as the rest of
-the state. The server encrypts them to the recipients of the repo's
+the state ("gitstate log --key NAME" lists a secret's commits by its name).
+The server encrypts them to the recipients of the repo's
 .gitstate/sops.yaml (its own age key by default).
 
 A secret's value is read from stdin or from a file, never from the command

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,5 +164,44 @@ func TestSecretCLIInTxn(t *testing.T) {
 		if !regexp.MustCompile(tc.want).MatchString(out) {
 			t.Errorf("%s: %q, want %s", tc.name, out, tc.want)
 		}
+	}
+}
+
+// TestLogSecretByName checks that "log --key NAME" lists a secret's
+// history by the name "secret put" took, and that a key of that name, when
+// there is one, keeps its own history.
+func TestLogSecretByName(t *testing.T) {
+	srv := startSecretServer(t)
+	s := "--server=" + srv
+	mustRun(t, "one", "secret", "put", s, "apps/web/db")
+	mustRun(t, "", "put", s, "apps/web/other", "x")
+	mustRun(t, "two", "secret", "put", s, "apps/web/db")
+
+	revisions := func(args ...string) ([]int64, string) {
+		t.Helper()
+		out, errOut := mustRun(t, "", append([]string{"log", s, "-o", "json"}, args...)...)
+		var l wire.CommitList
+		if err := json.Unmarshal([]byte(out), &l); err != nil {
+			t.Fatalf("log %v: %q: %v", args, out, err)
+		}
+		var revs []int64
+		for _, c := range l.Commits {
+			revs = append(revs, c.Revision)
+		}
+		return revs, errOut
+	}
+	if revs, errOut := revisions("--key", "apps/web/db"); !slices.Equal(revs, []int64{3, 1}) || !strings.Contains(errOut, "apps/web/db.sops.json") {
+		t.Errorf("log --key of a secret's name: %v %q, want revisions [3 1] and a note naming its document", revs, errOut)
+	}
+	if revs, _ := revisions("--key", "apps/web/db.sops.json"); !slices.Equal(revs, []int64{3, 1}) {
+		t.Errorf("log --key of the document: %v", revs)
+	}
+	if revs, errOut := revisions("--key", "apps/web/none"); len(revs) != 0 || errOut != "" {
+		t.Errorf("log --key of nothing: %v %q", revs, errOut)
+	}
+	// A key named as the secret: its own history, not the secret's.
+	mustRun(t, "", "put", s, "apps/web/db", "plain")
+	if revs, errOut := revisions("--key", "apps/web/db"); !slices.Equal(revs, []int64{4}) || errOut != "" {
+		t.Errorf("log --key of a key that is also a secret's name: %v %q, want [4]", revs, errOut)
 	}
 }
