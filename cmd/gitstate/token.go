@@ -142,8 +142,13 @@ func newTokenRevokeCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "revoke ID",
 		Short: "Revoke a token; its next request is refused",
-		Args:  usageArgs(cobra.ExactArgs(1)),
-		RunE:  g.runE(o.run),
+		Long: `Revoke a token. Its next request gets 401 (token_revoked), and the
+watch streams it holds open end within about a second, before any later
+revision, with a close event whose reason is "token revoked" (a long poll
+it waits in gets 401). The token stays listed as revoked. An expired token's
+streams end the same way ("token expired").`,
+		Args: usageArgs(cobra.ExactArgs(1)),
+		RunE: g.runE(o.run),
 	}
 }
 
