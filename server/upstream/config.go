@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/storage"
 )
 
 // Upstreams are configured per repo in <data>/upstreams/<repo>.json (mode
@@ -58,7 +59,7 @@ func (c *config) header() string {
 
 func (c *config) wire(repo string) wire.Upstream {
 	return wire.Upstream{
-		Repo: repo, URL: c.URL, Mode: c.Mode, Branch: c.Branch, Username: c.Username, PushTxns: c.PushTxns,
+		Repo: repo, URL: storage.RedactURL(c.URL), Mode: c.Mode, Branch: c.Branch, Username: c.Username, PushTxns: c.PushTxns,
 		Interval: wire.Duration(c.Interval), Credentials: c.Password != "" || c.Token != "", Webhook: c.WebhookSecret != "",
 	}
 }

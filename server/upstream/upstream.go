@@ -196,6 +196,9 @@ func (m *Manager) Set(ctx context.Context, repo string, in wire.UpstreamConfig) 
 	if err := storage.ValidateSource(clean); err != nil {
 		return nil, err
 	}
+	if err := refuseQuery(clean); err != nil {
+		return nil, err
+	}
 	c.URL = clean
 	if header != "" {
 		// The URL carried a user and password: keep them as credentials.
@@ -259,8 +262,27 @@ func (m *Manager) Set(ctx context.Context, repo string, in wire.UpstreamConfig) 
 		l.start()
 	}
 	m.mu.Unlock()
-	m.log.Info("upstream configured", "repo", repo, "mode", c.Mode, "url", c.URL, "branch", c.Branch, "interval", c.Interval)
+	m.log.Info("upstream configured", "repo", repo, "mode", c.Mode, "url", storage.RedactURL(c.URL), "branch", c.Branch, "interval", c.Interval)
 	return l.describe(), nil
+}
+
+// refuseQuery refuses an http(s) URL with a query string or a fragment. The
+// URL is stored in the clear and shown by the API and in the logs, so a
+// credential in its query (GitLab's ?private_token=...) would leak; the
+// password and token fields are kept as secrets and sent in a header. The
+// message does not quote the URL, lest it carry the credential on.
+func refuseQuery(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return invalid("url must not have a query string: it is stored and shown as it is; give a credential in token or password (or as user:password@ in the URL), which are kept secret")
+	}
+	if u.Fragment != "" {
+		return invalid("url must not have a fragment")
+	}
+	return nil
 }
 
 // urlUser returns the user and password of a URL.
@@ -563,7 +585,7 @@ func (l *link) attempt(ctx context.Context) time.Duration {
 		next = l.backoff(l.st.failures)
 	}
 	l.st.nextAttempt = time.Now().Add(next)
-	log := l.m.log.With("repo", l.repo.Name(), "mode", l.cfg.Mode, "url", l.cfg.URL)
+	log := l.m.log.With("repo", l.repo.Name(), "mode", l.cfg.Mode, "url", storage.RedactURL(l.cfg.URL))
 	switch {
 	case r.kind == "diverged" && prev != stateDiverged:
 		log.Warn("upstream diverged: both sides moved; resolve by hand", "event", "upstream_diverged",
@@ -743,7 +765,7 @@ func (l *link) follow(ctx context.Context) result {
 		}
 		return failed("advance main: %v", err)
 	}
-	l.m.log.Info("followed the upstream", "repo", l.repo.Name(), "url", l.cfg.URL, "revisions", len(adv.Line), "revision", res.Revision, "commit", theirs.String())
+	l.m.log.Info("followed the upstream", "repo", l.repo.Name(), "url", storage.RedactURL(l.cfg.URL), "revisions", len(adv.Line), "revision", res.Revision, "commit", theirs.String())
 	return result{kind: "ok", synced: theirs, theirs: theirs}
 }
 

@@ -481,3 +481,45 @@ func TestFollowRefusesPlaintextSecrets(t *testing.T) {
 		t.Errorf("status %+v, head %+v", u.Status, a.head("s"))
 	}
 }
+
+// TestUpstreamRefusesQueryString checks that an http(s) upstream URL with
+// a query string (where GitLab-style ?private_token=... credentials go) is
+// refused, without quoting it back, and that nothing is stored: the URL is
+// kept in the clear and shown by the API and in the logs.
+func TestUpstreamRefusesQueryString(t *testing.T) {
+	a := startNode(t, "admin-a")
+	for _, u := range []string{
+		"http://host.example/tgt.git?tok=abc",
+		"https://gitlab.example/g/r.git?private_token=glpat-secret",
+		"https://host.example/r.git?",
+		"https://host.example/r.git#frag",
+	} {
+		if st := a.call("PUT", "/v1/repos/default/upstream", wire.UpstreamConfig{URL: u, Mode: "mirror"}, nil); st != http.StatusBadRequest {
+			t.Errorf("PUT upstream %q: %d, want 400", u, st)
+		}
+		if st := a.call("GET", "/v1/repos/default/upstream", nil, nil); st != http.StatusNotFound {
+			t.Errorf("after PUT %q: GET upstream %d, want 404 (nothing stored)", u, st)
+		}
+	}
+	// The error does not carry the credential on.
+	resp := a.rawCall("PUT", "/v1/repos/default/upstream", wire.UpstreamConfig{URL: "https://h.example/r.git?private_token=glpat-secret", Mode: "mirror"})
+	if !strings.Contains(resp, "query string") || strings.Contains(resp, "glpat-secret") {
+		t.Errorf("error: %s, want it to name the query string and not quote it", resp)
+	}
+}
+
+// rawCall sends a JSON request and returns the answer's body, whatever its
+// status.
+func (n *node) rawCall(method, path string, body any) string {
+	n.t.Helper()
+	j, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, n.url+path, bytes.NewReader(j))
+	req.Header.Set("Authorization", "Bearer "+n.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return string(data)
+}
