@@ -74,7 +74,9 @@ type Config struct {
 	CommitEmailDomain string
 	// AuditMaxSize is the size past which the audit file is rotated.
 	AuditMaxSize int64
-	// ShutdownTimeout bounds the graceful shutdown.
+	// ShutdownTimeout bounds the wait of a graceful shutdown for the
+	// requests in flight; past it they are cut and Shutdown returns an
+	// error saying how many.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
 	// Banner receives the first start's banner with the administrator
@@ -185,7 +187,7 @@ type Server struct {
 	ups     *upstream.Manager
 	api     *api.Server
 	http    *http.Server
-	ln      net.Listener
+	ln      *connTracker
 	scheme  string
 	ready   atomic.Bool
 	stopped chan struct{}
@@ -380,7 +382,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 	if tlsCfg != nil {
 		s.scheme = "https"
 	}
-	s.ln = ln
+	s.ln = trackConns(ln)
 	s.http = newHTTPServer(&cfg, s.api, tlsCfg)
 	s.hooks.Start()
 	s.conv.Start()
@@ -391,9 +393,9 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		var err error
 		if tlsCfg != nil {
 			// The certificate is in TLSConfig; ServeTLS adds HTTP/2.
-			err = s.http.ServeTLS(ln, "", "")
+			err = s.http.ServeTLS(s.ln, "", "")
 		} else {
-			err = s.http.Serve(ln)
+			err = s.http.Serve(s.ln)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("serve", "err", err)
@@ -506,8 +508,10 @@ func (s *Server) Streams() *auth.StreamLimiter { return s.streams }
 // Shutdown stops accepting requests, waits for the ones in flight (writes
 // included, with their audit lines) up to the shutdown timeout, stops the
 // webhook deliveries (each webhook's position is on disk) and writes the
-// reconciler records, then closes the store and the audit log. Later calls
-// return the first one's result.
+// reconciler records, then closes the store and the audit log. Past the
+// shutdown timeout the requests still in flight are cut (their connections
+// closed), and the error says so. Later calls return the first one's
+// result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Do(func() { s.shutdownErr = s.doShutdown(ctx) })
 	return s.shutdownErr
@@ -521,6 +525,19 @@ func (s *Server) doShutdown(ctx context.Context) error {
 	// clients where to resume), then wait for the requests in flight.
 	s.watch.Close()
 	err := s.http.Shutdown(ctx)
+	if err != nil {
+		// Shutdown has closed the idle connections: the ones left are
+		// serving requests, which are cut now.
+		n := s.ln.Open()
+		s.log.Warn("shutdown timed out: cutting the requests in flight",
+			"timeout", s.cfg.ShutdownTimeout, "connections", n)
+		s.http.Close()
+		what := "requests"
+		if n == 1 {
+			what = "request"
+		}
+		err = fmt.Errorf("shutdown timed out after %s with %d %s in flight", s.cfg.ShutdownTimeout, n, what)
+	}
 	<-s.stopped
 	// Webhooks read revisions and write their positions: stop them while
 	// the store is open. A delivery in flight is abandoned and made again

@@ -44,7 +44,14 @@ GITSTATE_ADMIN_TOKEN, when set, is accepted as an administrator token too.
 Plain HTTP is served only on loopback addresses: elsewhere give --tls-cert
 and --tls-key, or --insecure behind a TLS proxy.
 
-SIGTERM or SIGINT stops the server gracefully: writes in flight finish first.`,
+SIGTERM or SIGINT stops the server gracefully: watch streams are told where to
+resume, and requests in flight (writes, git pushes) finish first, for up to
+--shutdown-timeout. Past it they are cut, the log says how many, and the
+server exits with status 1 ("shutdown timed out after 30s with 2 requests in
+flight"): a client's request was cut, and may or may not have been applied.
+A clean shutdown exits 0. Give a slow push (docs/GIT.md allows its body 30
+minutes) time with e.g. --shutdown-timeout 5m, and the process manager more
+(Kubernetes: terminationGracePeriodSeconds).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context()) },
 	}
@@ -70,6 +77,7 @@ SIGTERM or SIGINT stops the server gracefully: writes in flight finish first.`,
 	f.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", def.ReadHeaderTimeout, "time allowed to read a request's header")
 	f.DurationVar(&c.ReadTimeout, "read-timeout", def.ReadTimeout, "time allowed to read a whole request, body included")
 	f.DurationVar(&c.IdleTimeout, "idle-timeout", def.IdleTimeout, "how long an idle kept-alive connection stays open")
+	f.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", def.ShutdownTimeout, "on SIGTERM or SIGINT, how long requests in flight may take to finish before they are cut (then the exit status is 1)")
 	f.Int64Var(&c.AuditMaxSize, "audit-max-size", def.AuditMaxSize, "size in bytes past which the audit log is rotated (rotated files are kept)")
 	f.StringVar(&c.VaultAddr, "vault-addr", os.Getenv("GITSTATE_VAULT_ADDR"), "Vault server whose transit keys may be recipients of secrets, token from $VAULT_TOKEN ($GITSTATE_VAULT_ADDR)")
 	f.StringVar(&o.debugListen, "debug-listen", "", "serve Go's profiler (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060 (off by default)")
