@@ -38,8 +38,12 @@ type TokenService interface {
 	RevokeToken(ctx context.Context, id string) (wire.Token, error)
 }
 
-// maxExpiresIn bounds a token's lifetime when one is asked for.
-const maxExpiresIn = 10 * 365 * 24 * time.Hour
+// Bounds of a token's lifetime when one is asked for. Under minExpiresIn
+// the token would be expired, or nearly, by the time its creator read it.
+const (
+	minExpiresIn = time.Second
+	maxExpiresIn = 10 * 365 * 24 * time.Hour
+)
 
 // tokenSpecOf validates a request for a token.
 func tokenSpecOf(req *wire.CreateTokenRequest, now time.Time) (TokenSpec, error) {
@@ -79,8 +83,8 @@ func tokenSpecOf(req *wire.CreateTokenRequest, now time.Time) (TokenSpec, error)
 	}
 	if req.ExpiresIn != "" {
 		d, err := time.ParseDuration(req.ExpiresIn)
-		if err != nil || d <= 0 || d > maxExpiresIn {
-			return spec, badRequest("expires_in must be a positive Go duration of at most %s, such as \"720h\": %q", maxExpiresIn, req.ExpiresIn)
+		if err != nil || d < minExpiresIn || d > maxExpiresIn {
+			return spec, badRequest("expires_in must be a Go duration from %s to %s, such as \"720h\": %q", minExpiresIn, maxExpiresIn, req.ExpiresIn)
 		}
 		spec.ExpiresAt = now.Add(d)
 	}

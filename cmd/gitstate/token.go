@@ -55,7 +55,7 @@ stderr. The server keeps only its hash: it cannot be shown again.`,
 	f.StringSliceVar(&o.scopes, "scope", []string{"read"}, "scopes: read, write, txn, approve, secrets:read, secrets:write, admin")
 	f.StringSliceVar(&o.repos, "repo", nil, "repos the token may touch (default: all)")
 	f.StringSliceVar(&o.prefixes, "prefix", nil, "key prefixes the token may touch (default: all keys)")
-	f.DurationVar(&o.expiresIn, "expires-in", 0, "lifetime, such as 720h (default: no expiry)")
+	f.DurationVar(&o.expiresIn, "expires-in", 0, "lifetime, 1s to 87600h, such as 720h (default: no expiry)")
 	return cmd
 }
 

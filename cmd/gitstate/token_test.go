@@ -128,3 +128,19 @@ func TestClientTokenOrder(t *testing.T) {
 		t.Errorf("with $GITSTATE_DATA named: %q", got)
 	}
 }
+
+// TestTokenCreateRefusesShortLifetimes: a lifetime under 1s would print a
+// token that is already expired; the server refuses it with 400 and the CLI
+// says so, printing no token.
+func TestTokenCreateRefusesShortLifetimes(t *testing.T) {
+	url := startSecretServer(t)
+	for _, d := range []string{"1ms", "999ms"} {
+		out, errOut, err := runSecret(t, "", "token", "create", "--server="+url, "brief", "--expires-in", d)
+		if err == nil || exitCode(err) != exitError || !strings.Contains(err.Error(), "expires_in must be a Go duration from 1s") || strings.Contains(out, "gst_") {
+			t.Errorf("--expires-in %s: %v (exit %d), stdout %q %q: want the server's 400 and no token", d, err, exitCode(err), out, errOut)
+		}
+	}
+	if out, _ := mustRun(t, "", "token", "create", "--server="+url, "ok", "--expires-in", "1s"); !strings.Contains(out, "gst_") {
+		t.Errorf("--expires-in 1s: %q, want a token", out)
+	}
+}
