@@ -43,7 +43,10 @@ type Config struct {
 	// Listen is the address to serve on (host:port).
 	Listen string
 	// TLSCert and TLSKey, PEM files, make the server speak HTTPS (TLS 1.2
-	// or later).
+	// or later). They are looked at again at most once a second (by a
+	// TLS handshake) and reloaded when either changes, so a renewal needs
+	// no restart; files that do not load leave the previous pair in
+	// service, with a warning.
 	TLSCert string
 	TLSKey  string
 	// Insecure allows plain HTTP on an address that is not loopback.
@@ -209,11 +212,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var tlsCfg *tls.Config
 	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		// Renewed files are picked up without a restart (certReloader).
+		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, cfg.Logger)
 		if err != nil {
 			return nil, fmt.Errorf("TLS certificate: %w", err)
 		}
-		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate}
 	}
 	// Bind first: a busy port fails the start before anything is made.
 	ln, err := net.Listen("tcp", cfg.Listen)

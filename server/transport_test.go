@@ -25,12 +25,25 @@ import (
 // and returns their paths and a pool that trusts the certificate.
 func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	cert := writeSelfSigned(t, certFile, keyFile, 1)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// writeSelfSigned writes a self-signed certificate for 127.0.0.1 with
+// serial, and its key, to certFile and keyFile, and returns the
+// certificate.
+func writeSelfSigned(t *testing.T, certFile, keyFile string, serial int64) *x509.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
+		SerialNumber:          big.NewInt(serial),
 		Subject:               pkix.Name{CommonName: "gitstate test"},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
@@ -49,18 +62,69 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// servedSerial opens a new TLS connection to addr and returns the serial
+// of the certificate the server presents.
+func servedSerial(t *testing.T, addr string) int64 {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // the serial is checked, not trust
+	if err != nil {
+		t.Fatalf("TLS dial: %v", err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+// TestTLSCertificateReload: replaced certificate files are served to new
+// connections without a restart; files that do not load leave the
+// previous certificate in service, with one warning.
+func TestTLSCertificateReload(t *testing.T) {
+	certFile, keyFile, _ := selfSigned(t)
+	ts := startServer(t, func(c *server.Config) {
+		c.TLSCert, c.TLSKey = certFile, keyFile
+	})
+	if got := servedSerial(t, ts.Addr()); got != 1 {
+		t.Fatalf("serial %d at start, want 1", got)
+	}
+	const warning = "TLS certificate files changed but do not load"
+
+	// A broken certificate (a renewal half written, a wrong file).
+	if err := os.WriteFile(certFile, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if got := servedSerial(t, ts.Addr()); got != 1 {
+			t.Fatalf("serial %d with broken files, want the previous 1", got)
+		}
+	}
+	if n := strings.Count(ts.logs.String(), warning); n != 1 {
+		t.Errorf("%d warnings about the broken files, want 1:\n%s", n, ts.logs.String())
+	}
+
+	// The renewal lands.
+	writeSelfSigned(t, certFile, keyFile, 2)
+	deadline := time.Now().Add(5 * time.Second)
+	for servedSerial(t, ts.Addr()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the replaced certificate is not served to new connections")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(ts.logs.String(), "TLS certificate reloaded") {
+		t.Errorf("no log of the reload:\n%s", ts.logs.String())
+	}
 }
 
 func TestTLS(t *testing.T) {

@@ -64,7 +64,7 @@ minutes) time with e.g. --shutdown-timeout 5m, and the process manager more
 	f.Int64Var(&c.MaxBodyBytes, "max-body-size", def.MaxBodyBytes, "largest request body, in bytes (413 beyond)")
 	f.Int64Var(&c.Storage.HotCacheBytes, "value-cache", 32<<20, "bytes of values (and absent keys) read at head kept in memory, one cache for all repos (at least 32 MiB; -1: none)")
 	f.Int64Var(&c.Storage.IndexCacheBytes, "index-cache", 64<<20, "bytes of the index's block cache, shared by all repos")
-	f.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, TLS 1.2 or later")
+	f.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, TLS 1.2 or later (reloaded when it or --tls-key changes)")
 	f.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	f.BoolVar(&c.Insecure, "insecure", false, "allow plain HTTP on an address that is not loopback")
 	f.BoolVar(&c.MetricsAuth, "metrics-auth", false, "require a token with scope read for /metrics")
