@@ -234,21 +234,10 @@ func TestGitChallengeIsNotAFailure(t *testing.T) {
 	}
 	ts.mustDo(t, http.StatusOK, http.MethodGet, refs, ts.admin, nil) // not blocked by them
 
-	var unauthorized, limited int
-	for range 40 {
+	unauthorized, limited := tallyRefusals(t, 40, "wrong credentials", func() *http.Response {
 		resp, _ := ts.do(t, http.MethodGet, refs, "", nil, "Authorization", "Basic Y2k6Z3N0X3dyb25n") // ci:gst_wrong
-		switch resp.StatusCode {
-		case http.StatusUnauthorized:
-			unauthorized++
-		case http.StatusTooManyRequests:
-			limited++
-			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
-				t.Fatalf("429 with Retry-After %q", resp.Header.Get("Retry-After"))
-			}
-		default:
-			t.Fatalf("wrong credentials: status %d", resp.StatusCode)
-		}
-	}
+		return resp
+	})
 	if unauthorized != 5 || limited != 35 {
 		t.Errorf("wrong credentials: %d answered 401 and %d 429, want 5 and 35", unauthorized, limited)
 	}
@@ -286,21 +275,10 @@ func TestUpstreamWebhookBadSignatureIsLimited(t *testing.T) {
 
 	const hook = "/v1/repos/f/upstream/webhook"
 	body := []byte(`{"ref":"refs/heads/main"}`)
-	var unauthorized, limited int
-	for range 30 {
+	unauthorized, limited := tallyRefusals(t, 30, "bad signature", func() *http.Response {
 		resp, _ := ts.do(t, http.MethodPost, hook, "", body, "X-Hub-Signature-256", "sha256=00")
-		switch resp.StatusCode {
-		case http.StatusUnauthorized:
-			unauthorized++
-		case http.StatusTooManyRequests:
-			limited++
-			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
-				t.Fatalf("429 with Retry-After %q", resp.Header.Get("Retry-After"))
-			}
-		default:
-			t.Fatalf("bad signature: status %d", resp.StatusCode)
-		}
-	}
+		return resp
+	})
 	if unauthorized != 5 || limited != 25 {
 		t.Errorf("bad signatures: %d answered 401 and %d 429, want 5 and 25", unauthorized, limited)
 	}
@@ -311,4 +289,26 @@ func TestUpstreamWebhookBadSignatureIsLimited(t *testing.T) {
 		t.Errorf("%d audit lines of 429", n)
 	}
 	ts.mustDo(t, http.StatusTooManyRequests, http.MethodPost, hook, "", body, "X-Hub-Signature-256", upstream.Sign("s3cret", body))
+}
+
+// tallyRefusals sends n requests that fail authentication and counts the
+// 401s and the 429s (each with a Retry-After of at least a second); any
+// other status fails the test.
+func tallyRefusals(t *testing.T, n int, what string, send func() *http.Response) (unauthorized, limited int) {
+	t.Helper()
+	for range n {
+		resp := send()
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			unauthorized++
+		case http.StatusTooManyRequests:
+			limited++
+			if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || ra < 1 {
+				t.Fatalf("429 with Retry-After %q", resp.Header.Get("Retry-After"))
+			}
+		default:
+			t.Fatalf("%s: status %d", what, resp.StatusCode)
+		}
+	}
+	return unauthorized, limited
 }

@@ -41,18 +41,7 @@ func TestCLIWatch(t *testing.T) {
 	}
 	defer cmd.Wait()
 	defer cancel()
-	lines := bufio.NewScanner(out)
-	next := func() watchEventOutput {
-		t.Helper()
-		if !lines.Scan() {
-			t.Fatalf("watch ended: %v", lines.Err())
-		}
-		var ev watchEventOutput
-		if err := json.Unmarshal(lines.Bytes(), &ev); err != nil {
-			t.Fatalf("line %q: %v", lines.Text(), err)
-		}
-		return ev
-	}
+	next := watchEvents(t, out)
 	if ev := next(); ev.Type != "revision" || ev.ID != "1" || ev.Revision.Changes[0].Key != "apps/web/a" {
 		t.Fatalf("first event: %+v", ev)
 	}
@@ -118,18 +107,7 @@ func TestCLIWatchAcrossRestart(t *testing.T) {
 		}
 		close(stderr)
 	}()
-	lines := bufio.NewScanner(out)
-	next := func() watchEventOutput {
-		t.Helper()
-		if !lines.Scan() {
-			t.Fatalf("watch ended: %v", lines.Err())
-		}
-		var ev watchEventOutput
-		if err := json.Unmarshal(lines.Bytes(), &ev); err != nil {
-			t.Fatalf("line %q: %v", lines.Text(), err)
-		}
-		return ev
-	}
+	next := watchEvents(t, out)
 	if ev := next(); ev.Type != "revision" || ev.ID != "1" {
 		t.Fatalf("first event: %+v", ev)
 	}
@@ -220,5 +198,23 @@ func TestCloseAction(t *testing.T) {
 		if got := closeAction(tc.reason, tc.onBranch); got != tc.want {
 			t.Errorf("closeAction(%q, %v) = %d, want %d", tc.reason, tc.onBranch, got, tc.want)
 		}
+	}
+}
+
+// watchEvents returns a function giving the next event that `gitstate
+// watch -o json` printed on out; it fails the test when the output ends
+// or a line is not an event.
+func watchEvents(t *testing.T, out io.Reader) func() watchEventOutput {
+	lines := bufio.NewScanner(out)
+	return func() watchEventOutput {
+		t.Helper()
+		if !lines.Scan() {
+			t.Fatalf("watch ended: %v", lines.Err())
+		}
+		var ev watchEventOutput
+		if err := json.Unmarshal(lines.Bytes(), &ev); err != nil {
+			t.Fatalf("line %q: %v", lines.Text(), err)
+		}
+		return ev
 	}
 }
