@@ -248,7 +248,7 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 		entries, head, wake, err := feed.Since(cursor, 256)
 		if err != nil {
 			s.log.Warn("watch: reading revisions", "repo", repo.Name(), "err", err)
-			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server error; resume from the last id", Resume: strconv.FormatInt(cursor, 10)}))
+			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server error; resume from the last id", Resume: strconv.FormatInt(cursor, 10), Retry: true}))
 			return
 		}
 		// Every entry was committed before this check: none was made
@@ -288,7 +288,7 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 		case <-r.Context().Done():
 			return
 		case <-s.opts.Watch.Done():
-			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server shutting down; resume from the last id", Resume: strconv.FormatInt(cursor, 10)}))
+			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server shutting down; resume from the last id", Resume: strconv.FormatInt(cursor, 10), Retry: true}))
 			out.flush()
 			return
 		case <-wake:
@@ -362,7 +362,7 @@ func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, 
 		case <-ctx.Done():
 			return
 		case <-s.opts.Watch.Done():
-			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server shutting down; resume from the last id", Resume: last.String()}))
+			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server shutting down; resume from the last id", Resume: last.String(), Retry: true}))
 			out.flush()
 			return
 		case <-changed:

@@ -221,8 +221,34 @@ func TestWatchTxnBranch(t *testing.T) {
 	}
 	e.must("alice", "POST", repoPath+"/txns/"+tx.ID+"/commit", nil, nil, 200)
 	ev := s.next(t, 5*time.Second, "close")
-	if !strings.Contains(ev.Data, "committed") {
+	// The transaction's end is the stream's: nothing to retry.
+	if !strings.Contains(ev.Data, "committed") || strings.Contains(ev.Data, `"retry"`) {
 		t.Errorf("close event: %s", ev.Data)
+	}
+}
+
+// TestWatchShutdownRetry checks that a stream the server ends as it shuts
+// down, on main and on a transaction's branch, says so with retry: a
+// client reconnects from resume.
+func TestWatchShutdownRetry(t *testing.T) {
+	e := newTxnEnv(t)
+	var tx wire.Txn
+	e.must("alice", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+	e.must("alice", "PUT", repoPath+"/kv/a", "1", nil, 200)
+	main := e.watch("bob", "from=0", nil)
+	branch := e.watch("bob", "branch=txn/"+tx.ID, nil)
+	main.next(t, 5*time.Second, "revision")
+	time.Sleep(100 * time.Millisecond) // the branch's stream is waiting too
+	e.hub.Close()
+	for name, s := range map[string]*sseStream{"main": main, "branch": branch} {
+		ev := s.next(t, 5*time.Second, "close")
+		var c wire.WatchClose
+		if err := json.Unmarshal([]byte(ev.Data), &c); err != nil {
+			t.Fatal(err)
+		}
+		if !c.Retry || !strings.HasPrefix(c.Reason, "server shutting down") || (name == "main" && c.Resume != "1") {
+			t.Errorf("%s: close %+v, want retry from where it was", name, c)
+		}
 	}
 }
 

@@ -139,8 +139,8 @@ func TestWatchEndsWithItsToken(t *testing.T) {
 			}
 			var c wire.WatchClose
 			mustJSON(t, []byte(ev.Data), &c)
-			if c.Reason != tc.reason || c.Resume != first.ID {
-				t.Errorf("close %+v, want reason %q and resume %s", c, tc.reason, first.ID)
+			if c.Reason != tc.reason || c.Resume != first.ID || c.Retry {
+				t.Errorf("close %+v, want reason %q and resume %s, no retry", c, tc.reason, first.ID)
 			}
 			if tc.idle {
 				write("app/m2", "b")

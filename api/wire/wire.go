@@ -499,6 +499,11 @@ type WatchProgress struct {
 type WatchClose struct {
 	Reason string `json:"reason"`
 	Resume string `json:"resume,omitempty"`
+	// Retry is set when the server ended the stream for its own reasons
+	// (shutting down, an error): reconnecting from Resume carries on.
+	// Other closes (a revoked token, a transaction's end) would end a
+	// new stream the same way.
+	Retry bool `json:"retry,omitempty"`
 }
 
 // Headers of a webhook delivery.

@@ -113,7 +113,7 @@ func (o *watchOptions) stream(w *client.Watcher, p printer, opts *client.WatchOp
 		if ev.Close.Resume != "" {
 			opts.From = wire.Rev(ev.Close.Resume)
 		}
-		switch closeAction(ev.Close.Reason, o.branch != "") {
+		switch closeAction(ev.Close, o.branch != "") {
 		case closeReconnect:
 			return ev.Close.Reason, nil
 		case closeEnd:
@@ -181,16 +181,17 @@ const (
 	closeFail             // anything else: exit 1 with the reason
 )
 
-// closeAction says what watch does on a close event with reason. The
-// server ends a stream for its own reasons with "server ..." ("server
-// shutting down; resume from the last id", "server error; ..."): those are
-// reconnected. A watched transaction's "transaction committed" or
-// "transaction aborted" is the normal end of a --branch watch. Every other
-// reason ("token revoked", "token expired", "no such transaction", ...)
-// would be refused again, or should be seen by a person: it fails.
-func closeAction(reason string, onBranch bool) int {
+// closeAction says what watch does on a close event c. A stream the server
+// ended for its own reasons (c.Retry: shutting down, an error; a server
+// older than that field says "server ..." in the reason) is reconnected. A
+// watched transaction's "transaction committed" or "transaction aborted"
+// is the normal end of a --branch watch. Every other reason ("token
+// revoked", "token expired", "no such transaction", ...) would be refused
+// again, or should be seen by a person: it fails.
+func closeAction(c *wire.WatchClose, onBranch bool) int {
+	reason := c.Reason
 	switch {
-	case strings.HasPrefix(reason, "server "):
+	case c.Retry || strings.HasPrefix(reason, "server "):
 		return closeReconnect
 	case onBranch && strings.HasPrefix(reason, "transaction ") && !strings.Contains(reason, "open"):
 		return closeEnd

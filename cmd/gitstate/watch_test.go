@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitstate/gitstate/api/wire"
 	client "github.com/gitstate/gitstate/clients/go"
 	"github.com/gitstate/gitstate/server"
 )
@@ -183,20 +184,24 @@ func TestCloseAction(t *testing.T) {
 		reason   string
 		onBranch bool
 		want     int
+		retry    bool
 	}{
-		{"server shutting down; resume from the last id", false, closeReconnect},
-		{"server error; resume from the last id", true, closeReconnect},
-		{"token revoked", false, closeFail},
-		{"token expired", true, closeFail},
-		{"token no longer valid", false, closeFail},
-		{"no such transaction", true, closeFail},
-		{"transaction committed", true, closeEnd},
-		{"transaction aborted", true, closeEnd},
-		{"transaction committed", false, closeFail},
-		{"something new", false, closeFail},
+		{"server shutting down; resume from the last id", false, closeReconnect, true},
+		{"server error; resume from the last id", true, closeReconnect, true},
+		{"server shutting down; resume from the last id", false, closeReconnect, false}, // a server without retry
+		{"going away", false, closeReconnect, true},                                     // retry is what counts
+		{"going away", false, closeFail, false},
+		{"token revoked", false, closeFail, false},
+		{"token expired", true, closeFail, false},
+		{"token no longer valid", false, closeFail, false},
+		{"no such transaction", true, closeFail, false},
+		{"transaction committed", true, closeEnd, false},
+		{"transaction aborted", true, closeEnd, false},
+		{"transaction committed", false, closeFail, false},
+		{"something new", false, closeFail, false},
 	} {
-		if got := closeAction(tc.reason, tc.onBranch); got != tc.want {
-			t.Errorf("closeAction(%q, %v) = %d, want %d", tc.reason, tc.onBranch, got, tc.want)
+		if got := closeAction(&wire.WatchClose{Reason: tc.reason, Retry: tc.retry}, tc.onBranch); got != tc.want {
+			t.Errorf("closeAction(%q, retry %v, %v) = %d, want %d", tc.reason, tc.retry, tc.onBranch, got, tc.want)
 		}
 	}
 }
