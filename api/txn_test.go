@@ -104,6 +104,13 @@ func (e *txnEnv) stop() {
 // nil). It returns the status and the error code, if any.
 func (e *txnEnv) do(user, method, path string, body any, out any) (int, string) {
 	e.t.Helper()
+	status, er := e.send(user, method, path, body, out)
+	return status, er.Code
+}
+
+// send is do, giving the whole error of a refusal.
+func (e *txnEnv) send(user, method, path string, body any, out any) (int, wire.Error) {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -124,7 +131,7 @@ func (e *txnEnv) do(user, method, path string, body any, out any) (int, string) 
 	if resp.StatusCode >= 400 {
 		var er wire.ErrorResponse
 		json.Unmarshal(data, &er)
-		return resp.StatusCode, er.Error.Code
+		return resp.StatusCode, er.Error
 	}
 	if out != nil {
 		if b, ok := out.(*string); ok {
@@ -133,7 +140,7 @@ func (e *txnEnv) do(user, method, path string, body any, out any) (int, string) 
 			e.t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
 		}
 	}
-	return resp.StatusCode, ""
+	return resp.StatusCode, wire.Error{}
 }
 
 func (e *txnEnv) must(user, method, path string, body any, out any, want int) {
@@ -305,18 +312,9 @@ func TestReportsAreTheCallers(t *testing.T) {
 	e.must("plan-bot", "POST", tp+"/reports", map[string]any{"reporter": "plan-bot", "status": "failed", "summary": "drops a table"}, nil, 201)
 
 	// The repro: alice, with her own token, posts plan-bot's "ok".
-	body := strings.NewReader(`{"reporter":"plan-bot","status":"ok","summary":"fine"}`)
-	req, _ := http.NewRequest("POST", e.srv.URL+tp+"/reports", body)
-	req.Header.Set("Authorization", "Bearer alice")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var er wire.ErrorResponse
-	json.NewDecoder(resp.Body).Decode(&er)
-	resp.Body.Close()
-	if resp.StatusCode != 403 || er.Error.Code != "reporter_not_caller" || !strings.Contains(er.Error.Message, "alice") || !strings.Contains(er.Error.Message, `"plan-bot"`) {
-		t.Fatalf("alice reporting as plan-bot: %d %+v, want 403 reporter_not_caller naming both", resp.StatusCode, er.Error)
+	status, ee := e.send("alice", "POST", tp+"/reports", `{"reporter":"plan-bot","status":"ok","summary":"fine"}`, nil)
+	if status != 403 || ee.Code != "reporter_not_caller" || !strings.Contains(ee.Message, "alice") || !strings.Contains(ee.Message, `"plan-bot"`) {
+		t.Fatalf("alice reporting as plan-bot: %d %+v, want 403 reporter_not_caller naming both", status, ee)
 	}
 	var view wire.Txn
 	e.must("bob", "GET", tp, nil, &view, 200)
@@ -500,18 +498,10 @@ func TestTxnKeyDirectoryConflicts(t *testing.T) {
 			rp, _ := e.st.Repo(storage.DefaultRepo)
 			head := rp.Head()
 			for _, verb := range []string{"rebase", "commit"} {
-				req, _ := http.NewRequest("POST", e.srv.URL+tp+"/"+verb, nil)
-				req.Header.Set("Authorization", "Bearer alice")
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var er wire.ErrorResponse
-				json.NewDecoder(resp.Body).Decode(&er)
-				resp.Body.Close()
-				if resp.StatusCode != 409 || er.Error.Code != "merge_conflict" || strings.Join(er.Error.Keys, ",") != tc.key ||
-					!strings.Contains(er.Error.Message, tc.says) || strings.Contains(er.Error.Message, "both sides") {
-					t.Errorf("%s: %d %+v, want 409 merge_conflict on %s saying %s", verb, resp.StatusCode, er.Error, tc.key, tc.says)
+				status, ee := e.send("alice", "POST", tp+"/"+verb, nil, nil)
+				if status != 409 || ee.Code != "merge_conflict" || strings.Join(ee.Keys, ",") != tc.key ||
+					!strings.Contains(ee.Message, tc.says) || strings.Contains(ee.Message, "both sides") {
+					t.Errorf("%s: %d %+v, want 409 merge_conflict on %s saying %s", verb, status, ee, tc.key, tc.says)
 				}
 			}
 			if rp.Head() != head {
