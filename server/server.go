@@ -191,6 +191,7 @@ type Server struct {
 	api     *api.Server
 	http    *http.Server
 	ln      *connTracker
+	running handlerTracker
 	scheme  string
 	ready   atomic.Bool
 	stopped chan struct{}
@@ -387,7 +388,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 		s.scheme = "https"
 	}
 	s.ln = trackConns(ln)
-	s.http = newHTTPServer(&cfg, s.api, tlsCfg)
+	s.http = newHTTPServer(&cfg, s.running.wrap(s.api), tlsCfg)
 	s.hooks.Start()
 	s.conv.Start()
 	s.ups.Start()
@@ -514,12 +515,17 @@ func (s *Server) Streams() *auth.StreamLimiter { return s.streams }
 // webhook deliveries (each webhook's position is on disk) and writes the
 // reconciler records, then closes the store and the audit log. Past the
 // shutdown timeout the requests still in flight are cut (their connections
-// closed), and the error says so. Later calls return the first one's
+// closed), and the error says so; their handlers then get up to cutGrace
+// to return before the store closes. Later calls return the first one's
 // result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdown.Do(func() { s.shutdownErr = s.doShutdown(ctx) })
 	return s.shutdownErr
 }
+
+// cutGrace bounds the wait, after a shutdown has cut the requests in
+// flight, for their handlers to return before the store is closed.
+const cutGrace = 5 * time.Second
 
 func (s *Server) doShutdown(ctx context.Context) error {
 	s.ready.Store(false)
@@ -541,6 +547,12 @@ func (s *Server) doShutdown(ctx context.Context) error {
 			what = "request"
 		}
 		err = fmt.Errorf("shutdown timed out after %s with %d %s in flight", s.cfg.ShutdownTimeout, n, what)
+		// The cut handlers run on until they notice: the store stays
+		// open for them a little longer.
+		if left := s.running.drain(cutGrace); left > 0 {
+			s.log.Warn("handlers still running after the cut: closing the store under them",
+				"handlers", left, "waited", cutGrace)
+		}
 	}
 	<-s.stopped
 	// Webhooks read revisions and write their positions: stop them while
