@@ -218,6 +218,12 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	if !onTxn {
+		// Where the stream starts: a client that started "from now" and
+		// loses the stream before its first event resumes from here,
+		// not from a later now.
+		h.Set(wire.HeaderWatchFrom, strconv.FormatInt(from, 10))
+	}
 	w.WriteHeader(http.StatusOK)
 	out := &sse{w: w, rc: http.NewResponseController(w)}
 	if err := out.flush(); err != nil {

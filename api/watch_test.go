@@ -137,6 +137,39 @@ func TestWatchReplayResumeAndLive(t *testing.T) {
 	}
 }
 
+// TestWatchFromHeader: a watch of main says in X-Gitstate-Watch-From the
+// revision its events follow (the head when it starts from now, else the
+// one asked for), so that a client that loses the stream before its first
+// event can resume without a gap; a branch's watch has no revision to say.
+func TestWatchFromHeader(t *testing.T) {
+	e := newTxnEnv(t)
+	for i := 1; i <= 3; i++ {
+		e.must("alice", "PUT", fmt.Sprintf("%s/kv/k%d", repoPath, i), "v", nil, 200)
+	}
+	var tx wire.Txn
+	e.must("alice", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+	tests := []struct {
+		name, query string
+		header      map[string]string
+		want        string
+	}{
+		{name: "from now", want: "3"},
+		{name: "from", query: "from=1", want: "1"},
+		{name: "from 0", query: "from=0", want: "0"},
+		{name: "Last-Event-ID", header: map[string]string{"Last-Event-ID": "2"}, want: "2"},
+		{name: "branch", query: "branch=txn/" + tx.ID, want: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := e.watch("bob", tt.query, tt.header)
+			defer s.close()
+			if got := s.resp.Header.Get(wire.HeaderWatchFrom); got != tt.want {
+				t.Errorf("%s: %q, want %q", wire.HeaderWatchFrom, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestWatchPrefixAndProgress(t *testing.T) {
 	e := newTxnEnv(t)
 	s := e.watch("bob", "from=0&prefix=apps/web/&progress=1s", nil)

@@ -45,6 +45,11 @@ const (
 	HeaderCommit      = "X-Gitstate-Commit"
 	HeaderModRevision = "X-Gitstate-Mod-Revision"
 	HeaderRequestID   = "X-Request-Id"
+	// HeaderWatchFrom, on a watch of main, is the revision its events
+	// follow: the one asked for, or the head when the watch started from
+	// now. A client that loses the stream before its first event resumes
+	// from it.
+	HeaderWatchFrom = "X-Gitstate-Watch-From"
 )
 
 // Rev is a revision as the API accepts it in JSON: a number, or a commit id

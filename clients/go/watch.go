@@ -98,6 +98,15 @@ func (r *Repo) Watch(ctx context.Context, opts *WatchOptions) (*Watcher, error) 
 	return &Watcher{resp: resp, rd: bufio.NewReaderSize(resp.Body, 64<<10), cancel: cancel}, nil
 }
 
+// From returns the revision the stream's events follow (the server's
+// X-Gitstate-Watch-From): the one asked for, or the head when the watch
+// started from now. Resuming from it after a stream that ended before its
+// first event misses nothing. It is empty on a transaction's branch, and
+// from a server that does not say.
+func (w *Watcher) From() wire.Rev {
+	return wire.Rev(w.resp.Header.Get(wire.HeaderWatchFrom))
+}
+
 // Next returns the next event, blocking until one comes. It returns io.EOF
 // when the stream ended.
 func (w *Watcher) Next() (*Event, error) {

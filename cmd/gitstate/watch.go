@@ -37,7 +37,8 @@ progress and close events included. The command runs until interrupted.
 
 When the server ends the stream for its own reasons (it shuts down or
 restarts, or fails) or the connection drops, watch reconnects by itself from
-the last revision it printed (the close event's resume id), waiting 250ms,
+the last revision it printed (the close event's resume id; before any, the
+revision the stream started after), waiting 250ms,
 then twice as long each time up to 10s while the server is away, and says so
 on stderr; no revision is skipped or printed twice. Any other close (the
 token was revoked or expired, the transaction is gone) ends it with exit
@@ -93,6 +94,11 @@ func (o *watchOptions) run(cmd *cobra.Command, args []string) error {
 // be reopened from opts.From (updated to the last id seen), or the error
 // that ends the command (nil: a normal end).
 func (o *watchOptions) stream(w *client.Watcher, p printer, opts *client.WatchOptions) (string, error) {
+	if opts.From == "" {
+		// Started from now: resume from the head it started at, not
+		// from a later now that would skip what came in between.
+		opts.From = w.From()
+	}
 	for {
 		ev, err := w.Next()
 		if err != nil {

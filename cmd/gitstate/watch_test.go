@@ -179,6 +179,43 @@ func TestCLIWatchClose(t *testing.T) {
 	}
 }
 
+// TestCLIWatchFromNowResumesAtItsStart: a watch started from now whose
+// stream drops before its first event reconnects from the revision the
+// server said the stream started after (X-Gitstate-Watch-From), not from
+// a later now that would skip the revisions committed in between.
+func TestCLIWatchFromNowResumesAtItsStart(t *testing.T) {
+	var froms []string
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/repos/default/watch" || len(froms) == 2 {
+			http.NotFound(w, r)
+			return
+		}
+		froms = append(froms, r.URL.Query().Get("from"))
+		w.Header().Set("Content-Type", "text/event-stream")
+		if len(froms) == 1 {
+			// The stream starts after 7 and drops with no event.
+			w.Header().Set("X-Gitstate-Watch-From", "7")
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		fmt.Fprint(w, "event: close\ndata: {\"reason\":\"token revoked\",\"resume\":\"7\"}\n\n")
+	}))
+	defer fake.Close()
+	t.Setenv("GITSTATE_TOKEN", testToken)
+	t.Setenv("GITSTATE_TXN", "")
+
+	_, errOut, err := runSecret(t, "", "watch", "--server="+fake.URL)
+	if exitCode(err) != exitError {
+		t.Fatalf("watch: %v (exit %d), want the token's close to end it with exit 1", err, exitCode(err))
+	}
+	if want := []string{"", "7"}; !slices.Equal(froms, want) {
+		t.Errorf("watched from %q, want %q", froms, want)
+	}
+	if !strings.Contains(errOut, "reconnecting from 7") {
+		t.Errorf("stderr: %q, want it to say it reconnects from 7", errOut)
+	}
+}
+
 func TestCloseAction(t *testing.T) {
 	for _, tc := range []struct {
 		reason   string
