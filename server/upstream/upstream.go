@@ -417,8 +417,9 @@ type linkState struct {
 	diverged bool
 	theirs   storage.Hash // the upstream's head, as last seen
 	synced   storage.Hash // a commit of main the upstream holds
-	// behindSince is when main first had revisions the upstream lacks
-	// (mirror).
+	// behindSince is when the mirror first found main with revisions
+	// the upstream lacks: when they were committed, or when the link was
+	// made (configured, or the server started) if main had them then.
 	behindSince time.Time
 	failures    int
 	lastSync    time.Time
@@ -441,6 +442,12 @@ func (m *Manager) newLink(r *storage.Repo, c *config) *link {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &link{m: m, repo: r, gr: r.Backend().(gitRepo), cfg: c, kick: make(chan chan struct{}, 16), done: make(chan struct{}),
 		st: linkState{state: statePending}}
+	if c.Mode == wire.UpstreamMirror {
+		// Until an attempt shows otherwise, the upstream lacks all of
+		// main: its lag counts from now (the configuration, or the
+		// server's start), not from the next commit.
+		l.noteHead()
+	}
 	var once sync.Once
 	l.stop = func() {
 		cancel()

@@ -523,3 +523,29 @@ func (n *node) rawCall(method, path string, body any) string {
 	data, _ := io.ReadAll(resp.Body)
 	return string(data)
 }
+
+// TestMirrorLagCountsFromConfiguration checks that a mirror configured (or
+// restarted) on a repo that already has revisions its upstream lacks
+// reports how long it has lacked them, without waiting for a new commit.
+func TestMirrorLagCountsFromConfiguration(t *testing.T) {
+	a := startNode(t, "admin-a")
+	a.put("default", "k1", "1")
+	a.put("default", "k2", "2")
+	a.setUpstream("default", wire.UpstreamConfig{URL: "file://" + filepath.Join(t.TempDir(), "nowhere.git"), Mode: "mirror"})
+	lagging := func(when string) {
+		t.Helper()
+		eventually(t, when+": retrying", func() bool { return a.upstream("default").Status.Failures >= 1 })
+		time.Sleep(50 * time.Millisecond)
+		if st := a.upstream("default").Status; st.LagRevisions != 2 || st.LagSeconds <= 0 {
+			t.Errorf("%s: status %+v, want 2 revisions lacking for some time", when, st)
+		}
+		m := grep(a.metrics(), `gitstate_upstream_lag_seconds{mode="mirror",repo="default"}`)
+		if m == "" || strings.HasSuffix(m, " 0") {
+			t.Errorf("%s: metric %q, want a lag above 0", when, m)
+		}
+	}
+	lagging("configured")
+	a.stop()
+	a.start()
+	lagging("restarted")
+}
