@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gitstate/gitstate"
@@ -35,7 +36,8 @@ func opValue(op wire.Op, i int) ([]byte, error) {
 // becomes a put of the secret's file (<key>.sops.json) whose value is left
 // empty until writeSecrets encrypts it, so that no plaintext can reach a
 // tree by mistake. The secrets are returned even with an error, for the
-// caller to clear. A batch changes each key once (duplicateKey).
+// caller to clear. A batch changes each key once (duplicateKey). Errors
+// name a put_secret's secret by its key, not its file (secretError).
 func (s *Server) storageOps(ops []wire.Op) ([]storage.Op, []string, []sealOp, error) {
 	if len(ops) == 0 {
 		return nil, nil, nil, badRequest("ops must not be empty")
@@ -51,7 +53,7 @@ func (s *Server) storageOps(ops []wire.Op) ([]storage.Op, []string, []sealOp, er
 			}
 			path := secrets.PathOf(op.Key)
 			if err := storage.ValidateKey(path); err != nil {
-				return nil, nil, seal, err
+				return nil, nil, seal, secretError(err, path)
 			}
 			v, err := opValue(op, i)
 			if err != nil {
@@ -60,7 +62,7 @@ func (s *Server) storageOps(ops []wire.Op) ([]storage.Op, []string, []sealOp, er
 			seal = append(seal, sealOp{index: len(out), plaintext: v})
 			if int64(len(v)) > s.opts.MaxValueSize {
 				return nil, nil, seal, gitstate.Errorf(gitstate.KindTooLarge, "value_too_large",
-					"ops[%d]: the secret %q is %d bytes; the limit is %d", i, op.Key, len(v), s.opts.MaxValueSize).WithKeys(path)
+					"ops[%d]: the secret %q is %d bytes; the limit is %d", i, op.Key, len(v), s.opts.MaxValueSize).WithKeys(op.Key)
 			}
 			out = append(out, storage.Op{Kind: storage.OpPut, Key: path})
 			keys = append(keys, path)
@@ -101,7 +103,21 @@ func (s *Server) storageOps(ops []wire.Op) ([]storage.Op, []string, []sealOp, er
 		}
 	}
 	if err := duplicateKey(out); err != nil {
-		return nil, nil, seal, err
+		// Two put_secret ops of one secret name it; a put_secret and a
+		// plain op on its file name the file, which both change.
+		plain := map[string]bool{}
+		for i, op := range out {
+			if !slices.ContainsFunc(seal, func(so sealOp) bool { return so.index == i }) {
+				plain[op.Key], plain[op.From] = true, true
+			}
+		}
+		var paths []string
+		for _, p := range secretOpKeys(out, seal) {
+			if !plain[p] {
+				paths = append(paths, p)
+			}
+		}
+		return nil, nil, seal, secretError(err, paths...)
 	}
 	return out, keys, seal, nil
 }
@@ -172,23 +188,26 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// From here on, errors name the batch's secrets by their keys.
+	secretPaths := secretOpKeys(ops, seal)
+	fail := func(err error) { s.writeError(w, r, secretError(err, secretPaths...)) }
 	pre, pkeys, err := storagePreconditions(req.Preconditions)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	t, err := s.targetOf(r, true, append(keys, pkeys...)...)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	if len(seal) > 0 {
 		if s.opts.Secrets == nil {
-			s.writeError(w, r, secretsDisabled())
+			fail(secretsDisabled())
 			return
 		}
-		if err := authorize(r, ScopeSecretsWrite, t.repo.Name(), secretOpKeys(ops, seal)...); err != nil {
-			s.writeError(w, r, err)
+		if err := authorize(r, ScopeSecretsWrite, t.repo.Name(), secretPaths...); err != nil {
+			fail(err)
 			return
 		}
 	}
@@ -196,11 +215,11 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 	b.Ops, b.Preconditions = ops, pre
 	if req.BaseRevision != "" {
 		if t.inTxn() {
-			s.writeError(w, r, badRequest("base_revision is not supported inside a transaction"))
+			fail(badRequest("base_revision is not supported inside a transaction"))
 			return
 		}
 		if b.BaseRevision, err = t.repo.ResolveRevision(string(req.BaseRevision)); err != nil {
-			s.writeError(w, r, err)
+			fail(err)
 			return
 		}
 		b.CheckBase = true
@@ -213,7 +232,7 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		res, err = t.write(r.Context(), &b)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	noted(r, res)

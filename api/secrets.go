@@ -48,48 +48,72 @@ func secretsDisabled() error {
 	return gitstate.Errorf(gitstate.KindNotFound, "not_found", "secrets are not enabled on this server")
 }
 
-// secretKeyOf returns the secret key in the path and its tree path.
-func secretKeyOf(r *http.Request) (key, path string, err error) {
+// secretPathOf returns the tree path of the secret key in the request's
+// path.
+func secretPathOf(r *http.Request) (string, error) {
 	raw := pathVar(r, "key")
-	key, err = url.PathUnescape(raw)
+	key, err := url.PathUnescape(raw)
 	if err != nil {
-		return "", "", gitstate.Errorf(gitstate.KindInvalid, "invalid_key", "key is not a valid escaped path: %q", raw)
+		return "", gitstate.Errorf(gitstate.KindInvalid, "invalid_key", "key is not a valid escaped path: %q", raw)
 	}
 	if err := secrets.ValidateKey(key); err != nil {
-		return "", "", err
+		return "", err
 	}
-	path = secrets.PathOf(key)
+	path := secrets.PathOf(key)
 	if err := storage.ValidateKey(path); err != nil {
-		return "", "", secretError(err, key, path)
+		return "", secretError(err, path)
 	}
 	if info := infoOf(r); info != nil {
 		info.keys = []string{path}
 	}
-	return key, path, nil
+	return path, nil
 }
 
-// secretError returns err as the secrets routes say it: naming the secret
-// key, as the caller does, where it names the file that holds the secret
-// (a secret "svc/pw" is the file "svc/pw.sops.json", which storage and the
-// policy speak of), in its message and its keys. Internal errors, whose
+// secretError returns err as the secrets routes say it: naming each secret
+// whose file is in paths by its key, as the caller does, where it names the
+// file (a secret "svc/pw" is the file "svc/pw.sops.json", which storage and
+// the policy speak of), in its message and its keys. Internal errors, whose
 // details are logged and not sent, are returned as they are.
-func secretError(err error, key, path string) error {
+func secretError(err error, paths ...string) error {
 	var ge *gitstate.Error
-	if !errors.As(err, &ge) || ge.Kind == gitstate.KindInternal {
+	if len(paths) == 0 || !errors.As(err, &ge) || ge.Kind == gitstate.KindInternal {
 		return err
 	}
+	keyOf := make(map[string]string, len(paths))
+	pairs := make([]string, 0, 4*len(paths))
+	for _, p := range paths {
+		k := strings.TrimSuffix(p, secrets.Suffix)
+		keyOf[p] = k
+		pairs = append(pairs, "key "+strconv.Quote(p), "secret "+strconv.Quote(k), p, k)
+	}
 	c := *ge
-	c.Message = strings.ReplaceAll(ge.Message, "key "+strconv.Quote(path), "secret "+strconv.Quote(key))
-	c.Message = strings.ReplaceAll(c.Message, path, key)
-	if slices.Contains(ge.Keys, path) {
+	// The replacer takes the leftmost match: a quoted path before the path
+	// in it, a path before a shorter one it ends with.
+	c.Message = strings.NewReplacer(pairs...).Replace(ge.Message)
+	if slices.ContainsFunc(ge.Keys, func(k string) bool { _, ok := keyOf[k]; return ok }) {
 		c.Keys = slices.Clone(ge.Keys)
 		for i, k := range c.Keys {
-			if k == path {
+			if key, ok := keyOf[k]; ok {
 				c.Keys[i] = key
 			}
 		}
 	}
 	return &c
+}
+
+// secretPathsOf returns the secrets' files err names in its keys.
+func secretPathsOf(err error) []string {
+	var ge *gitstate.Error
+	if !errors.As(err, &ge) {
+		return nil
+	}
+	var out []string
+	for _, k := range ge.Keys {
+		if secrets.IsSecretPath(k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // secretTarget returns the target of a secrets request: scope
@@ -259,12 +283,12 @@ func guardFailed(err error, guarded map[string]storage.Hash) bool {
 func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
 	// Every attempt to read a secret is audited, refused ones included.
 	infoOf(r).secretRead = true
-	key, path, err := secretKeyOf(r)
+	path, err := secretPathOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	fail := func(err error) { s.writeError(w, r, secretError(err, key, path)) }
+	fail := func(err error) { s.writeError(w, r, secretError(err, path)) }
 	t, err := s.secretTarget(r, false, path)
 	if err != nil {
 		fail(err)
@@ -294,12 +318,12 @@ func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
-	key, path, err := secretKeyOf(r)
+	path, err := secretPathOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	fail := func(err error) { s.writeError(w, r, secretError(err, key, path)) }
+	fail := func(err error) { s.writeError(w, r, secretError(err, path)) }
 	t, err := s.secretTarget(r, true, path)
 	if err != nil {
 		fail(err)
@@ -333,12 +357,12 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
-	key, path, err := secretKeyOf(r)
+	path, err := secretPathOf(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	fail := func(err error) { s.writeError(w, r, secretError(err, key, path)) }
+	fail := func(err error) { s.writeError(w, r, secretError(err, path)) }
 	t, err := s.secretTarget(r, true, path)
 	if err != nil {
 		fail(err)
@@ -461,9 +485,12 @@ func (s *Server) rotateSecrets(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// The errors of a rotation name secrets by their keys (a protected
+	// prefix's, an undecryptable document's, a precondition's).
+	fail := func(err error) { s.writeError(w, r, secretError(err, secretPathsOf(err)...)) }
 	t, err := s.secretTarget(r, true)
 	if err != nil {
-		s.writeError(w, r, err)
+		fail(err)
 		return
 	}
 	if info := infoOf(r); info != nil && req.Prefix != "" {
@@ -486,7 +513,7 @@ func (s *Server) rotateSecrets(w http.ResponseWriter, r *http.Request) {
 	for attempt := 1; ; attempt++ {
 		cfg, err := s.secretsConfig(ctx, t)
 		if err != nil {
-			s.writeError(w, r, err)
+			fail(err)
 			return
 		}
 		b := s.batchFor(r, msg)
@@ -523,7 +550,7 @@ func (s *Server) rotateSecrets(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if err != nil {
-			s.writeError(w, r, err)
+			fail(err)
 			return
 		}
 		break

@@ -354,6 +354,66 @@ func TestSecretErrorsNameTheSecret(t *testing.T) {
 	}
 }
 
+// TestRotationAndBatchErrorsNameTheSecret checks that a rotation's errors,
+// and a batch's errors about its put_secret ops, name secrets by their keys
+// ("prot/s"), not by their files ("prot/s.sops.json").
+func TestRotationAndBatchErrorsNameTheSecret(t *testing.T) {
+	e := newSecEnv(t, secrets.Options{})
+	e.putSecret("ops", "prot/s", newPlaintext(t, "prot"))
+	// prot/ becomes protected: the secret cannot be rotated on main.
+	var tx wire.Txn
+	e.call("root", "POST", repoPath+"/txns", map[string]any{}).ok(t, 201, &tx)
+	e.call("root", "PUT", repoPath+"/txns/"+tx.ID+"/kv/.gitstate/policy.yaml", "protected:\n  - prefix: prot/\n").ok(t, 200, nil)
+	e.call("root", "POST", repoPath+"/txns/"+tx.ID+"/commit", map[string]any{}).ok(t, 200, nil)
+	// other/t holds a document whose MAC is another's: a SOPS document
+	// (the kv route takes it) that does not decrypt.
+	e.putSecret("ops", "other/u", newPlaintext(t, "u"))
+	var doc, donor map[string]any
+	for key, into := range map[string]*map[string]any{"prot/s.sops.json": &doc, "other/u.sops.json": &donor} {
+		r := e.call("ops", "GET", repoPath+"/kv/"+key, nil)
+		if r.ok(t, 200, nil); json.Unmarshal(r.body, into) != nil {
+			t.Fatalf("%s: %s", key, r.body)
+		}
+	}
+	doc["sops"].(map[string]any)["mac"] = donor["sops"].(map[string]any)["mac"]
+	e.call("ops", "PUT", repoPath+"/kv/other/t.sops.json", jsonString(t, doc)).ok(t, 200, nil)
+
+	secretOp := func(key, value string) wire.Op { return wire.Op{Op: "put_secret", Key: key, Value: ptr(value)} }
+	tests := []struct {
+		name, path string
+		body       any
+		status     int
+		code       string
+		keys       []string
+		message    string // a part of it
+	}{
+		{"rotate protected", "/secrets/rotate", map[string]any{"prefix": "prot/"}, 403, "protected_prefix", []string{"prot/s"}, ""},
+		{"rotate undecryptable", "/secrets/rotate", map[string]any{"prefix": "other/"}, 422, "secret_not_decryptable", []string{"other/t"}, "cannot decrypt other/t: "},
+		{"batch duplicate", "/commits", wire.CommitRequest{Ops: []wire.Op{secretOp("cli/x", "1"), secretOp("cli/x", "2")}},
+			400, "duplicate_key", []string{"cli/x"}, `both change "cli/x"`},
+		{"batch invalid key", "/commits", wire.CommitRequest{Ops: []wire.Op{secretOp("cli/../x", "1")}}, 400, "invalid_key", nil, `"cli/../x"`},
+		{"batch empty value", "/commits", wire.CommitRequest{Ops: []wire.Op{{Op: "put", Key: "cli/config", Value: ptr("c")}, secretOp("cli/x", "")}},
+			400, "invalid_request", []string{"cli/x"}, "must not be empty"},
+		{"batch too large", "/commits", wire.CommitRequest{Ops: []wire.Op{secretOp("cli/x", strings.Repeat("v", 1<<20+1))}},
+			413, "value_too_large", []string{"cli/x"}, `the secret "cli/x"`},
+		{"batch protected", "/commits", wire.CommitRequest{Ops: []wire.Op{secretOp("prot/s", "new")}}, 403, "protected_prefix", []string{"prot/s"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.call("ops", "POST", repoPath+tt.path, tt.body)
+			er := r.wantError(t, tt.status, tt.code)
+			if !slices.Equal(er.Keys, tt.keys) || strings.Contains(er.Message, secrets.Suffix) || !strings.Contains(er.Message, tt.message) {
+				t.Errorf("error %s: want keys %q, a message with %q and without %s", r.body, tt.keys, tt.message, secrets.Suffix)
+			}
+		})
+	}
+	// A batch's plain op on a secret's file is named as the caller named it.
+	r := e.call("ops", "POST", repoPath+"/commits", wire.CommitRequest{Ops: []wire.Op{{Op: "put", Key: "prot/s.sops.json", Value: ptr("x")}}})
+	if er := r.wantError(t, 422, "not_encrypted"); !slices.Equal(er.Keys, []string{"prot/s.sops.json"}) {
+		t.Errorf("plain put of a secret's file: %s", r.body)
+	}
+}
+
 func TestSecretsScopesAndAudit(t *testing.T) {
 	e := newSecEnv(t, secrets.Options{})
 	v := newPlaintext(t, "scoped")
