@@ -4,6 +4,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/getsops/sops/v3"
 
@@ -66,14 +67,18 @@ func CheckDocument(path string, doc []byte) error {
 		return notEncrypted(path, "its sops section has no encrypted MAC")
 	}
 	// Let SOPS decide which values must be encrypted (suffixes, regexes):
-	// a cipher that checks the format instead of decrypting.
+	// a cipher that checks the format instead of decrypting. SOPS gives
+	// the cipher strings only, failing without a place on any other value
+	// it expects encrypted: those are made strings the check refuses.
+	for _, b := range tree.Branches {
+		markNonStrings(b)
+	}
 	chk := &formatChecker{}
 	if _, err := tree.Decrypt(nil, chk); err != nil || chk.bad != "" {
-		where := chk.bad
-		if where == "" {
-			where = "a value"
+		if chk.bad == "" {
+			return notEncrypted(path, "a value is not encrypted")
 		}
-		return notEncrypted(path, "the value at "+where+" is not encrypted")
+		return notEncrypted(path, "the value at "+chk.bad+" is not encrypted")
 	}
 	if chk.n == 0 {
 		return notEncrypted(path, "it has no encrypted value")
@@ -109,6 +114,28 @@ func notEncrypted(path, why string) error {
 	return gitstate.Errorf(gitstate.KindUnprocessable, "not_encrypted",
 		"%s is a secret's file (%s) and must be a SOPS-encrypted document, but %s; write plaintext through the secrets API instead",
 		path, Suffix, why).WithKeys(path)
+}
+
+// nonString stands, in a document being checked, for a value that is not a
+// string: never in SOPS's encrypted format, and never the value itself.
+const nonString = "(not a string)"
+
+// markNonStrings replaces, in place, the numbers, booleans and times under v
+// (a branch, a list or a value) with nonString, and returns v.
+func markNonStrings(v any) any {
+	switch v := v.(type) {
+	case sops.TreeBranch:
+		for i := range v {
+			v[i].Value = markNonStrings(v[i].Value)
+		}
+	case []any:
+		for i := range v {
+			v[i] = markNonStrings(v[i])
+		}
+	case int, bool, float64, time.Time:
+		return nonString
+	}
+	return v
 }
 
 // formatChecker is a sops.Cipher that, asked to decrypt, checks that a

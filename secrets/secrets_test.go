@@ -216,23 +216,38 @@ func TestCheckDocument(t *testing.T) {
 	suffixed := mutate(func(d map[string]any) { d["note_unencrypted"] = "visible by design" })
 	noKeys := mutate(func(d map[string]any) { delete(d["sops"].(map[string]any), "age") })
 	noMAC := mutate(func(d map[string]any) { delete(d["sops"].(map[string]any), "mac") })
+	// Values SOPS would have encrypted that are not strings (SOPS's walk
+	// gives no place for them): the error names their place all the same.
+	number := mutate(func(d map[string]any) { d["num"] = 12345 })
+	boolean := mutate(func(d map[string]any) { d["flag"] = true })
+	nestedNumber := mutate(func(d map[string]any) { d["nested"] = map[string]any{"a": 1.5} })
+	listNumber := mutate(func(d map[string]any) { d["list"] = []any{7} })
+	plainNumber := mutate(func(d map[string]any) { d["nested"] = map[string]any{"a": secret} })
+	suffixedNumber := mutate(func(d map[string]any) { d["num_unencrypted"] = 12345 })
 
 	for _, tc := range []struct {
 		name string
 		doc  []byte
 		ok   bool
+		msg  string // a part of the error's message
 	}{
-		{"ours", good, true},
-		{"unencrypted suffix", suffixed, true},
-		{"plaintext", []byte(secret), false},
-		{"plaintext json", []byte(`{"password": "` + secret + `"}`), false},
-		{"not json", []byte(`{"password": ` + secret), false},
-		{"empty sops", []byte(`{"data": "` + secret + `", "sops": {}}`), false},
-		{"plaintext data", plainData, false},
-		{"extra plaintext value", extraPlain, false},
-		{"no master key", noKeys, false},
-		{"no mac", noMAC, false},
-		{"array", []byte(`["` + secret + `"]`), false},
+		{"ours", good, true, ""},
+		{"unencrypted suffix", suffixed, true, ""},
+		{"plaintext", []byte(secret), false, ""},
+		{"plaintext json", []byte(`{"password": "` + secret + `"}`), false, ""},
+		{"not json", []byte(`{"password": ` + secret), false, ""},
+		{"empty sops", []byte(`{"data": "` + secret + `", "sops": {}}`), false, ""},
+		{"plaintext data", plainData, false, "the value at data is not encrypted"},
+		{"extra plaintext value", extraPlain, false, "the value at password is not encrypted"},
+		{"no master key", noKeys, false, ""},
+		{"no mac", noMAC, false, ""},
+		{"array", []byte(`["` + secret + `"]`), false, ""},
+		{"top-level number", number, false, "the value at num is not encrypted"},
+		{"top-level boolean", boolean, false, "the value at flag is not encrypted"},
+		{"nested number", nestedNumber, false, "the value at nested:a is not encrypted"},
+		{"number in a list", listNumber, false, "the value at list is not encrypted"},
+		{"nested plaintext", plainNumber, false, "the value at nested:a is not encrypted"},
+		{"unencrypted number", suffixedNumber, true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := CheckDocument("a.sops.json", tc.doc)
@@ -246,8 +261,11 @@ func TestCheckDocument(t *testing.T) {
 			if !errors.As(err, &ge) || ge.Code != "not_encrypted" || ge.Kind != gitstate.KindUnprocessable {
 				t.Fatalf("got %v, want 422 not_encrypted", err)
 			}
-			if strings.Contains(err.Error(), secret) {
+			if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "12345") {
 				t.Errorf("error echoes the value: %v", err)
+			}
+			if !strings.Contains(ge.Message, tc.msg) {
+				t.Errorf("message %q, want %q in it", ge.Message, tc.msg)
 			}
 		})
 	}
