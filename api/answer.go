@@ -89,9 +89,7 @@ func (a *writeAnswer) send(res *storage.Result) {
 // record gives the request's log and audit what the write did.
 func (a *writeAnswer) record(res *storage.Result) {
 	noted(a.r, res)
-	if info := infoOf(a.r); info != nil {
-		info.revision = res.Revision
-	}
+	made(a.r, res)
 }
 
 // finish answers a write that succeeded with res, unless the committer

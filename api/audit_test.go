@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gitstate/gitstate"
+	"github.com/gitstate/gitstate/storage"
 )
 
 // recordingAuditor keeps the events it is given, as JSON.
@@ -99,5 +100,38 @@ func TestAuditOfSecretReads(t *testing.T) {
 	resp.Body.Close()
 	if len(rec.events) != 2 || rec.events[1].Status != http.StatusUnauthorized || rec.events[1].Principal != nil {
 		t.Errorf("a denied read: %v", rec.json)
+	}
+}
+
+// TestAuditRevisionOfUnchangedWrite: an auditor that records every line
+// itself (not a LineAuditor) gets a revision only from a write that made
+// one; one that changed nothing answers main's revision and made none.
+func TestAuditRevisionOfUnchangedWrite(t *testing.T) {
+	st, err := storage.Open(context.Background(), t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	rec := &recordingAuditor{}
+	srv := httptest.NewServer(New(Options{Store: st, Auditor: rec}))
+	defer srv.Close()
+	put := func(path, body string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+path, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("PUT %s: %d", path, resp.StatusCode)
+		}
+	}
+	put("/v1/repos/default/kv/a", "v")
+	put("/v1/repos/default/kv/a", "v")
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.events) != 2 || rec.events[0].Revision != 1 || rec.events[1].Revision != 0 {
+		t.Errorf("events %v: want revision 1, then none", rec.json)
 	}
 }

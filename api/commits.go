@@ -236,7 +236,7 @@ func (s *Server) createCommit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	noted(r, res)
-	infoOf(r).revision = res.Revision
+	made(r, res)
 	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
 }
 
@@ -416,7 +416,7 @@ func (s *Server) revert(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	infoOf(r).revision = res.Revision
+	made(r, res)
 	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
 }
 
@@ -489,7 +489,7 @@ func (s *Server) rollback(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	infoOf(r).revision = res.Revision
+	made(r, res)
 	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
 }
 

@@ -85,7 +85,6 @@ func (s *Server) reportReconciler(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	infoOf(r).revision = rev
 	writeJSON(w, http.StatusOK, wireReconciler(st))
 }
 

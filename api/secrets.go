@@ -304,7 +304,6 @@ func (s *Server) getSecret(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	infoOf(r).revision = v.Revision
 	plain, err := s.opts.Secrets.Decrypt(r.Context(), path, v.Data)
 	if err != nil {
 		fail(err)
@@ -348,7 +347,7 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	infoOf(r).revision = res.Revision
+	made(r, res)
 	etag := b.Ops[0].Blob
 	if b.Ops[0].Value != nil {
 		etag = storage.HashObject(storage.BlobObject, b.Ops[0].Value)
@@ -381,7 +380,7 @@ func (s *Server) deleteSecret(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
-	infoOf(r).revision = res.Revision
+	made(r, res)
 	writeJSON(w, http.StatusOK, wire.DeleteResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
 }
 
@@ -558,7 +557,7 @@ func (s *Server) rotateSecrets(w http.ResponseWriter, r *http.Request) {
 	// A rotation may have removed recipients: keep no plaintext from
 	// before it.
 	s.opts.Secrets.Forget()
-	infoOf(r).revision = res.Revision
+	made(r, res)
 	writeJSON(w, http.StatusOK, wire.RotateResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed, Keys: rotated})
 }
 

@@ -489,13 +489,27 @@ func (s *Server) noteWrite(r *http.Request, t *target, b *storage.Batch) {
 	if err != nil {
 		return // recorded by the handler instead
 	}
-	b.Note = func(res *storage.Result) []byte { return line(res.Revision) }
+	b.Note = func(res *storage.Result) []byte {
+		if !res.Changed {
+			return line(0) // main stayed where it was: no revision made
+		}
+		return line(res.Revision)
+	}
 }
 
 // noted records that res's batch carried the request's audit line.
 func noted(r *http.Request, res *storage.Result) {
 	if info := infoOf(r); info != nil && res != nil && res.Noted {
 		info.noted = true
+	}
+}
+
+// made records the revision of main res made for r's audit line. A write
+// that changed nothing made none: its result's revision is main's, as it
+// already was.
+func made(r *http.Request, res *storage.Result) {
+	if info := infoOf(r); info != nil && res != nil && res.Changed {
+		info.revision = res.Revision
 	}
 }
 

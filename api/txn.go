@@ -208,7 +208,7 @@ func (s *Server) commitTxn(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	infoOf(r).revision = res.Revision
+	made(r, res)
 	writeJSON(w, http.StatusOK, wire.CommitResult{Revision: res.Revision, Commit: res.Commit.String(), Changed: res.Changed})
 }
 

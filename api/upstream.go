@@ -109,12 +109,15 @@ func (s *Server) syncUpstream(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	before := repo.Head().Revision
 	up, err := u.Sync(r.Context(), repo.Name())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if info := infoOf(r); info != nil {
+	// A follow's sync makes the revisions it brings from the upstream; a
+	// mirror's, or one that found nothing new, makes none.
+	if info := infoOf(r); info != nil && up.Mode == wire.UpstreamFollow && up.Status.Revision > before {
 		info.revision = up.Status.Revision
 	}
 	writeJSON(w, http.StatusOK, up)

@@ -233,3 +233,58 @@ func TestAuditRotation(t *testing.T) {
 		t.Errorf("query across rotated files found %d of 40 writes", puts)
 	}
 }
+
+// TestAuditRevisionOnlyWhenMade: an audit line carries a revision only when
+// its request made one. A write that changed nothing answers main's
+// revision but made none, and reads (a secret's) and reports name
+// revisions they did not make.
+func TestAuditRevisionOnlyWhenMade(t *testing.T) {
+	ts := startServer(t)
+	ts.put(t, ts.admin, "apps/web/x", "v")
+	ts.mustDo(t, http.StatusOK, http.MethodPut, "/v1/repos/default/secrets/db/pw", ts.admin, []byte("s3cret"))
+	for _, tt := range []struct {
+		name, method, path, body string
+		madeOne                  bool
+	}{
+		{"put", http.MethodPut, "/v1/repos/default/kv/apps/web/x", "w", true},
+		{"put unchanged", http.MethodPut, "/v1/repos/default/kv/apps/web/x", "w", false},
+		{"commit", http.MethodPost, "/v1/repos/default/commits", `{"ops":[{"op":"put","key":"apps/web/y","value":"1"}]}`, true},
+		{"commit unchanged", http.MethodPost, "/v1/repos/default/commits", `{"ops":[{"op":"put","key":"apps/web/y","value":"1"}]}`, false},
+		{"secret put", http.MethodPut, "/v1/repos/default/secrets/db/pw", "t0p", true},
+		{"secret get", http.MethodGet, "/v1/repos/default/secrets/db/pw", "", false},
+		{"reconciler report", http.MethodPost, "/v1/repos/default/reconcilers/flux/status", `{"revision":1,"state":"applied"}`, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "req-rev-" + strings.ReplaceAll(tt.name, " ", "-")
+			var body []byte
+			if tt.body != "" {
+				body = []byte(tt.body)
+			}
+			resp, b := ts.do(t, tt.method, tt.path, ts.admin, body, "X-Request-Id", id)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			}
+			var res struct {
+				Revision int64 `json:"revision"`
+				Changed  *bool `json:"changed"`
+			}
+			if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+				mustJSON(t, b, &res)
+			}
+			if res.Changed != nil && *res.Changed != tt.madeOne {
+				t.Fatalf("changed %v, want %v: %s", *res.Changed, tt.madeOne, b)
+			}
+			e := findAudit(ts.auditLines(t), id)
+			if e == nil {
+				t.Fatal("not exactly one audit line")
+			}
+			want := int64(0)
+			if tt.madeOne {
+				want = res.Revision
+			}
+			if e.Revision != want || (tt.madeOne && want == 0) {
+				t.Errorf("audit line's revision %d, want %d (answer %s)", e.Revision, want, b)
+			}
+		})
+	}
+}

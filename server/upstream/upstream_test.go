@@ -155,6 +155,30 @@ func (n *node) sync(repo string) wire.Upstream {
 	return u
 }
 
+// auditRevision returns the revision of the audit line of a request
+// (failing the test unless the log has exactly one).
+func (n *node) auditRevision(requestID string) int64 {
+	n.t.Helper()
+	b, err := os.ReadFile(filepath.Join(n.dir, "audit", "audit.log"))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	var found []wire.AuditEntry
+	for line := range bytes.Lines(b) {
+		var e wire.AuditEntry
+		if err := json.Unmarshal(line, &e); err != nil {
+			n.t.Fatalf("audit line %q: %v", line, err)
+		}
+		if e.RequestID == requestID {
+			found = append(found, e)
+		}
+	}
+	if len(found) != 1 {
+		n.t.Fatalf("%d audit lines for request %s", len(found), requestID)
+	}
+	return found[0].Revision
+}
+
 func (n *node) metrics() string {
 	var m string
 	n.call("GET", "/metrics", nil, &m)
@@ -309,10 +333,16 @@ func TestFollowBareRepo(t *testing.T) {
 		t.Fatalf("create: %d", st)
 	}
 	a.setUpstream("f", wire.UpstreamConfig{URL: bare, Mode: "follow", Interval: wire.Duration(time.Hour), WebhookSecret: "s3cret"})
-	u := a.sync("f")
+	var u wire.Upstream
+	if st := a.call("POST", "/v1/repos/f/upstream/sync", nil, &u, "X-Request-Id", "sync-first"); st != http.StatusOK {
+		t.Fatalf("sync: %d", st)
+	}
 	want := gitOut(t, bare, "rev-parse", "main")
 	if u.Status.State != "in_sync" || a.head("f").Commit != want || a.head("f").Revision != 2 {
 		t.Fatalf("after the first sync: %+v, head %+v", u.Status, a.head("f"))
+	}
+	if rev := a.auditRevision("sync-first"); rev != 2 {
+		t.Errorf("the first sync's audit line has revision %d, want 2 (the one it made)", rev)
 	}
 	// A pull request merged upstream: its merge becomes one revision.
 	gitOut(t, work, "checkout", "-q", "-b", "pr")
@@ -343,8 +373,12 @@ func TestFollowBareRepo(t *testing.T) {
 	}
 	// A write here: main is ahead, not diverged.
 	a.put("f", "local", "1")
-	if u := a.sync("f"); u.Status.State != "ahead" || u.Status.Diverged {
+	a.call("POST", "/v1/repos/f/upstream/sync", nil, &u, "X-Request-Id", "sync-ahead")
+	if u.Status.State != "ahead" || u.Status.Diverged {
 		t.Errorf("ahead: %+v", u.Status)
+	}
+	if rev := a.auditRevision("sync-ahead"); rev != 0 {
+		t.Errorf("a sync that brought nothing has revision %d on its audit line", rev)
 	}
 	// The upstream moves too: diverged, and nothing is overwritten.
 	ours := a.head("f").Commit
