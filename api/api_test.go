@@ -539,6 +539,34 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
+// TestRequestIDWithoutRoute: the 404 and 405 of a request no route serves
+// carry X-Request-Id too, with or without a token.
+func TestRequestIDWithoutRoute(t *testing.T) {
+	ts := newTestServer(t)
+	for _, tt := range []struct {
+		method, target string
+		status         int
+	}{
+		{"GET", "/v1/nope", 404},
+		{"GET", "/", 404},
+		{"DELETE", "/v1/nope", 404},
+		{"DELETE", "/v1/repos", 405},
+		{"POST", "/v1/repos/default/kv/a", 405},
+		{"PATCH", "/v1/repos/default/kv/a", 405},
+		{"OPTIONS", "/v1/repos", 405},
+	} {
+		for _, token := range []string{adminToken, noToken} {
+			r := ts.send(t, request{method: tt.method, target: tt.target, token: token, header: map[string]string{"X-Request-Id": "req-unrouted"}})
+			if token == adminToken && r.status != tt.status {
+				t.Errorf("%s %s: %d, want %d", tt.method, tt.target, r.status, tt.status)
+			}
+			if got := r.header.Get("X-Request-Id"); got != "req-unrouted" {
+				t.Errorf("%s %s (token %q): %d with X-Request-Id %q, want the request's", tt.method, tt.target, token, r.status, got)
+			}
+		}
+	}
+}
+
 func TestOpenRoutes(t *testing.T) {
 	ts := newTestServer(t)
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {

@@ -120,6 +120,9 @@ type Route struct {
 	// MaxBody bounds the request body (0: Options.MaxBodyBytes).
 	MaxBody int64
 	handler http.HandlerFunc
+	// unrouted marks the answers to requests no route serves (404, 405):
+	// their Path is empty.
+	unrouted bool
 }
 
 // New returns a Server.
@@ -173,13 +176,17 @@ func New(opts Options) *Server {
 			s.kv[rt.Method] = func(w http.ResponseWriter, r *http.Request, v *kvVars) { s.serve(rt, w, r, v) }
 		}
 	}
-	s.router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, gitstate.Errorf(gitstate.KindNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
-	})
-	s.router.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", s.allowed(r))
-		writeJSON(w, http.StatusMethodNotAllowed, errBody("method_not_allowed", r.Method+" is not allowed on "+r.URL.Path))
-	})
+	// A request no route serves goes through the same middleware as
+	// the others: it gets its X-Request-Id, its metrics and its log.
+	s.router.NotFoundHandler = s.wrap(Route{Action: "not_found", Open: true, unrouted: true,
+		handler: func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, gitstate.Errorf(gitstate.KindNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
+		}})
+	s.router.MethodNotAllowedHandler = s.wrap(Route{Action: "method_not_allowed", Open: true, unrouted: true,
+		handler: func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", s.allowed(r))
+			writeJSON(w, http.StatusMethodNotAllowed, errBody("method_not_allowed", r.Method+" is not allowed on "+r.URL.Path))
+		}})
 	return s
 }
 
@@ -350,6 +357,9 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request, vars *k
 		id = newRequestID()
 	}
 	info := &reqInfo{id: id, route: rt.Path, action: rt.Action, git: rt.Git, readOnly: rt.ReadOnly, vars: vars}
+	if rt.unrouted {
+		info.quiet = true
+	}
 	r = r.WithContext(contextWith(r.Context(), info))
 	w.Header().Set(wireRequestID, id)
 	sw := &statusWriter{ResponseWriter: w}
