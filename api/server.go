@@ -121,7 +121,8 @@ type Route struct {
 	MaxBody int64
 	handler http.HandlerFunc
 	// unrouted marks the answers to requests no route serves (404, 405):
-	// their Path is empty.
+	// their Path is empty, and a mutating one is authenticated and
+	// audited as on an authenticated route.
 	unrouted bool
 }
 
@@ -177,7 +178,8 @@ func New(opts Options) *Server {
 		}
 	}
 	// A request no route serves goes through the same middleware as
-	// the others: it gets its X-Request-Id, its metrics and its log.
+	// the others: it gets its X-Request-Id, its metrics and its log, and
+	// a mutating one its authentication and its audit line.
 	s.router.NotFoundHandler = s.wrap(Route{Action: "not_found", Open: true, unrouted: true,
 		handler: func(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, gitstate.Errorf(gitstate.KindNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
@@ -358,7 +360,7 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request, vars *k
 	}
 	info := &reqInfo{id: id, route: rt.Path, action: rt.Action, git: rt.Git, readOnly: rt.ReadOnly, vars: vars}
 	if rt.unrouted {
-		info.quiet = true
+		info.target = unroutedTarget(r)
 	}
 	r = r.WithContext(contextWith(r.Context(), info))
 	w.Header().Set(wireRequestID, id)
@@ -406,7 +408,10 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request, vars *k
 			"credentials required: the token as the password, or a bearer token"))
 		return
 	}
-	if !rt.Open || (rt.Action == "metrics" && s.opts.MetricsAuth) {
+	// A mutating request that no route serves is authenticated too: its
+	// 404 or 405 is audited with its caller, and without a valid token
+	// it is refused, counted and audited as on any route.
+	if !rt.Open || (rt.Action == "metrics" && s.opts.MetricsAuth) || (rt.unrouted && isMutating(r.Method)) {
 		p, err := s.authenticate(r)
 		if err != nil {
 			info.quiet = gitstate.KindOf(err) == gitstate.KindTooManyRequests
@@ -422,6 +427,21 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request, vars *k
 }
 
 const wireRequestID = "X-Request-Id"
+
+// maxUnroutedPath bounds the path an audit line names for a request no
+// route serves.
+const maxUnroutedPath = 256
+
+// unroutedTarget is the audit target of a request no route serves (its
+// route is empty): "path:" and its escaped path, cut to maxUnroutedPath
+// bytes.
+func unroutedTarget(r *http.Request) string {
+	p := r.URL.EscapedPath()
+	if len(p) > maxUnroutedPath {
+		p = p[:maxUnroutedPath]
+	}
+	return "path:" + p
+}
 
 func (s *Server) authenticate(r *http.Request) (*Principal, error) {
 	if s.opts.Auth == nil {

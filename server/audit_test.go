@@ -288,3 +288,54 @@ func TestAuditRevisionOnlyWhenMade(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditOfUnroutedRequests: a mutating request that no route serves is
+// authenticated and audited: with a valid token it gets its 404 or 405 and
+// a line naming its caller and path; without one it is refused 401, and
+// audited as on any route. A read no route serves is neither.
+func TestAuditOfUnroutedRequests(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) { c.Limits.FailRate = 0 })
+	alice := ts.createToken(t, wire.CreateTokenRequest{Name: "alice", Scopes: []string{"read"}})
+	for _, tt := range []struct {
+		name, method, path, token string
+		status                    int
+		action                    string // "" when not audited
+	}{
+		{"delete on repos", http.MethodDelete, "/v1/repos", alice.Secret, http.StatusMethodNotAllowed, "method_not_allowed"},
+		{"patch on a key", "PATCH", "/v1/repos/default/kv/a", alice.Secret, http.StatusMethodNotAllowed, "method_not_allowed"},
+		{"post on no route", http.MethodPost, "/v1/nope", alice.Secret, http.StatusNotFound, "not_found"},
+		{"put on no route", http.MethodPut, "/nope/x%2Fy", alice.Secret, http.StatusNotFound, "not_found"},
+		{"delete without a token", http.MethodDelete, "/v1/repos", "", http.StatusUnauthorized, "method_not_allowed"},
+		{"post with a bad token", http.MethodPost, "/v1/nope", "gst_nope", http.StatusUnauthorized, "not_found"},
+		{"get on no route", http.MethodGet, "/v1/nope", alice.Secret, http.StatusNotFound, ""},
+		{"get without a token", http.MethodGet, "/v1/nope", "", http.StatusNotFound, ""},
+		{"options", http.MethodOptions, "/v1/repos", "", http.StatusMethodNotAllowed, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "req-unrouted-" + strings.ReplaceAll(tt.name, " ", "-")
+			resp, b := ts.do(t, tt.method, tt.path, tt.token, nil, "X-Request-Id", id)
+			if resp.StatusCode != tt.status || resp.Header.Get("X-Request-Id") != id {
+				t.Fatalf("status %d, X-Request-Id %q: %s", resp.StatusCode, resp.Header.Get("X-Request-Id"), b)
+			}
+			lines := ts.auditLines(t)
+			e := findAudit(lines, id)
+			if tt.action == "" {
+				for _, l := range lines {
+					if l.RequestID == id {
+						t.Fatalf("audited: %+v", l)
+					}
+				}
+				return
+			}
+			if e == nil {
+				t.Fatal("not exactly one audit line")
+			}
+			if e.Action != tt.action || e.Method != tt.method || e.Route != "" || e.Target != "path:"+tt.path || e.Status != tt.status {
+				t.Errorf("audit line %+v", e)
+			}
+			if authenticated := tt.status != http.StatusUnauthorized; authenticated != (e.Identity == "alice" && e.TokenID == alice.ID) {
+				t.Errorf("audit line's identity %q, token %q", e.Identity, e.TokenID)
+			}
+		})
+	}
+}
