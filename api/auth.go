@@ -100,9 +100,36 @@ func (p *Principal) Unrestricted() bool { return len(p.Prefixes) == 0 }
 // Authenticator identifies the caller of a request.
 type Authenticator interface {
 	// Authenticate returns the request's principal, or an error of kind
-	// KindUnauthorized (or KindTooManyRequests).
+	// KindUnauthorized (or KindTooManyRequests). An error about a token
+	// the authenticator knows (revoked, expired, over its rate limit, or
+	// sent with a wrong secret) has a *RefusedToken cause, for the audit
+	// log.
 	Authenticate(r *http.Request) (*Principal, error)
 }
+
+// RefusedToken is the cause of an Authenticate error about a token the
+// authenticator knows. The audit log names the token on the refusal's
+// line; the request is not authenticated.
+type RefusedToken struct {
+	// TokenID is the token's id (never its secret).
+	TokenID string
+	// Name is the token's holder when the request proved it holds the
+	// token (its secret matched), else empty.
+	Name string
+	// Err is a further cause, such as a *RetryAfter.
+	Err error
+}
+
+// Error implements error.
+func (e *RefusedToken) Error() string {
+	if e.Err != nil {
+		return "token " + e.TokenID + ": " + e.Err.Error()
+	}
+	return "token " + e.TokenID
+}
+
+// Unwrap returns the further cause.
+func (e *RefusedToken) Unwrap() error { return e.Err }
 
 // TokenChecker is an Authenticator that can tell, after the fact, whether
 // the token behind a principal it returned still admits requests. Watch
@@ -208,15 +235,21 @@ type reqInfo struct {
 	// the response's: a push answers 200 and reports refusals in Git's
 	// protocol.
 	outcome int
-	// quiet is set on answers that are not audited: a 429 before
-	// authentication (the request did nothing, and a blocked client
+	// quiet is set on answers that are not audited: the 429 of a client
+	// address blocked for its failed authentications, given before any
+	// token is looked at (the request did nothing, and a blocked client
 	// could otherwise write and sync audit lines as fast as it sends
-	// requests) and Git's 401 challenge to a request without credentials
-	// (every git command begins with one).
+	// requests), and Git's 401 challenge to a request without
+	// credentials (every git command begins with one). A token's 429,
+	// over its rate limit, is audited.
 	quiet bool
 	// noted is set when the request's line rode in its commit's journal
 	// record (see LineAuditor): it is not recorded again.
 	noted bool
+	// refused names the token of a request refused by authentication
+	// (see RefusedToken), for its audit line only: such a request has no
+	// principal.
+	refused *Principal
 	// vars are the path's variables when the request was routed without
 	// gorilla/mux (see Server.ServeHTTP); nil when mux routed it.
 	vars *kvVars

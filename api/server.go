@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -414,7 +415,7 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request, vars *k
 	if !rt.Open || (rt.Action == "metrics" && s.opts.MetricsAuth) || (rt.unrouted && isMutating(r.Method)) {
 		p, err := s.authenticate(r)
 		if err != nil {
-			info.quiet = gitstate.KindOf(err) == gitstate.KindTooManyRequests
+			refused(r, info, err)
 			s.writeError(sw, r, err)
 			return
 		}
@@ -459,6 +460,31 @@ func (s *Server) blocked(r *http.Request) error {
 	return s.opts.Failures.Blocked(r)
 }
 
+// refused prepares the audit line of a request that authentication
+// refused with err: the token, when the authenticator knew it, and the
+// repo and keys the path names (the handler, which would have named them,
+// does not run). A 429 about no token, that of a client address blocked
+// for its failed authentications, is quiet (see reqInfo).
+func refused(r *http.Request, info *reqInfo, err error) {
+	var rt *RefusedToken
+	if errors.As(err, &rt) {
+		info.refused = &Principal{TokenID: rt.TokenID, Name: rt.Name}
+	} else if gitstate.KindOf(err) == gitstate.KindTooManyRequests {
+		info.quiet = true
+		return
+	}
+	info.repo = pathVar(r, "repo")
+	if pathVar(r, "key") == "" {
+		return
+	}
+	// Each sets info.keys to the key as its handler names it, if valid.
+	if strings.Contains(info.route, "/secrets/{key}") {
+		_, _, _ = secretKeyOf(r)
+	} else {
+		_, _ = keyOf(r)
+	}
+}
+
 // failed counts err against r's client address when it is a failed
 // authentication.
 func (s *Server) failed(r *http.Request, err error) {
@@ -490,10 +516,14 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 
 // auditEvent is the audit event of a request answered with status.
 func (s *Server) auditEvent(r *http.Request, info *reqInfo, status int) AuditEvent {
+	p := info.principal
+	if p == nil {
+		p = info.refused
+	}
 	return AuditEvent{
 		Time:      time.Now(),
 		RequestID: info.id,
-		Principal: info.principal,
+		Principal: p,
 		Remote:    r.RemoteAddr,
 		Method:    r.Method,
 		Route:     info.route,

@@ -339,3 +339,103 @@ func TestAuditOfUnroutedRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditOfRefusedTokens: a request refused for its token is audited
+// with the token's id (never its secret), its holder's name when the
+// secret matched, and the repo and keys of its path: over the token's rate
+// limit (429), revoked or expired (401), or a known id with a wrong secret
+// (401, no name). An unknown token's 401 names no token.
+func TestAuditOfRefusedTokens(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) {
+		c.Limits.FailRate = 0
+		c.Limits.TokenRate = 0.001 // the burst, then nothing for the test's length
+		c.Limits.TokenBurst = 5
+	})
+	limited := ts.createToken(t, wire.CreateTokenRequest{Name: "busy", Scopes: []string{"read", "write"}})
+	revoked := ts.createToken(t, wire.CreateTokenRequest{Name: "gone", Scopes: []string{"read", "write", "secrets:read"}})
+	ts.mustDo(t, http.StatusOK, http.MethodDelete, "/v1/tokens/"+revoked.ID, ts.admin, nil)
+	expired := ts.createToken(t, wire.CreateTokenRequest{Name: "brief", Scopes: []string{"read"}, ExpiresIn: "1s"})
+	wrongSecret := "gst_" + revoked.ID + "_" + strings.Repeat("A", len(strings.Split(revoked.Secret, "_")[2]))
+
+	// The burst passes (and PUTs are audited as themselves); the rest are
+	// refused and audited.
+	for i := range 10 {
+		id := fmt.Sprintf("req-busy-%d", i)
+		resp, b := ts.do(t, http.MethodPut, "/v1/repos/default/kv/c/new", limited.Secret, []byte("v"), "X-Request-Id", id)
+		want := http.StatusOK
+		if i >= 5 {
+			want = http.StatusTooManyRequests
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("PUT %d: %d %s, want %d", i, resp.StatusCode, b, want)
+		}
+		e := findAudit(ts.auditLines(t), id)
+		if e == nil || e.Status != want || e.Identity != "busy" || e.TokenID != limited.ID || e.Action != "kv.put" ||
+			e.Repo != "default" || len(e.Keys) != 1 || e.Keys[0] != "c/new" {
+			t.Errorf("PUT %d's audit line: %+v", i, e)
+		}
+	}
+
+	time.Sleep(time.Until(*expired.ExpiresAt) + 10*time.Millisecond)
+	for _, tt := range []struct {
+		name, method, path, token string
+		status                    int
+		identity, tokenID, repo   string
+		keys                      []string
+	}{
+		{"revoked", http.MethodGet, "/v1/repos/default/kv/c/new", revoked.Secret, http.StatusUnauthorized, "gone", revoked.ID, "default", []string{"c/new"}},
+		{"revoked put in a txn", http.MethodPut, "/v1/repos/other/txns/t1/kv/a%2Fb", revoked.Secret, http.StatusUnauthorized, "gone", revoked.ID, "other", []string{"a/b"}},
+		{"revoked secret", http.MethodGet, "/v1/repos/default/secrets/db/pw", revoked.Secret, http.StatusUnauthorized, "gone", revoked.ID, "default", []string{"db/pw.sops.json"}},
+		{"revoked, invalid key", http.MethodGet, "/v1/repos/default/kv/a/../b", revoked.Secret, http.StatusUnauthorized, "gone", revoked.ID, "default", nil},
+		{"expired", http.MethodDelete, "/v1/repos/default/kv/x", expired.Secret, http.StatusUnauthorized, "brief", expired.ID, "default", []string{"x"}},
+		{"expired, no repo", http.MethodPost, "/v1/tokens", expired.Secret, http.StatusUnauthorized, "brief", expired.ID, "", nil},
+		{"wrong secret", http.MethodGet, "/v1/repos/default/kv/c/new", wrongSecret, http.StatusUnauthorized, "", revoked.ID, "default", []string{"c/new"}},
+		{"unknown token", http.MethodGet, "/v1/repos/default/kv/c/new", "gst_" + strings.Repeat("B", 12) + "_x", http.StatusUnauthorized, "", "", "default", []string{"c/new"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			id := "req-refused-" + strings.ReplaceAll(tt.name, " ", "-")
+			id = strings.ReplaceAll(id, ",", "")
+			resp, b := ts.do(t, tt.method, tt.path, tt.token, nil, "X-Request-Id", id)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			}
+			e := findAudit(ts.auditLines(t), id)
+			if e == nil {
+				t.Fatal("not exactly one audit line")
+			}
+			if e.Status != tt.status || e.Identity != tt.identity || e.TokenID != tt.tokenID || e.Repo != tt.repo ||
+				strings.Join(e.Keys, ",") != strings.Join(tt.keys, ",") {
+				t.Errorf("audit line %+v", e)
+			}
+		})
+	}
+	all := ts.auditFile(t)
+	for _, tok := range []wire.CreatedToken{limited, revoked, expired} {
+		if bytes.Contains(all, []byte(strings.Split(tok.Secret, "_")[2])) {
+			t.Errorf("the audit log holds the secret of %s", tok.ID)
+		}
+	}
+}
+
+// TestBlockedAddressIsNotAudited: the 429s of a client address blocked for
+// its failed authentications are not audited (its 401s are), whatever
+// token they carry: an unauthenticated flood cannot fill the disk.
+func TestBlockedAddressIsNotAudited(t *testing.T) {
+	ts := startServer(t, func(c *server.Config) {
+		c.Limits.FailRate = 0.001
+		c.Limits.FailBurst = 3
+	})
+	for i := range 6 {
+		ts.do(t, http.MethodPut, "/v1/repos/default/kv/k", "gst_nope", []byte("v"), "X-Request-Id", fmt.Sprintf("req-guess-%d", i))
+	}
+	resp, _ := ts.do(t, http.MethodPut, "/v1/repos/default/kv/k", ts.admin, []byte("v"), "X-Request-Id", "req-blocked-admin")
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a valid token from a blocked address: %d, want 429", resp.StatusCode)
+	}
+	if n := ts.auditedActions(t, "kv.put", http.StatusUnauthorized); n != 3 {
+		t.Errorf("%d 401s audited, want the 3 failures", n)
+	}
+	if n := ts.auditedActions(t, "kv.put", http.StatusTooManyRequests); n != 0 {
+		t.Errorf("%d 429s of a blocked address audited, want none", n)
+	}
+}

@@ -86,7 +86,16 @@ func unauthorized(code, format string, args ...any) error {
 	return gitstate.Errorf(gitstate.KindUnauthorized, code, format, args...)
 }
 
-func tooMany(after time.Duration, format string, args ...any) error {
+// refusedToken is unauthorized for a known token: its cause names the
+// token for the audit log (with its holder's name when the request proved
+// it holds it).
+func refusedToken(id, name, code, format string, args ...any) error {
+	e := gitstate.Errorf(gitstate.KindUnauthorized, code, format, args...)
+	e.Err = &api.RefusedToken{TokenID: id, Name: name}
+	return e
+}
+
+func tooMany(after time.Duration, format string, args ...any) *gitstate.Error {
 	e := gitstate.Errorf(gitstate.KindTooManyRequests, "too_many_requests", format, args...)
 	e.Err = &api.RetryAfter{After: after}
 	return e
@@ -94,7 +103,10 @@ func tooMany(after time.Duration, format string, args ...any) error {
 
 // Authenticate implements api.Authenticator. Errors are of kind
 // KindUnauthorized (401) or KindTooManyRequests (429, with an
-// *api.RetryAfter cause); their messages never hold the token.
+// *api.RetryAfter cause); their messages never hold the token. An error
+// about a token of the store (revoked, expired, over its rate limit, or
+// sent with a wrong secret) or about the GITSTATE_ADMIN_TOKEN (over its
+// rate limit) has an *api.RefusedToken cause.
 func (a *Authenticator) Authenticate(r *http.Request) (*api.Principal, error) {
 	var addr string
 	if a.fails != nil {
@@ -112,7 +124,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (*api.Principal, error) {
 	}
 	if a.limits.TokenRate > 0 && a.limits.TokenBurst > 0 {
 		if wait, ok := a.allow(p.TokenID); !ok {
-			return nil, tooMany(wait, "token %s is over its rate limit of %g requests per second", p.TokenID, a.limits.TokenRate)
+			e := tooMany(wait, "token %s is over its rate limit of %g requests per second", p.TokenID, a.limits.TokenRate)
+			e.Err = &api.RefusedToken{TokenID: p.TokenID, Name: p.Name, Err: e.Err}
+			return nil, e
 		}
 	}
 	return p, nil
@@ -127,7 +141,7 @@ func (a *Authenticator) check(r *http.Request) (*api.Principal, error) {
 	if id, secret, ok := parseToken(tok); ok {
 		if e := a.store.lookup(id); e != nil {
 			if !secretMatches(secret, &e.sum) {
-				return nil, unauthorized("unauthorized", "invalid token")
+				return nil, refusedToken(id, "", "unauthorized", "invalid token")
 			}
 			return a.valid(e)
 		}
@@ -149,10 +163,10 @@ func (a *Authenticator) check(r *http.Request) (*api.Principal, error) {
 func (a *Authenticator) valid(e *entry) (*api.Principal, error) {
 	id := e.rec.ID
 	if e.rec.RevokedAt != nil {
-		return nil, unauthorized("token_revoked", "token %s was revoked at %s", id, e.rec.RevokedAt.Format(time.RFC3339))
+		return nil, refusedToken(id, e.p.Name, "token_revoked", "token %s was revoked at %s", id, e.rec.RevokedAt.Format(time.RFC3339))
 	}
 	if e.rec.ExpiresAt != nil && !a.now().Before(*e.rec.ExpiresAt) {
-		return nil, unauthorized("token_expired", "token %s expired at %s", id, e.rec.ExpiresAt.Format(time.RFC3339))
+		return nil, refusedToken(id, e.p.Name, "token_expired", "token %s expired at %s", id, e.rec.ExpiresAt.Format(time.RFC3339))
 	}
 	return e.p, nil
 }
