@@ -479,7 +479,7 @@ func refused(r *http.Request, info *reqInfo, err error) {
 	}
 	// Each sets info.keys to the key as its handler names it, if valid.
 	if strings.Contains(info.route, "/secrets/{key}") {
-		_, _, _ = secretKeyOf(r)
+		_, _ = secretPathOf(r)
 	} else {
 		_, _ = keyOf(r)
 	}
