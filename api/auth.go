@@ -200,6 +200,17 @@ type Auditor interface {
 	Record(ctx context.Context, ev AuditEvent) error
 }
 
+// LazyAuditor is an Auditor that can also record an event without waiting
+// for its line to be durable: the next sync covers it (a later Record's,
+// a repo's checkpoint, the close), and a crash of the process does not
+// lose it, only one of the machine. The refusals of a token over its rate
+// limit are recorded so, so that a client hammering past its limit does
+// not cost the disk a sync per refusal.
+type LazyAuditor interface {
+	Auditor
+	RecordLazily(ev AuditEvent) error
+}
+
 // LineAuditor is an Auditor that can encode an event's line ahead of time.
 // A direct write to a repo then carries its line in the commit's own
 // journal record (storage.Batch.Note), durable by the commit's sync, and

@@ -509,7 +509,13 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 	if info.quiet {
 		return
 	}
-	if err := s.opts.Auditor.Record(r.Context(), s.auditEvent(r, info, status)); err != nil {
+	var err error
+	if la, ok := s.opts.Auditor.(LazyAuditor); ok && status == http.StatusTooManyRequests {
+		err = la.RecordLazily(s.auditEvent(r, info, status))
+	} else {
+		err = s.opts.Auditor.Record(r.Context(), s.auditEvent(r, info, status))
+	}
+	if err != nil {
 		s.log.Error("audit record failed", "err", err, "request_id", info.id)
 	}
 }

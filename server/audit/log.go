@@ -414,6 +414,16 @@ func (l *Log) syncLocked() error {
 	return nil
 }
 
+// RecordLazily appends ev's line without syncing it: the next sync makes
+// it durable (see api.LazyAuditor). It implements api.LazyAuditor.
+func (l *Log) RecordLazily(ev api.AuditEvent) error {
+	line, err := l.Line(ev)
+	if err != nil {
+		return err
+	}
+	return l.Append([][]byte{line})
+}
+
 // Append writes lines that a repo's journal has made durable (see the
 // package comment), without syncing them. It implements storage.NoteSink.
 // Lines it cannot write are kept for the next Append or Sync.

@@ -272,6 +272,36 @@ func TestLineAt(t *testing.T) {
 	}
 }
 
+// TestRecordLazily: a lazily recorded event is in the log at once (queries
+// see it) without a sync of its own, the next Record's sync covers it, and
+// a reopened log holds it.
+func TestRecordLazily(t *testing.T) {
+	dir := t.TempDir()
+	l := openTestLog(t, dir, Options{})
+	now := time.Now()
+	syncs := l.syncs.Load()
+	if err := l.RecordLazily(event(0, "busy", "default", now)); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.syncs.Load(); got != syncs {
+		t.Errorf("RecordLazily synced (%d syncs, was %d)", got, syncs)
+	}
+	if err := l.Record(context.Background(), event(1, "alice", "default", now)); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.syncs.Load(); got != syncs+1 {
+		t.Errorf("%d syncs after one Record, want %d", got, syncs+1)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openTestLog(t, dir, Options{})
+	got, _, err := l.QueryAudit(context.Background(), api.AuditQuery{})
+	if err != nil || len(got) != 2 || got[0].RequestID != "req-0001" || got[1].RequestID != "req-0000" {
+		t.Fatalf("reopened log: %+v, %v; want the other line, then (older) the lazy one", got, err)
+	}
+}
+
 // TestNotes: lines appended as a store's notes are in the file at once
 // (queries see them), cost no sync until Sync, and Recover appends only the
 // replayed lines the log does not already end with, across a rotation.
