@@ -1223,3 +1223,34 @@ func TestPutBodyLengths(t *testing.T) {
 		}
 	}
 }
+
+// TestRevertAndRollbackOfAMove: undoing a move through the API is recorded
+// as a move back, as the move itself is (issue 2: a reconciler must tell
+// "moved" from "deleted").
+func TestRevertAndRollbackOfAMove(t *testing.T) {
+	ts := newTestServer(t)
+	ts.put(t, "mv/old.yaml", "v")                                                                          // 1
+	ts.commit(t, wire.CommitRequest{Ops: []wire.Op{{Op: "move", From: "mv/old.yaml", To: "mv/new.yaml"}}}) // 2
+	back := wire.Change{Key: "mv/old.yaml", Op: "move", From: "mv/new.yaml", ETag: blobID("v")}
+	again := wire.Change{Key: "mv/new.yaml", Op: "move", From: "mv/old.yaml", ETag: blobID("v")}
+	for _, tt := range []struct {
+		target, body string
+		want         wire.Change
+	}{
+		{"/v1/repos/default/revert", `{"revision":2}`, back},            // 3
+		{"/v1/repos/default/revert", `{"revision":3}`, again},           // 4: redoes the move
+		{"/v1/repos/default/rollback", `{"to":1,"prefix":"mv/"}`, back}, // 5
+	} {
+		var res wire.CommitResult
+		ts.send(t, request{method: "POST", target: tt.target, body: tt.body}).ok(t, 200, &res)
+		var ci wire.CommitInfo
+		ts.send(t, request{method: "GET", target: "/v1/repos/default/commits/" + strconv.FormatInt(res.Revision, 10)}).ok(t, 200, &ci)
+		if !slices.Equal(ci.Changes, []wire.Change{tt.want}) {
+			t.Errorf("%s %s: changes %+v, want [%+v]", tt.target, tt.body, ci.Changes, tt.want)
+		}
+		if ts.get(t, tt.want.Key) != "v" {
+			t.Errorf("%s %s: %s is not v", tt.target, tt.body, tt.want.Key)
+		}
+		ts.absent(t, tt.want.From)
+	}
+}

@@ -1,0 +1,158 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/gitstate/gitstate"
+)
+
+// putOp is a batch that sets key to value.
+func putOp(key, value string) *Batch {
+	return &Batch{Ops: []Op{{Kind: OpPut, Key: key, Value: []byte(value)}}}
+}
+
+// deleteOp is a batch that deletes key.
+func deleteOp(key string) *Batch {
+	return &Batch{Ops: []Op{{Kind: OpDelete, Key: key}}}
+}
+
+// moveOp is a batch that moves from to to.
+func moveOp(from, to string) *Batch {
+	return &Batch{Ops: []Op{{Kind: OpMove, From: from, Key: to}}}
+}
+
+// TestRevertRollbackMoves: undoing a move, by revert or rollback, is
+// recorded as a move back when the moved value is still where the move put
+// it (and its old key is free), and as a delete and a put otherwise.
+func TestRevertRollbackMoves(t *testing.T) {
+	ctx := context.Background()
+	blob := func(v string) string { return HashObject(BlobObject, []byte(v)).String() }
+	tests := []struct {
+		name string
+		// setup writes the history; the undo's commit comes next.
+		setup []*Batch
+		undo  func(r *Repo) (*Result, error)
+		want  []KeyChange
+		// values are the keys after the undo ("" for absent).
+		values map[string]string
+	}{{
+		name:   "revert a move",
+		setup:  []*Batch{putOp("mv/old", "v"), moveOp("mv/old", "mv/new")},
+		undo:   func(r *Repo) (*Result, error) { return r.Revert(ctx, 2, false, Batch{}) },
+		want:   []KeyChange{{Key: "mv/old", Op: "move", From: "mv/new", ETag: blob("v")}},
+		values: map[string]string{"mv/old": "v", "mv/new": ""},
+	}, {
+		name:   "revert a move in a batch with other changes",
+		setup:  []*Batch{putOp("mv/old", "v"), {Ops: []Op{{Kind: OpMove, From: "mv/old", Key: "mv/new"}, {Kind: OpPut, Key: "x", Value: []byte("x")}}}},
+		undo:   func(r *Repo) (*Result, error) { return r.Revert(ctx, 2, false, Batch{}) },
+		want:   []KeyChange{{Key: "mv/old", Op: "move", From: "mv/new", ETag: blob("v")}, {Key: "x", Op: "delete"}},
+		values: map[string]string{"mv/old": "v", "mv/new": "", "x": ""},
+	}, {
+		name:   "forced revert of a move whose value changed since",
+		setup:  []*Batch{putOp("mv/old", "v"), moveOp("mv/old", "mv/new"), putOp("mv/new", "w")},
+		undo:   func(r *Repo) (*Result, error) { return r.Revert(ctx, 2, true, Batch{}) },
+		want:   []KeyChange{{Key: "mv/new", Op: "delete"}, {Key: "mv/old", Op: "put", ETag: blob("v")}},
+		values: map[string]string{"mv/old": "v", "mv/new": ""},
+	}, {
+		name:   "forced revert of a move whose old key was taken since",
+		setup:  []*Batch{putOp("mv/old", "v"), moveOp("mv/old", "mv/new"), putOp("mv/old", "w")},
+		undo:   func(r *Repo) (*Result, error) { return r.Revert(ctx, 2, true, Batch{}) },
+		want:   []KeyChange{{Key: "mv/new", Op: "delete"}, {Key: "mv/old", Op: "put", ETag: blob("v")}},
+		values: map[string]string{"mv/old": "v", "mv/new": ""},
+	}, {
+		name: "revert of a batch that moved a key then wrote to it",
+		setup: []*Batch{putOp("mv/old", "v"), {Ops: []Op{
+			{Kind: OpMove, From: "mv/old", Key: "mv/new"}, {Kind: OpPut, Key: "mv/new", Value: []byte("w")}}}},
+		undo:   func(r *Repo) (*Result, error) { return r.Revert(ctx, 2, false, Batch{}) },
+		want:   []KeyChange{{Key: "mv/new", Op: "delete"}, {Key: "mv/old", Op: "put", ETag: blob("v")}},
+		values: map[string]string{"mv/old": "v", "mv/new": ""},
+	}, {
+		name:   "rollback over a move",
+		setup:  []*Batch{putOp("mv/old", "v"), moveOp("mv/old", "mv/new"), putOp("mv/other", "o")},
+		undo:   func(r *Repo) (*Result, error) { return r.Rollback(ctx, 1, "mv/", nil, Batch{}) },
+		want:   []KeyChange{{Key: "mv/old", Op: "move", From: "mv/new", ETag: blob("v")}, {Key: "mv/other", Op: "delete"}},
+		values: map[string]string{"mv/old": "v", "mv/new": "", "mv/other": ""},
+	}, {
+		name:   "rollback over a chain of moves",
+		setup:  []*Batch{putOp("mv/a", "v"), moveOp("mv/a", "mv/b"), putOp("mv/a", "again"), moveOp("mv/b", "mv/c"), deleteOp("mv/a")},
+		undo:   func(r *Repo) (*Result, error) { return r.Rollback(ctx, 1, "", nil, Batch{}) },
+		want:   []KeyChange{{Key: "mv/a", Op: "move", From: "mv/c", ETag: blob("v")}},
+		values: map[string]string{"mv/a": "v", "mv/b": "", "mv/c": ""},
+	}, {
+		name:   "rollback over a move whose value changed since",
+		setup:  []*Batch{putOp("mv/old", "v"), moveOp("mv/old", "mv/new"), putOp("mv/new", "w")},
+		undo:   func(r *Repo) (*Result, error) { return r.Rollback(ctx, 1, "", nil, Batch{}) },
+		want:   []KeyChange{{Key: "mv/new", Op: "delete"}, {Key: "mv/old", Op: "put", ETag: blob("v")}},
+		values: map[string]string{"mv/old": "v", "mv/new": ""},
+	}, {
+		name: "rollback over a delete and a put of the same value is no move",
+		setup: []*Batch{putOp("mv/old", "v"), {Ops: []Op{
+			{Kind: OpDelete, Key: "mv/old"}, {Kind: OpPut, Key: "mv/new", Value: []byte("v")}}}},
+		undo:   func(r *Repo) (*Result, error) { return r.Rollback(ctx, 1, "", nil, Batch{}) },
+		want:   []KeyChange{{Key: "mv/new", Op: "delete"}, {Key: "mv/old", Op: "put", ETag: blob("v")}},
+		values: map[string]string{"mv/old": "v", "mv/new": ""},
+	}, {
+		name:  "rollback that may not touch the old key",
+		setup: []*Batch{putOp("mv/old", "v"), moveOp("mv/old", "mv/new")},
+		undo: func(r *Repo) (*Result, error) {
+			return r.Rollback(ctx, 1, "", func(k string) bool { return k != "mv/old" }, Batch{})
+		},
+		want:   []KeyChange{{Key: "mv/new", Op: "delete"}},
+		values: map[string]string{"mv/old": "", "mv/new": ""},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := defaultRepo(t, newTestStore(t))
+			for i, b := range tt.setup {
+				if _, err := r.WriteOne(ctx, b); err != nil {
+					t.Fatalf("setup %d: %v", i+1, err)
+				}
+			}
+			res, err := tt.undo(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ri, err := r.Revision(res.Revision)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ri.Changes, tt.want) {
+				t.Errorf("changes\n got %+v\nwant %+v", ri.Changes, tt.want)
+			}
+			for k, want := range tt.values {
+				v, err := r.Lookup(ctx, k, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := ""; v != nil {
+					got = string(v.Data)
+					if got != want {
+						t.Errorf("%s = %q, want %q", k, got, want)
+					}
+				} else if want != "" {
+					t.Errorf("%s absent, want %q", k, want)
+				}
+			}
+		})
+	}
+}
+
+// TestRevertMoveConflict: without force, a revert of a move whose value
+// changed since is a revert_conflict naming the key, as for any key.
+func TestRevertMoveConflict(t *testing.T) {
+	ctx := context.Background()
+	r := defaultRepo(t, newTestStore(t))
+	for _, b := range []*Batch{putOp("mv/old", "v"), moveOp("mv/old", "mv/new"), putOp("mv/new", "w")} {
+		if _, err := r.WriteOne(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := r.Revert(ctx, 2, false, Batch{})
+	var ge *gitstate.Error
+	if !errors.As(err, &ge) || ge.Code != "revert_conflict" || !slices.Equal(ge.Keys, []string{"mv/new"}) {
+		t.Fatalf("revert: %v, want revert_conflict on mv/new", err)
+	}
+}
