@@ -913,17 +913,36 @@ func TestCommits(t *testing.T) {
 	if got, l := revs("/v1/repos/default/commits"); !slices.Equal(got, []int64{5, 4, 3, 2, 1}) || l.Next != 0 || l.Revision != 5 {
 		t.Errorf("log: %v next %d revision %d", got, l.Next, l.Revision)
 	}
-	got, l := revs("/v1/repos/default/commits?limit=2")
-	if !slices.Equal(got, []int64{5, 4}) || l.Next != 4 {
-		t.Errorf("log page 1: %v next %d", got, l.Next)
+	// Pages: next is the last revision listed while older ones remain, 0
+	// on the page that reaches the oldest (even when it is full).
+	for _, tt := range []struct {
+		query string
+		want  []int64
+		next  int64
+	}{
+		{"limit=2", []int64{5, 4}, 4},
+		{"limit=2&after=4", []int64{3, 2}, 2},
+		{"limit=2&after=2", []int64{1}, 0},
+		{"limit=2&after=3", []int64{2, 1}, 0},
+		{"limit=5", []int64{5, 4, 3, 2, 1}, 0},
+		{"limit=4", []int64{5, 4, 3, 2}, 2},
+		{"after=1", nil, 0},
+		{"key=apps/web/image&limit=1", []int64{4}, 4},
+		{"key=apps/web/image&limit=1&after=4", []int64{1}, 0},
+		{"key=apps/web/image&limit=2", []int64{4, 1}, 0},
+		{"key=apps/old/config&limit=2", []int64{4, 3}, 0},
+		{"prefix=apps/&limit=2&after=3", []int64{2, 1}, 0},
+		// With prefix, older revisions are not scanned for one the prefix
+		// keeps: next may lead to an empty last page.
+		{"prefix=apps/api/&limit=2", []int64{5, 2}, 2},
+		{"prefix=apps/api/&limit=2&after=2", nil, 0},
+	} {
+		if got, l := revs("/v1/repos/default/commits?" + tt.query); !slices.Equal(got, tt.want) || l.Next != tt.next {
+			t.Errorf("log ?%s: %v next %d, want %v next %d", tt.query, got, l.Next, tt.want, tt.next)
+		}
 	}
-	got, l = revs("/v1/repos/default/commits?limit=2&after=4")
-	if !slices.Equal(got, []int64{3, 2}) || l.Next != 2 {
-		t.Errorf("log page 2: %v next %d", got, l.Next)
-	}
-	if got, l := revs("/v1/repos/default/commits?limit=2&after=2"); !slices.Equal(got, []int64{1}) || l.Next != 0 {
-		t.Errorf("log page 3: %v next %d", got, l.Next)
-	}
+	var got []int64
+	var l wire.CommitList
 	if got, _ := revs("/v1/repos/default/commits?after=" + res.Commit); !slices.Equal(got, []int64{3, 2, 1}) {
 		t.Errorf("log after a commit id: %v", got)
 	}
@@ -1123,7 +1142,7 @@ func TestPrefixLimitedToken(t *testing.T) {
 		t.Errorf("log page: %+v next %d", log.Commits, log.Next)
 	}
 	asA("GET", "/v1/repos/default/commits?limit=1&after=3", "").ok(t, 200, &log)
-	if len(log.Commits) != 1 || log.Commits[0].Revision != 1 {
+	if len(log.Commits) != 1 || log.Commits[0].Revision != 1 || log.Next != 0 {
 		t.Errorf("log page 2: %+v next %d", log.Commits, log.Next)
 	}
 	asA("GET", "/v1/repos/default/commits/2", "").wantError(t, 403, "forbidden")

@@ -315,6 +315,9 @@ func (s *Server) listCommits(w http.ResponseWriter, r *http.Request) {
 	}
 	head := repo.Head().Revision
 	out := wire.CommitList{Commits: []wire.CommitInfo{}, Revision: head}
+	// more reports that older revisions remain: next is 0 on the page that
+	// reaches the oldest revision the filters keep (as far as Log knows).
+	more := false
 	for {
 		ris, next, err := repo.Log(r.Context(), opts)
 		if err != nil {
@@ -322,23 +325,29 @@ func (s *Server) listCommits(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, ri := range ris {
-			if ci, ok := commitInfo(ri, p); ok && len(out.Commits) < int(limit) {
-				out.Commits = append(out.Commits, ci)
-				out.Next = ri.Revision
+			ci, ok := commitInfo(ri, p)
+			if !ok {
+				continue
 			}
+			if len(out.Commits) == int(limit) {
+				more = true
+				break
+			}
+			out.Commits = append(out.Commits, ci)
 		}
 		// A prefix-limited token may have had commits filtered out: fill
 		// the page from older ones.
-		if next == 0 || len(out.Commits) >= int(limit) {
-			if next == 0 && len(out.Commits) < int(limit) {
-				out.Next = 0
-			}
+		if more || next == 0 {
+			break
+		}
+		if len(out.Commits) == int(limit) {
+			more = true
 			break
 		}
 		opts.Before = next
 	}
-	if len(out.Commits) < int(limit) {
-		out.Next = 0
+	if more {
+		out.Next = out.Commits[len(out.Commits)-1].Revision
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -446,7 +446,10 @@ type LogOptions struct {
 }
 
 // Log returns revisions of main, newest first (or oldest first with
-// Ascending), and the cursor of the next page (0 when there is none).
+// Ascending), and the cursor of the next page: 0 when no older (newer)
+// revision remains that the filters keep. With Prefix, the revisions left
+// are not read to find one the prefix keeps, so the cursor may lead to an
+// empty page.
 func (r *Repo) Log(ctx context.Context, o LogOptions) ([]*RevisionInfo, int64, error) {
 	if o.Limit <= 0 {
 		o.Limit = 100
