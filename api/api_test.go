@@ -1273,3 +1273,33 @@ func TestRevertAndRollbackOfAMove(t *testing.T) {
 		ts.absent(t, tt.want.From)
 	}
 }
+
+// TestNegativeRevision: a negative revision is no revision (RevisionRef's
+// minimum is 0): every route that takes one answers 400 invalid_revision,
+// while a revision after the head stays 404 revision_not_found.
+func TestNegativeRevision(t *testing.T) {
+	ts := newTestServer(t)
+	ts.put(t, "some/key", "v") // 1
+	const b = "/v1/repos/default"
+	for _, tt := range []struct {
+		name, method, target, body string
+	}{
+		{"list", "GET", b + "/kv?rev=-1", ""},
+		{"get", "GET", b + "/kv/some/key?rev=-1", ""},
+		{"commit info", "GET", b + "/commits/-1", ""},
+		{"commit list after", "GET", b + "/commits?after=-1", ""},
+		{"diff from", "GET", b + "/diff?from=-1", ""},
+		{"diff to", "GET", b + "/diff?to=-1", ""},
+		{"revert", "POST", b + "/revert", `{"revision":-1}`},
+		{"revert as a string", "POST", b + "/revert", `{"revision":"-1"}`},
+		{"rollback", "POST", b + "/rollback", `{"to":-1}`},
+		{"base_revision", "POST", b + "/commits", `{"ops":[{"op":"put","key":"k","value":"v"}],"base_revision":-3}`},
+		{"long negative", "GET", b + "/commits/-12345678", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts.send(t, request{method: tt.method, target: tt.target, body: tt.body}).wantError(t, 400, "invalid_revision")
+		})
+	}
+	ts.send(t, request{method: "GET", target: b + "/commits/2"}).wantError(t, 404, "revision_not_found")
+	ts.send(t, request{method: "GET", target: b + "/kv/some/key?rev=2"}).wantError(t, 404, "revision_not_found")
+}

@@ -74,7 +74,7 @@ func (s *Server) reportReconciler(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, badRequest("revision is required"))
 		return
 	}
-	rev, err := resolveRev(repo, string(req.Revision))
+	rev, err := repo.ResolveRevision(string(req.Revision))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -126,7 +126,7 @@ func (s *Server) rollout(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	rev, err := resolveRev(repo, pathVar(r, "rev"))
+	rev, err := repo.ResolveRevision(pathVar(r, "rev"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

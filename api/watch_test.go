@@ -297,6 +297,29 @@ func TestWatchUnknownTxn(t *testing.T) {
 	}
 }
 
+// TestWatchNegativeRevision: a watch or a long poll from a negative
+// revision, and a transaction based on one, are refused as on every route:
+// 400 invalid_revision.
+func TestWatchNegativeRevision(t *testing.T) {
+	e := newTxnEnv(t)
+	for _, tt := range []struct {
+		name, path string
+		body       any
+	}{
+		{"watch", repoPath + "/watch?from=-1", nil},
+		{"long poll", repoPath + "/commits?after=-1&wait=1s", nil},
+		{"transaction base", repoPath + "/txns", map[string]any{"base": -1}},
+	} {
+		method := "GET"
+		if tt.body != nil {
+			method = "POST"
+		}
+		if status, code := e.do("alice", method, tt.path, tt.body, nil); status != 400 || code != "invalid_revision" {
+			t.Errorf("%s: %d %q, want 400 invalid_revision", tt.name, status, code)
+		}
+	}
+}
+
 func TestLongPoll(t *testing.T) {
 	e := newTxnEnv(t)
 	e.must("alice", "PUT", repoPath+"/kv/a", "1", nil, 200)

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gitstate/gitstate"
@@ -56,7 +55,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	from := int64(-1)
 	if req.From != "" {
-		if from, err = resolveRev(repo, string(req.From)); err != nil {
+		if from, err = repo.ResolveRevision(string(req.From)); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -128,13 +127,4 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		out.Deliveries = append(out.Deliveries, wireDelivery(&ds[i]))
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// resolveRev resolves a revision a request names, refusing a negative one
-// with 400 (a revision after the head is 404, as everywhere).
-func resolveRev(repo *storage.Repo, spec string) (int64, error) {
-	if strings.HasPrefix(spec, "-") {
-		return 0, gitstate.Errorf(gitstate.KindInvalid, "invalid_revision", "revision must not be negative: %s", spec)
-	}
-	return repo.ResolveRevision(spec)
 }

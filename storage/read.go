@@ -94,14 +94,19 @@ func (r *Repo) RevisionOf(h Hash) (int64, bool) {
 // ResolveRevision parses a revision as the API takes it: a number, or the
 // id of a commit on main (full, or an unambiguous prefix of at least 7 hex
 // digits). An empty spec is the head. A string of 7 or more digits is taken
-// as a commit id prefix when one matches, else as a number.
+// as a commit id prefix when one matches, else as a number. A negative
+// number is invalid_revision (it is no revision, as a malformed spec is
+// none); a number after the head is revision_not_found.
 func (r *Repo) ResolveRevision(spec string) (int64, error) {
 	if spec == "" {
 		return r.Head().Revision, nil
 	}
 	n, numErr := strconv.ParseInt(spec, 10, 64)
+	if numErr == nil && n < 0 {
+		return 0, gitstate.Errorf(gitstate.KindInvalid, "invalid_revision", "revision must not be negative: %d", n)
+	}
 	number := func() (int64, error) {
-		if n < 0 || n > r.Head().Revision {
+		if n > r.Head().Revision {
 			return 0, revisionNotFound(n)
 		}
 		return n, nil
