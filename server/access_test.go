@@ -405,6 +405,13 @@ func TestTokenRequestValidation(t *testing.T) {
 		ts.mustDo(t, http.StatusBadRequest, http.MethodPost, "/v1/tokens", ts.admin, []byte(body))
 	}
 	ts.mustDo(t, http.StatusNotFound, http.MethodDelete, "/v1/tokens/nosuchtoken0", ts.admin, nil)
+	// Without GITSTATE_ADMIN_TOKEN there is no env-admin token (see
+	// TestEnvAdminToken for the 409 with it).
+	var e wire.ErrorResponse
+	mustJSON(t, ts.mustDo(t, http.StatusNotFound, http.MethodDelete, "/v1/tokens/env-admin", ts.admin, nil), &e)
+	if e.Error.Code != "token_not_found" {
+		t.Errorf("revoking env-admin without GITSTATE_ADMIN_TOKEN: %+v, want token_not_found", e.Error)
+	}
 }
 
 // TestRevocationIsImmediate: a revoked token is refused on its very next
@@ -569,7 +576,11 @@ func TestEnvAdminToken(t *testing.T) {
 	tok := ts.createToken(t, wire.CreateTokenRequest{Name: "x", Scopes: []string{"read"}})
 	ts.mustDo(t, ok, http.MethodGet, "/v1/repos", tok.Secret, nil)
 	ts.mustDo(t, http.StatusUnauthorized, http.MethodGet, "/v1/repos", "correct horse battery", nil)
-	ts.mustDo(t, http.StatusConflict, http.MethodDelete, "/v1/tokens/env-admin", ts.admin, nil)
+	var e wire.ErrorResponse
+	mustJSON(t, ts.mustDo(t, http.StatusConflict, http.MethodDelete, "/v1/tokens/env-admin", ts.admin, nil), &e)
+	if e.Error.Code != "token_from_environment" {
+		t.Errorf("revoking env-admin: %+v, want token_from_environment", e.Error)
+	}
 	var list wire.TokenList
 	mustJSON(t, ts.mustDo(t, ok, http.MethodGet, "/v1/tokens", ts.admin, nil), &list)
 	if len(list.Tokens) != 1 {

@@ -251,6 +251,7 @@ func start(ctx context.Context, cfg Config, ln net.Listener, tlsCfg *tls.Config)
 	if err != nil {
 		return nil, err
 	}
+	tokens.SetEnvAdmin(cfg.AdminToken != "")
 	if cfg.AdminToken == "" {
 		tok, path, err := auth.Bootstrap(tokens, cfg.DataDir)
 		if err != nil {

@@ -95,8 +95,13 @@ func TestStorePersistsAndRevokes(t *testing.T) {
 	if _, err := s.RevokeToken(ctx, "nope"); kindOf(err) != gitstate.KindNotFound {
 		t.Errorf("revoking an unknown token: %v", err)
 	}
-	if _, err := s.RevokeToken(ctx, EnvAdminID); kindOf(err) != gitstate.KindConflict {
-		t.Errorf("revoking the environment's token: %v", err)
+	// env-admin is a token only when GITSTATE_ADMIN_TOKEN is set.
+	if _, err := s.RevokeToken(ctx, EnvAdminID); !errors.Is(err, &gitstate.Error{Code: "token_not_found"}) {
+		t.Errorf("revoking env-admin without GITSTATE_ADMIN_TOKEN: %v, want token_not_found", err)
+	}
+	s.SetEnvAdmin(true)
+	if _, err := s.RevokeToken(ctx, EnvAdminID); !errors.Is(err, &gitstate.Error{Code: "token_from_environment"}) || kindOf(err) != gitstate.KindConflict {
+		t.Errorf("revoking the environment's token: %v, want token_from_environment", err)
 	}
 	for _, bad := range []api.TokenSpec{
 		{Name: "", Scopes: []api.Scope{api.ScopeRead}},

@@ -34,6 +34,9 @@ type Store struct {
 
 	mu   sync.Mutex // serializes changes, held across the file's rewrite
 	snap atomic.Pointer[snapshot]
+	// envAdmin says that the server also accepts GITSTATE_ADMIN_TOKEN, as
+	// the token EnvAdminID (see SetEnvAdmin).
+	envAdmin atomic.Bool
 }
 
 var _ api.TokenService = (*Store)(nil)
@@ -176,10 +179,16 @@ func (s *Store) ListTokens(ctx context.Context) ([]wire.Token, error) {
 	return out, nil
 }
 
+// SetEnvAdmin records whether the server authenticates GITSTATE_ADMIN_TOKEN
+// as the token EnvAdminID (NewAuthenticator with an envToken): revoking
+// that id is then refused with token_from_environment, where otherwise it
+// is an unknown token. Call it before the store serves requests.
+func (s *Store) SetEnvAdmin(on bool) { s.envAdmin.Store(on) }
+
 // RevokeToken revokes a token; the next request with it is refused.
 // Revoking a revoked token changes nothing. It implements api.TokenService.
 func (s *Store) RevokeToken(ctx context.Context, id string) (wire.Token, error) {
-	if id == EnvAdminID {
+	if id == EnvAdminID && s.envAdmin.Load() && s.lookup(id) == nil {
 		return wire.Token{}, gitstate.Errorf(gitstate.KindConflict, "token_from_environment",
 			"the %s token comes from GITSTATE_ADMIN_TOKEN: unset the variable and restart the server to revoke it", EnvAdminID)
 	}
