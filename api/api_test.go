@@ -1145,7 +1145,10 @@ func TestPrefixLimitedToken(t *testing.T) {
 	if len(log.Commits) != 1 || log.Commits[0].Revision != 1 || log.Next != 0 {
 		t.Errorf("log page 2: %+v next %d", log.Commits, log.Next)
 	}
-	asA("GET", "/v1/repos/default/commits/2", "").wantError(t, 403, "forbidden")
+	// missing names no key the token may not see: "prefix" alone.
+	if e := asA("GET", "/v1/repos/default/commits/2", "").wantError(t, 403, "forbidden"); e.Missing != "prefix" || strings.Contains(jsonString(t, e), "team-b") {
+		t.Errorf("commit of team-b only: %+v, want missing prefix, naming no key", e)
+	}
 
 	var d wire.DiffResponse
 	asA("GET", "/v1/repos/default/diff?patch=true", "").ok(t, 200, &d)
