@@ -1171,7 +1171,13 @@ func TestPrefixLimitedToken(t *testing.T) {
 	}
 	asA("POST", "/v1/repos/default/commits", `{"ops":[{"op":"move","from":"team-b/other","to":"team-a/stolen"}]}`).wantError(t, 403, "forbidden")
 	asA("DELETE", "/v1/repos/default/kv/team?prefix=true", "").wantError(t, 403, "forbidden")
-	asA("POST", "/v1/repos/default/revert", `{"revision":3}`).wantError(t, 403, "forbidden")
+	// A revert of a revision that changed other keys names none of them.
+	for _, rev := range []string{"2", "3"} {
+		e := asA("POST", "/v1/repos/default/revert", `{"revision":`+rev+`}`).wantError(t, 403, "forbidden")
+		if e.Missing != "prefix" || strings.Contains(jsonString(t, e), "team-b") {
+			t.Errorf("revert of %s: %+v, want missing prefix, naming no key", rev, e)
+		}
+	}
 	if h := ts.head(t, "default"); h != before {
 		t.Errorf("refused writes moved the head")
 	}

@@ -2,8 +2,10 @@ package api
 
 import (
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gitstate/gitstate"
@@ -409,6 +411,12 @@ func (s *Server) revert(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := authorize(r, ScopeWrite, repo.Name(), keys...); err != nil {
+		// Name no key the token may not see, as GET of the revision does
+		// not: the revision's keys are not the caller's to learn.
+		var me *missingErr
+		if errors.As(err, &me) && strings.HasPrefix(me.what, "prefix:") {
+			err = forbidden("prefix", "revision %d changes keys outside this token's prefixes", rev)
+		}
 		s.writeError(w, r, err)
 		return
 	}
