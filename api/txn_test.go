@@ -439,6 +439,56 @@ func TestTxnTTL(t *testing.T) {
 	}
 }
 
+// TestTxnExpiredBeforeSweep checks that a transaction is expired for
+// every client from its expires_at, not from when the sweeper (every 30s
+// here) closes it: GET and the list's filters say so, DELETE is refused
+// with 409 txn_expired instead of aborting it, a watch of its branch ends,
+// and its writes can still be read.
+func TestTxnExpiredBeforeSweep(t *testing.T) {
+	e := newTxnEnv(t)
+	var tx wire.Txn
+	e.must("alice", "POST", repoPath+"/txns", map[string]any{"ttl": "1s"}, &tx, 201)
+	tp := repoPath + "/txns/" + tx.ID
+	e.must("alice", "PUT", tp+"/kv/k", "v", nil, 200)
+	s := e.watch("bob", "branch=txn/"+tx.ID, nil)
+	s.next(t, 5*time.Second, "revision")
+	time.Sleep(time.Until(tx.ExpiresAt) + 50*time.Millisecond)
+
+	// The stream ends at the expiry, without waiting for the sweeper.
+	ev := s.next(t, 3*time.Second, "close")
+	if !strings.Contains(ev.Data, "transaction expired") {
+		t.Errorf("close event: %s", ev.Data)
+	}
+	var got wire.Txn
+	e.must("bob", "GET", tp, nil, &got, 200)
+	if got.Status != "expired" || got.ClosedAt == nil || !got.ClosedAt.Equal(tx.ExpiresAt) || got.HeadCommit == "" {
+		t.Errorf("GET: status %s, closed_at %v, head %q; want expired at %s", got.Status, got.ClosedAt, got.HeadCommit, tx.ExpiresAt)
+	}
+	for _, c := range []struct {
+		query string
+		want  bool
+	}{{"", true}, {"?status=open", false}, {"?status=expired", true}} {
+		var list wire.TxnList
+		e.must("bob", "GET", repoPath+"/txns"+c.query, nil, &list, 200)
+		found := slices.ContainsFunc(list.Txns, func(w wire.Txn) bool { return w.ID == tx.ID && w.Status == "expired" })
+		if found != c.want || (!c.want && len(list.Txns) > 0) {
+			t.Errorf("list%s: %+v, want it listed (expired): %v", c.query, list.Txns, c.want)
+		}
+	}
+	if status, er := e.send("alice", "DELETE", tp, nil, nil); status != 409 || er.Code != "txn_expired" {
+		t.Errorf("DELETE: %d %+v, want 409 txn_expired", status, er)
+	}
+	e.must("bob", "GET", tp, nil, &got, 200)
+	if got.Status != "expired" {
+		t.Errorf("after the refused DELETE: %s", got.Status)
+	}
+	var v string
+	e.must("bob", "GET", tp+"/kv/k", nil, &v, 200)
+	if v != "v" {
+		t.Errorf("read in the expired transaction: %q", v)
+	}
+}
+
 // A key and a directory cannot share a path: when main makes a path a
 // directory where a transaction writes a value, or a value where it
 // writes keys under it, the transaction's view lists the conflict, and

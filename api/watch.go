@@ -323,6 +323,8 @@ func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, 
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	last, _ := storage.ParseHash(resume)
+	var expires <-chan time.Time // when the transaction expires
+	armed := false
 	for {
 		changed := repo.Changed()
 		t, err := s.opts.Txns.Get(ctx, repo.Name(), id)
@@ -364,9 +366,20 @@ func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, 
 				return
 			}
 		}
+		if !armed {
+			// The transaction expires at its time, not when the sweeper
+			// removes its branch: wake then to close the stream.
+			armed = true
+			if d := time.Until(t.ExpiresAt) + time.Millisecond; d > 0 {
+				timer := time.NewTimer(d)
+				defer timer.Stop()
+				expires = timer.C
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-expires:
 		case <-s.opts.Watch.Done():
 			out.event("close", "", mustJSON(wire.WatchClose{Reason: "server shutting down; resume from the last id", Resume: last.String(), Retry: true}))
 			out.flush()

@@ -63,9 +63,7 @@ func (m *Manager) Describe(ctx context.Context, repo, id string) (*View, error) 
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	t := e.t
-	e.mu.Unlock()
+	t := m.snapshot(rt, e)
 	return m.describe(ctx, rt, &t)
 }
 
@@ -228,9 +226,7 @@ func (m *Manager) Diff(ctx context.Context, repo, id string, againstHead bool) (
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	t := e.t
-	e.mu.Unlock()
+	t := m.snapshot(rt, e)
 	head := rt.repo.Backend().Ref(branchRef(id))
 	if t.Status != Open || head.IsZero() {
 		head, _ = storage.ParseHash(t.HeadCommit)
@@ -278,8 +274,8 @@ func (m *Manager) Approve(ctx context.Context, repo, id string, a Actor, comment
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := m.checkOpen(&e.t); err != nil {
-		return nil, err
+	if t := m.effective(rt, e.t); t.Status != Open {
+		return nil, notOpen(&t)
 	}
 	if a.Name == e.t.Author {
 		return nil, gitstate.Errorf(gitstate.KindForbidden, "self_approval", "%s opened transaction %s and cannot approve it", a.Name, id)
@@ -315,8 +311,8 @@ func (m *Manager) AddReport(ctx context.Context, repo, id string, r Report) (*Tx
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := m.checkOpen(&e.t); err != nil {
-		return nil, err
+	if t := m.effective(rt, e.t); t.Status != Open {
+		return nil, notOpen(&t)
 	}
 	if r.Commit == "" {
 		r.Commit = rt.repo.Backend().Ref(branchRef(id)).String()
@@ -351,8 +347,8 @@ func (m *Manager) Commit(ctx context.Context, repo, id string, a Actor) (*Txn, *
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t := e.t
-	if err := m.checkOpen(&t); err != nil {
+	t := m.effective(rt, e.t)
+	if err := checkOpen(&t); err != nil {
 		return nil, nil, err
 	}
 	if err := checkOwner(&t, a); err != nil {
@@ -472,8 +468,8 @@ func (m *Manager) Rebase(ctx context.Context, repo, id string, a Actor) (*Txn, e
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	t := e.t
-	if err := m.checkOpen(&t); err != nil {
+	t := m.effective(rt, e.t)
+	if err := checkOpen(&t); err != nil {
 		return nil, err
 	}
 	if err := checkOwner(&t, a); err != nil {
@@ -514,8 +510,8 @@ func (m *Manager) Abort(ctx context.Context, repo, id string, a Actor) (*Txn, er
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.t.Status != Open {
-		return nil, notOpen(&e.t)
+	if t := m.effective(rt, e.t); t.Status != Open {
+		return nil, notOpen(&t)
 	}
 	if err := checkOwner(&e.t, a); err != nil {
 		return nil, err
@@ -540,7 +536,9 @@ func (m *Manager) closeLocked(ctx context.Context, rt *repoTxns, e *entry, s Sta
 	return &out, nil
 }
 
-// Sweep expires the open transactions whose time is up.
+// Sweep closes the open transactions whose time is up: it removes their
+// branches and records them expired. Clients see them expired before it
+// runs (effective); Sweep only cleans up.
 func (m *Manager) Sweep(ctx context.Context) error {
 	m.mu.Lock()
 	rts := make([]*repoTxns, 0, len(m.repos))
@@ -548,7 +546,6 @@ func (m *Manager) Sweep(ctx context.Context) error {
 		rts = append(rts, rt)
 	}
 	m.mu.Unlock()
-	now := m.opts.Now()
 	var errs []error
 	for _, rt := range rts {
 		rt.mu.Lock()
@@ -559,8 +556,8 @@ func (m *Manager) Sweep(ctx context.Context) error {
 		rt.mu.Unlock()
 		for _, e := range due {
 			e.mu.Lock()
-			if e.t.Status == Open && now.After(e.t.ExpiresAt) {
-				if _, err := m.closeLocked(ctx, rt, e, Expired, "gitstate"); err != nil {
+			if m.due(&e.t) {
+				if _, err := m.closeLocked(ctx, rt, e, Expired, serverName); err != nil {
 					errs = append(errs, err)
 				} else {
 					m.log.Info("transaction expired", "repo", rt.repo.Name(), "txn", e.t.ID)

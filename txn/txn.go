@@ -287,7 +287,7 @@ func (m *Manager) repair(ctx context.Context, rt *repoTxns, e *entry) error {
 	case t.Status == Open && branch.IsZero():
 		m.log.Warn("transaction branch missing; marking it aborted", "repo", rt.repo.Name(), "txn", t.ID)
 		next := *t
-		m.close(&next, Aborted, "gitstate")
+		m.close(&next, Aborted, serverName)
 		return m.save(ctx, rt, e, next)
 	case t.Status != Open && !branch.IsZero():
 		zero := storage.ZeroHash
@@ -338,9 +338,18 @@ func (m *Manager) save(ctx context.Context, rt *repoTxns, e *entry, next Txn) er
 	return nil
 }
 
+// serverName is who closes a transaction that the server closes itself
+// (one expired, one whose branch a crash lost).
+const serverName = "gitstate"
+
+// close sets t's status to s, closed now by by; an expired transaction
+// closed at its expires_at, as effective shows it before the sweeper runs.
 func (m *Manager) close(t *Txn, s Status, by string) {
-	now := m.opts.Now().UTC()
-	t.Status, t.ClosedAt, t.ClosedBy = s, &now, by
+	at := m.opts.Now().UTC()
+	if s == Expired {
+		at = t.ExpiresAt
+	}
+	t.Status, t.ClosedAt, t.ClosedBy = s, &at, by
 }
 
 func newID() string {
@@ -386,18 +395,52 @@ func (m *Manager) entry(ctx context.Context, repo, id string) (*repoTxns, *entry
 // notOpen is the error for acting on a closed transaction: its code says
 // which state it is in (txn_committed, txn_aborted, txn_expired).
 func notOpen(t *Txn) error {
+	if t.Status == Expired {
+		return gitstate.Errorf(gitstate.KindConflict, "txn_expired", "transaction %s expired at %s", t.ID, t.ExpiresAt.Format(time.RFC3339))
+	}
 	return gitstate.Errorf(gitstate.KindConflict, "txn_"+string(t.Status), "transaction %s is %s", t.ID, t.Status)
 }
 
-// checkOpen fails unless the transaction is open and unexpired.
-func (m *Manager) checkOpen(t *Txn) error {
+// checkOpen fails unless t, a transaction as clients see it (from
+// snapshot or effective), is open.
+func checkOpen(t *Txn) error {
 	if t.Status != Open {
 		return notOpen(t)
 	}
-	if m.opts.Now().After(t.ExpiresAt) {
-		return gitstate.Errorf(gitstate.KindConflict, "txn_expired", "transaction %s expired at %s", t.ID, t.ExpiresAt.Format(time.RFC3339))
-	}
 	return nil
+}
+
+// due reports whether t is open past its time: expired, though the sweeper
+// may not have closed it yet.
+func (m *Manager) due(t *Txn) bool {
+	return t.Status == Open && m.opts.Now().After(t.ExpiresAt)
+}
+
+// effective returns t, a record of rt, as clients see it. A transaction
+// is expired from the moment its time is up, whether or not the sweeper
+// has closed it yet: a record still open past its expires_at is given
+// status Expired, closed_at its expires_at, closed_by "gitstate" and the
+// head its branch has, as the sweeper records them. Every answer about a
+// transaction (reads, lists, refusals) goes through here; the sweeper only
+// does the clean-up (removing the branch, writing the record).
+func (m *Manager) effective(rt *repoTxns, t Txn) Txn {
+	if !m.due(&t) {
+		return t
+	}
+	at := t.ExpiresAt
+	t.Status, t.ClosedAt, t.ClosedBy = Expired, &at, serverName
+	if h := rt.repo.Backend().Ref(branchRef(t.ID)); !h.IsZero() {
+		t.HeadCommit = h.String()
+	}
+	return t
+}
+
+// snapshot returns e's record, of rt, as clients see it (effective).
+// e.mu must not be held.
+func (m *Manager) snapshot(rt *repoTxns, e *entry) Txn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return m.effective(rt, e.t)
 }
 
 func checkOwner(t *Txn, a Actor) error {
@@ -470,20 +513,20 @@ func (m *Manager) Begin(ctx context.Context, repo string, a Actor, message strin
 	return &t, nil
 }
 
-// Get returns a transaction's record.
+// Get returns a transaction's record, as clients see it: one past its
+// expires_at is Expired even before the sweeper closes it.
 func (m *Manager) Get(ctx context.Context, repo, id string) (*Txn, error) {
-	_, e, err := m.entry(ctx, repo, id)
+	rt, e, err := m.entry(ctx, repo, id)
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	t := e.t
+	t := m.snapshot(rt, e)
 	return &t, nil
 }
 
 // List returns a repo's transactions, newest first, optionally only those
-// with the given status or author.
+// with the given status or author (the status clients see, as Get gives
+// it).
 func (m *Manager) List(ctx context.Context, repo string, status Status, author string) ([]Txn, error) {
 	rt, err := m.repoTxns(ctx, repo)
 	if err != nil {
@@ -497,9 +540,7 @@ func (m *Manager) List(ctx context.Context, repo string, status Status, author s
 	rt.mu.Unlock()
 	out := []Txn{}
 	for _, e := range es {
-		e.mu.Lock()
-		t := e.t
-		e.mu.Unlock()
+		t := m.snapshot(rt, e)
 		if (status == "" || t.Status == status) && (author == "" || t.Author == author) {
 			out = append(out, t)
 		}
@@ -520,9 +561,7 @@ func (m *Manager) Head(ctx context.Context, repo, id string) (storage.Hash, *Txn
 	if err != nil {
 		return storage.ZeroHash, nil, err
 	}
-	e.mu.Lock()
-	t := e.t
-	e.mu.Unlock()
+	t := m.snapshot(rt, e)
 	if t.Status == Open {
 		if h := rt.repo.Backend().Ref(branchRef(id)); !h.IsZero() {
 			return h, &t, nil
@@ -542,10 +581,8 @@ func (m *Manager) Write(ctx context.Context, repo, id string, a Actor, b *storag
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	t := e.t
-	e.mu.Unlock()
-	if err := m.checkOpen(&t); err != nil {
+	t := m.snapshot(rt, e)
+	if err := checkOpen(&t); err != nil {
 		return nil, err
 	}
 	if err := checkOwner(&t, a); err != nil {
@@ -564,9 +601,7 @@ func (m *Manager) Write(ctx context.Context, repo, id string, a Actor, b *storag
 	var ge *gitstate.Error
 	if errors.As(err, &ge) && ge.Code == "ref_not_found" {
 		// Closed meanwhile.
-		e.mu.Lock()
-		t = e.t
-		e.mu.Unlock()
+		t = m.snapshot(rt, e)
 		return nil, notOpen(&t)
 	}
 	return res, err
@@ -582,10 +617,8 @@ func (m *Manager) Advance(ctx context.Context, repo, id string, a Actor, adv *st
 	if err != nil {
 		return nil, err
 	}
-	e.mu.Lock()
-	t := e.t
-	e.mu.Unlock()
-	if err := m.checkOpen(&t); err != nil {
+	t := m.snapshot(rt, e)
+	if err := checkOpen(&t); err != nil {
 		return nil, err
 	}
 	if err := checkOwner(&t, a); err != nil {
@@ -606,9 +639,7 @@ func (m *Manager) Advance(ctx context.Context, repo, id string, a Actor, adv *st
 	res, err := rt.repo.WriteOne(ctx, &storage.Batch{Ref: adv.Ref, Advance: adv, RequireRef: true})
 	var ge *gitstate.Error
 	if errors.As(err, &ge) && ge.Code == "ref_not_found" {
-		e.mu.Lock()
-		t = e.t
-		e.mu.Unlock()
+		t = m.snapshot(rt, e)
 		return nil, notOpen(&t)
 	}
 	return res, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -431,6 +432,83 @@ func TestExpiryAndAbort(t *testing.T) {
 			t.Errorf("after restart %s: %+v %v", id, got, err)
 		}
 	}
+}
+
+// TestExpiredBeforeSweep checks that a transaction past its expires_at is
+// expired for every client at once, before the sweeper closes it: reads
+// say so and still see its writes, lists filter by it, every change
+// (abort included) is refused with txn_expired, and the sweeper then
+// records what clients were already shown.
+func TestExpiredBeforeSweep(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	tx, err := f.m.Begin(ctx, storage.DefaultRepo, alice, "", time.Minute, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mustPut(tx.ID, alice, "k", "v")
+	branch := f.repo.Backend().Ref("refs/heads/txn/" + tx.ID)
+	f.advance(2 * time.Minute)
+
+	check := func(when string) {
+		t.Helper()
+		got, err := f.m.Get(ctx, storage.DefaultRepo, tx.ID)
+		if err != nil || got.Status != Expired || got.ClosedAt == nil || !got.ClosedAt.Equal(tx.ExpiresAt) ||
+			got.ClosedBy != "gitstate" || got.HeadCommit != branch.String() {
+			t.Errorf("%s: Get = %+v, %v; want expired at %s with head %s", when, got, err, tx.ExpiresAt, branch)
+		}
+		v, err := f.m.Describe(ctx, storage.DefaultRepo, tx.ID)
+		if err != nil || v.Status != Expired || v.Head != branch.String() || !slices.Equal(v.Keys, []string{"k"}) {
+			t.Errorf("%s: Describe = %+v, %v", when, v, err)
+		}
+		if got := f.txnValue(tx.ID, "k"); got != "v" {
+			t.Errorf("%s: read in the transaction = %q, want v", when, got)
+		}
+		for _, c := range []struct {
+			status Status
+			want   int
+		}{{Open, 0}, {Expired, 1}, {"", 1}} {
+			ts, err := f.m.List(ctx, storage.DefaultRepo, c.status, "")
+			if err != nil || len(ts) != c.want || (c.want == 1 && ts[0].Status != Expired) {
+				t.Errorf("%s: List(%q) = %+v, %v; want %d expired", when, c.status, ts, err, c.want)
+			}
+		}
+	}
+	check("before the sweep")
+
+	for _, c := range []struct {
+		name string
+		do   func() error
+	}{
+		{"write", func() error { return f.put(tx.ID, alice, "k", "w") }},
+		{"commit", func() error { _, _, err := f.m.Commit(ctx, storage.DefaultRepo, tx.ID, alice); return err }},
+		{"rebase", func() error { _, err := f.m.Rebase(ctx, storage.DefaultRepo, tx.ID, alice); return err }},
+		{"approve", func() error { _, err := f.m.Approve(ctx, storage.DefaultRepo, tx.ID, bob, ""); return err }},
+		{"report", func() error {
+			_, err := f.m.AddReport(ctx, storage.DefaultRepo, tx.ID, Report{Reporter: "plan", Status: "ok"})
+			return err
+		}},
+		{"abort", func() error { _, err := f.m.Abort(ctx, storage.DefaultRepo, tx.ID, alice); return err }},
+	} {
+		if err := c.do(); code(err) != "txn_expired" || gitstate.KindOf(err) != gitstate.KindConflict {
+			t.Errorf("%s after expiry: %v, want 409 txn_expired", c.name, err)
+		}
+	}
+	// Nothing above closed it: the clean-up is the sweeper's.
+	if f.repo.Backend().Ref("refs/heads/txn/"+tx.ID) != branch {
+		t.Fatal("the branch moved or went before the sweep")
+	}
+	if err := f.m.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !f.repo.Backend().Ref("refs/heads/txn/" + tx.ID).IsZero() {
+		t.Error("the sweep left the branch")
+	}
+	check("after the sweep")
+	// And as recorded in Git, across a restart.
+	f.close()
+	f.open()
+	check("after a restart")
 }
 
 func removeIndex(dir string) error {

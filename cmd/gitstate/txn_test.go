@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCLITxnEnv drives a transaction through the binary the way the
@@ -168,5 +169,35 @@ func TestTxnModes(t *testing.T) {
 		if mode == txnMainOnly && !strings.Contains(c.Long, "works on main only") {
 			t.Errorf("%s's help does not say it works on main only:\n%s", c.Name(), c.Long)
 		}
+	}
+}
+
+// TestCLITxnExpired checks that the CLI shows a transaction past its ttl
+// as expired, before the server's sweeper closes it, and that aborting it
+// is refused as the transaction's state, not done.
+func TestCLITxnExpired(t *testing.T) {
+	url := startServer(t, "")
+	run := func(args ...string) cliResult {
+		t.Helper()
+		return runCLI(t, url, nil, nil, args...)
+	}
+	begin := run("txn", "begin", "--ttl", "1s")
+	id := strings.TrimSpace(begin.stdout)
+	if begin.exit != 0 || id == "" {
+		t.Fatalf("txn begin: %+v", begin)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if res := run("txn", "show", id); res.exit != 0 || !regexp.MustCompile(`(?m)^status:\s+expired$`).MatchString(res.stdout) ||
+		!regexp.MustCompile(`(?m)^closed:\s+.* by gitstate$`).MatchString(res.stdout) {
+		t.Errorf("txn show: %+v", res)
+	}
+	if res := run("txn", "ls", "--status", "open"); res.exit != 0 || strings.Contains(res.stdout, id) {
+		t.Errorf("txn ls --status open: %+v", res)
+	}
+	if res := run("txn", "ls", "--status", "expired"); res.exit != 0 || !regexp.MustCompile(`(?m)^`+id+`\s+expired\s`).MatchString(res.stdout) {
+		t.Errorf("txn ls --status expired: %+v", res)
+	}
+	if res := run("txn", "abort", id); res.exit != exitPrecondition || !strings.HasPrefix(res.stderr, "gitstate: txn_expired: ") {
+		t.Errorf("txn abort: %+v, want txn_expired", res)
 	}
 }
