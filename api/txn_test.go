@@ -489,6 +489,63 @@ func TestTxnExpiredBeforeSweep(t *testing.T) {
 	}
 }
 
+// TestTxnViewArrays checks that a transaction's full description (GET,
+// and the answers of rebase, approvals and reports) always carries keys
+// and conflicts as arrays, empty ones included, like approvals and
+// reports, while the list's bare records leave them out, as openapi.yaml
+// says.
+func TestTxnViewArrays(t *testing.T) {
+	e := newTxnEnv(t)
+	var tx wire.Txn
+	e.must("alice", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+	tp := repoPath + "/txns/" + tx.ID
+	arrays := func(what, raw string, want bool) {
+		t.Helper()
+		var m map[string]any
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		for _, f := range []string{"keys", "conflicts", "approvals", "reports"} {
+			_, isArray := m[f].([]any)
+			if f == "keys" || f == "conflicts" {
+				if _, present := m[f]; isArray != want || (!want && present) {
+					t.Errorf("%s: %s = %#v, want an array: %v", what, f, m[f], want)
+				}
+			} else if !isArray {
+				t.Errorf("%s: %s = %#v, want an array", what, f, m[f])
+			}
+		}
+	}
+	var raw string
+	e.must("bob", "GET", tp, nil, &raw, 200)
+	arrays("GET of an empty transaction", raw, true)
+	e.must("alice", "PUT", tp+"/kv/k", "v", nil, 200)
+	for _, c := range []struct {
+		user, method, path string
+		body               any
+		code               int
+	}{
+		{"bob", "GET", tp, nil, 200},
+		{"alice", "POST", tp + "/rebase", nil, 200},
+		{"bob", "POST", tp + "/approvals", map[string]any{}, 201},
+		{"alice", "POST", tp + "/reports", map[string]any{"status": "ok"}, 201},
+	} {
+		e.must(c.user, c.method, c.path, c.body, &raw, c.code)
+		arrays(c.method+" "+c.path, raw, true)
+	}
+	var list struct {
+		Txns []json.RawMessage `json:"txns"`
+	}
+	e.must("bob", "GET", repoPath+"/txns", nil, &list, 200)
+	if len(list.Txns) != 1 {
+		t.Fatalf("list: %d transactions", len(list.Txns))
+	}
+	arrays("a listed record", string(list.Txns[0]), false)
+	e.must("alice", "DELETE", tp, nil, nil, 200)
+	e.must("bob", "GET", tp, nil, &raw, 200)
+	arrays("GET of an aborted transaction", raw, true)
+}
+
 // A key and a directory cannot share a path: when main makes a path a
 // directory where a transaction writes a value, or a value where it
 // writes keys under it, the transaction's view lists the conflict, and

@@ -407,10 +407,12 @@ type Txn struct {
 	ClosedAt     *time.Time `json:"closed_at,omitempty"`
 	ClosedBy     string     `json:"closed_by,omitempty"`
 	// Revision and Commit are main's once the transaction is committed.
-	Revision     int64            `json:"revision,omitempty"`
-	Commit       string           `json:"commit,omitempty"`
-	Keys         []string         `json:"keys,omitempty"`
-	Conflicts    []string         `json:"conflicts,omitempty"`
+	Revision int64  `json:"revision,omitempty"`
+	Commit   string `json:"commit,omitempty"`
+	// Keys and Conflicts are set, as arrays even when empty, in full
+	// descriptions only (nil, and left out, in bare records).
+	Keys         []string         `json:"keys,omitzero"`
+	Conflicts    []string         `json:"conflicts,omitzero"`
 	Approvals    []Approval       `json:"approvals"`
 	Reports      []Report         `json:"reports"`
 	Requirements *TxnRequirements `json:"requirements,omitempty"`
