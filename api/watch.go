@@ -196,6 +196,13 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	var last storage.Hash // a branch's resume point
+	if onTxn {
+		if last, err = s.branchResume(r.Context(), repo, id, resume); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	var from int64
 	if (branch == "" || branch == storage.MainBranch) && resume != "" {
 		if from, err = repo.ResolveRevision(resume); err != nil {
@@ -233,7 +240,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	guard := s.guardToken(p)
 	defer guard.stop()
 	if onTxn {
-		s.watchBranch(r, out, repo, id, resume, keep, see, interval, guard)
+		s.watchBranch(r, out, repo, id, last, keep, see, interval, guard)
 		return
 	}
 	s.watchMain(r, out, repo, from, keep, see, interval, guard)
@@ -315,14 +322,55 @@ func (s *Server) watchMain(r *http.Request, out *sse, repo *storage.Repo, from i
 	}
 }
 
+// branchResume returns the commit after which a watch of transaction id's
+// branch resumes (from, or Last-Event-ID): none, for the whole
+// transaction, when resume is empty or "0"; else resume, which must be a
+// full commit id (400 invalid_revision) on the branch's first-parent line
+// from its base to its head (404 revision_not_found: a commit of another
+// branch, or one a rebase replaced). A resume point the branch does not
+// have is refused rather than taken for its base, which would replay the
+// whole transaction to a client that asked for what came after it.
+func (s *Server) branchResume(ctx context.Context, repo *storage.Repo, id, resume string) (storage.Hash, error) {
+	if resume == "" || resume == "0" {
+		return storage.ZeroHash, nil
+	}
+	want, ok := storage.ParseHash(strings.ToLower(resume))
+	if !ok {
+		return storage.ZeroHash, gitstate.Errorf(gitstate.KindInvalid, "invalid_revision",
+			"on a transaction's branch, from and Last-Event-ID must be the full commit id of an event (or 0 for the whole transaction): %q", resume)
+	}
+	head, t, err := s.opts.Txns.Head(ctx, repo.Name(), id)
+	if err != nil {
+		return storage.ZeroHash, err
+	}
+	base, _ := storage.ParseHash(t.BaseCommit)
+	if want == base {
+		return want, nil
+	}
+	for h, n := head, 0; !h.IsZero() && h != base && n < maxBranchCommits; n++ {
+		if h == want {
+			return want, nil
+		}
+		c, err := repo.ReadCommit(h)
+		if err != nil {
+			return storage.ZeroHash, fmt.Errorf("read commit %s of %s: %w", h, t.Branch(), err)
+		}
+		if len(c.Parents) == 0 {
+			break
+		}
+		h = c.Parents[0]
+	}
+	return storage.ZeroHash, gitstate.Errorf(gitstate.KindNotFound, "revision_not_found",
+		"commit %s is not on the branch of transaction %s (since its base; a rebase replaces its commits): watch without from or Last-Event-ID to replay the transaction", want, id)
+}
+
 // watchBranch streams the commits of a transaction's branch after the
-// commit resume (the whole transaction when empty or "0"), ending when the
+// commit last (the whole transaction when zero), ending when the
 // transaction closes, or once guard finds the token invalid.
-func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, resume string, keep, see func(string) bool, interval time.Duration, guard *tokenGuard) {
+func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id string, last storage.Hash, keep, see func(string) bool, interval time.Duration, guard *tokenGuard) {
 	ctx := r.Context()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	last, _ := storage.ParseHash(resume)
 	var expires <-chan time.Time // when the transaction expires
 	armed := false
 	for {
@@ -402,11 +450,14 @@ func (s *Server) watchBranch(r *http.Request, out *sse, repo *storage.Repo, id, 
 	}
 }
 
+// maxBranchCommits bounds the first-parent walk of a transaction's branch.
+const maxBranchCommits = 10000
+
 // branchCommits returns the first-parent commits from head back to (not
 // including) stop or base, oldest first.
 func branchCommits(repo *storage.Repo, head, stop, base storage.Hash) ([]storage.Hash, error) {
 	var out []storage.Hash
-	for h := head; !h.IsZero() && h != stop && h != base && len(out) < 10000; {
+	for h := head; !h.IsZero() && h != stop && h != base && len(out) < maxBranchCommits; {
 		out = append(out, h)
 		c, err := repo.ReadCommit(h)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -258,6 +259,101 @@ func TestWatchTxnBranch(t *testing.T) {
 	if !strings.Contains(ev.Data, "committed") || strings.Contains(ev.Data, `"retry"`) {
 		t.Errorf("close event: %s", ev.Data)
 	}
+}
+
+// TestWatchTxnBranchResume checks where a watch of a transaction's branch
+// resumes: after the commit from or Last-Event-ID names, from the start
+// with 0 or the base; a resume point that is not a commit id is refused
+// with 400 invalid_revision, and one that is not a commit of the branch
+// (main's, made up, or one a rebase replaced) with 404
+// revision_not_found, before any stream starts, instead of replaying the
+// whole transaction.
+func TestWatchTxnBranchResume(t *testing.T) {
+	e := newTxnEnv(t)
+	e.must("alice", "PUT", repoPath+"/kv/m", "1", nil, 200)
+	var tx wire.Txn
+	e.must("alice", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+	tp := repoPath + "/txns/" + tx.ID
+	var onMain wire.WriteResult // a commit of main after the base
+	e.must("alice", "PUT", repoPath+"/kv/m", "2", &onMain, 200)
+	var first, second wire.WriteResult
+	e.must("alice", "PUT", tp+"/kv/a", "1", &first, 200)
+	e.must("alice", "PUT", tp+"/kv/b", "2", &second, 200)
+	q := "branch=txn/" + tx.ID
+
+	for _, c := range []struct {
+		name, from string
+		want       []string // the keys of the events, in order
+	}{
+		{"no resume point", "", []string{"a", "b"}},
+		{"0", "0", []string{"a", "b"}},
+		{"the base", tx.BaseCommit, []string{"a", "b"}},
+		{"the first commit", first.Commit, []string{"b"}},
+		{"the first commit, upper case", strings.ToUpper(first.Commit), []string{"b"}},
+	} {
+		for _, header := range []bool{false, true} {
+			query, h := q, map[string]string(nil)
+			switch {
+			case c.from == "":
+			case header:
+				h = map[string]string{"Last-Event-ID": c.from}
+			default:
+				query += "&from=" + c.from
+			}
+			s := e.watch("bob", query, h)
+			var got []string
+			for range c.want {
+				we := revisionOf(t, s.next(t, 5*time.Second, "revision"))
+				got = append(got, we.Changes[0].Key)
+			}
+			if strings.Join(got, ",") != strings.Join(c.want, ",") {
+				t.Errorf("%s (header %v): events %v, want %v", c.name, header, got, c.want)
+			}
+			s.close()
+		}
+	}
+
+	// What the events' ids are: resuming from the last one sends nothing
+	// until the branch moves.
+	s := e.watch("bob", q, map[string]string{"Last-Event-ID": second.Commit})
+	e.must("alice", "PUT", tp+"/kv/c", "3", nil, 200)
+	if we := revisionOf(t, s.next(t, 5*time.Second, "revision")); we.Changes[0].Key != "c" {
+		t.Errorf("resumed from the head: first event %+v, want c", we)
+	}
+	s.close()
+
+	refused := func(from string, status int, code string) {
+		t.Helper()
+		for _, header := range []bool{false, true} {
+			path := repoPath + "/watch?" + q + "&from=" + url.QueryEscape(from)
+			req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
+			if header {
+				req, _ = http.NewRequest("GET", e.srv.URL+repoPath+"/watch?"+q, nil)
+				req.Header.Set("Last-Event-ID", from)
+			}
+			req.Header.Set("Authorization", "Bearer bob")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var er wire.ErrorResponse
+			json.NewDecoder(resp.Body).Decode(&er)
+			resp.Body.Close()
+			if resp.StatusCode != status || er.Error.Code != code {
+				t.Errorf("resume from %q (header %v): %d %+v, want %d %s", from, header, resp.StatusCode, er.Error, status, code)
+			}
+		}
+	}
+	for _, from := range []string{"garbage", "1234567", "3", "-1", first.Commit[:12], first.Commit + "0"} {
+		refused(from, 400, "invalid_revision")
+	}
+	for _, from := range []string{onMain.Commit, strings.Repeat("ab", 20)} {
+		refused(from, 404, "revision_not_found")
+	}
+	// A rebase replaces the branch's commits: the old ids are no resume
+	// point any more.
+	e.must("alice", "POST", tp+"/rebase", nil, nil, 200)
+	refused(first.Commit, 404, "revision_not_found")
 }
 
 // TestWatchShutdownRetry checks that a stream the server ends as it shuts

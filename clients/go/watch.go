@@ -18,7 +18,10 @@ import (
 // revisions from the head on.
 type WatchOptions struct {
 	// From resumes after this revision (a number or a commit id; "0" for
-	// the whole history). Empty starts at the head.
+	// the whole history). Empty starts at the head. On a transaction's
+	// branch it is the full commit id of an event of that branch (empty or
+	// "0": the whole transaction); another is refused (invalid_revision,
+	// or revision_not_found for a commit not on the branch).
 	From wire.Rev
 	// Prefix keeps the changes under it; revisions that change nothing
 	// under it are skipped (a progress event says so).
