@@ -240,13 +240,24 @@ func TestTxnHTTPPolicy(t *testing.T) {
 	if status, code := e.do("alice", "PUT", repoPath+"/kv/prod/db", "x", nil); status != 403 || code != "protected_prefix" {
 		t.Errorf("protected on main: %d %s", status, code)
 	}
-	if status, code := e.do("alice", "PUT", repoPath+"/kv/apps/web/replicas.json", `{"replicas":0}`, nil); status != 422 || code != "schema_violation" {
-		t.Errorf("schema on main: %d %s", status, code)
-	}
 	e.must("alice", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
 	tp := repoPath + "/txns/" + tx.ID
-	if status, code := e.do("alice", "PUT", tp+"/kv/apps/web/replicas.json", `{"replicas":-1}`, nil); status != 422 || code != "schema_violation" {
-		t.Errorf("schema in txn: %d %s", status, code)
+	// Refused on main and in transactions alike, with details locating
+	// each problem: a value that is not JSON at all at the root ("").
+	for _, c := range []struct {
+		name, where, value, path, says string
+	}{
+		{"main", repoPath, `{"replicas":0}`, "/replicas", "minimum"},
+		{"txn", tp, `{"replicas":-1}`, "/replicas", "minimum"},
+		{"main, not JSON", repoPath, "notjson", "", "invalid character"},
+		{"txn, not JSON", tp, "notjson", "", "invalid character"},
+	} {
+		status, er := e.send("alice", "PUT", c.where+"/kv/apps/web/replicas.json", c.value, nil)
+		if status != 422 || er.Code != "schema_violation" || !slices.Equal(er.Keys, []string{"apps/web/replicas.json"}) ||
+			len(er.Details) != 1 || er.Details[0].Path != c.path || er.Details[0].Key != "apps/web/replicas.json" ||
+			!strings.Contains(er.Details[0].Message, c.says) {
+			t.Errorf("schema (%s): %d %+v, want 422 schema_violation with details at %q saying %q", c.name, status, er, c.path, c.says)
+		}
 	}
 	e.must("alice", "PUT", tp+"/kv/prod/db", "x", nil, 200)
 	if status, code := e.do("alice", "POST", tp+"/commit", nil, nil); status != 403 || code != "approvals_required" {

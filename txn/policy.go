@@ -231,8 +231,12 @@ func (p *Policy) Validate(key string, value []byte) error {
 		if !parsed {
 			var err error
 			if doc, err = parseValue(key, value); err != nil {
-				return gitstate.Errorf(gitstate.KindUnprocessable, "schema_violation",
+				// The whole value is the problem: its detail is at the
+				// document's root, as a schema's own error there is.
+				e := gitstate.Errorf(gitstate.KindUnprocessable, "schema_violation",
 					"%s must be valid %s for its schema: %v", key, valueFormat(key), err).WithKeys(key)
+				e.Details = []gitstate.Detail{{Key: key, Path: "", Message: fmt.Sprintf("not valid %s: %v", valueFormat(key), err)}}
+				return e
 			}
 			parsed = true
 		}

@@ -298,6 +298,8 @@ schemas:
       required: [replicas]
       properties:
         replicas: {type: integer, minimum: 1}
+  - pattern: apps/*/limits.yaml
+    schema: {type: object}
 `
 	// The policy itself goes in through a transaction, by an administrator.
 	if err := f.m.CheckWrite(ctx, storage.DefaultRepo, admin, []storage.Op{{Kind: storage.OpPut, Key: PolicyKey, Value: []byte(policy)}}, true); code(err) != "protected_prefix" {
@@ -332,6 +334,19 @@ schemas:
 		var ge *gitstate.Error
 		if !errors.As(err, &ge) || ge.Code != "schema_violation" || ge.Kind != gitstate.KindUnprocessable || len(ge.Details) == 0 || ge.Details[0].Path != "/replicas" {
 			t.Errorf("schema (direct=%v): %v %+v", direct, err, ge)
+		}
+	}
+	// A value that does not parse fails at the root, with the parse error.
+	for _, c := range []struct{ key, value, says string }{
+		{"apps/web/replicas.json", "notjson", "not valid JSON"},
+		{"apps/web/replicas.json", "", "not valid JSON"},
+		{"apps/web/limits.yaml", "a: [", "not valid YAML"},
+	} {
+		err := f.m.CheckWrite(ctx, storage.DefaultRepo, alice, []storage.Op{{Kind: storage.OpPut, Key: c.key, Value: []byte(c.value)}}, true)
+		var ge *gitstate.Error
+		if !errors.As(err, &ge) || ge.Code != "schema_violation" || len(ge.Details) != 1 || ge.Details[0].Path != "" ||
+			ge.Details[0].Key != c.key || !strings.HasPrefix(ge.Details[0].Message, c.says) {
+			t.Errorf("%s = %q: %v %+v, want one detail at the root saying %s", c.key, c.value, err, ge, c.says)
 		}
 	}
 	tx := f.begin(alice)
