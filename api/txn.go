@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/gitstate/gitstate"
 	"github.com/gitstate/gitstate/api/wire"
+	"github.com/gitstate/gitstate/storage"
 	"github.com/gitstate/gitstate/txn"
 )
 
@@ -79,6 +81,22 @@ func visibleKeys(keys []string, see func(string) bool) []string {
 		}
 	}
 	return out
+}
+
+// conflictFor returns err as the caller p is told it: a merge_conflict
+// names, in its keys and its message, only the keys p may read, as the
+// transaction's description does (the others are said to exist, no
+// more). Other errors are err.
+func conflictFor(err error, p *Principal) error {
+	see := seeFor(p)
+	ge, ok := errors.AsType[*gitstate.Error](err)
+	cs, isConflict := errors.AsType[storage.MergeConflicts](err)
+	if see == nil || !ok || ge.Code != "merge_conflict" || !isConflict {
+		return err
+	}
+	c := *ge
+	c.Message, c.Keys = cs.Describe(see)
+	return &c
 }
 
 func (s *Server) beginTxn(w http.ResponseWriter, r *http.Request) {
@@ -205,7 +223,7 @@ func (s *Server) commitTxn(w http.ResponseWriter, r *http.Request) {
 	a.Email = s.author(r).Email
 	_, res, err := m.Commit(r.Context(), repo, id, a)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, conflictFor(err, PrincipalOf(r)))
 		return
 	}
 	made(r, res)
@@ -221,7 +239,7 @@ func (s *Server) rebaseTxn(w http.ResponseWriter, r *http.Request) {
 	a := actorOf(r)
 	a.Email = s.author(r).Email
 	if _, err := m.Rebase(r.Context(), repo, id, a); err != nil {
-		s.writeError(w, r, err)
+		s.writeError(w, r, conflictFor(err, PrincipalOf(r)))
 		return
 	}
 	s.getTxn(w, r)

@@ -636,6 +636,94 @@ func TestTxnKeyDirectoryConflicts(t *testing.T) {
 	e.must("bob", "GET", repoPath+"/kv/hh/x", nil, &got, 200)
 }
 
+// TestTxnValueConflictMessages checks that a merge_conflict on values says,
+// key by key, what main did: changed the value, deleted the key, or
+// created it with another value (two transactions creating one key, the
+// second committed last), on commit and on rebase alike.
+func TestTxnValueConflictMessages(t *testing.T) {
+	e := newTxnEnv(t)
+	for _, k := range []string{"ch/k", "del/k", "drop/k"} {
+		e.must("alice", "PUT", repoPath+"/kv/"+k, "0", nil, 200)
+	}
+	begin := func() string {
+		t.Helper()
+		var tx wire.Txn
+		e.must("alice", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+		return repoPath + "/txns/" + tx.ID
+	}
+	changed, deleted, created, first, dropped := begin(), begin(), begin(), begin(), begin()
+	e.must("alice", "PUT", changed+"/kv/ch/k", "1", nil, 200)
+	e.must("alice", "PUT", deleted+"/kv/del/k", "1", nil, 200)
+	e.must("alice", "PUT", first+"/kv/c/k", "1", nil, 200)
+	e.must("alice", "PUT", created+"/kv/c/k", "2", nil, 200)
+	e.must("alice", "DELETE", dropped+"/kv/drop/k", nil, nil, 200)
+	e.must("bob", "PUT", repoPath+"/kv/ch/k", "2", nil, 200)
+	e.must("bob", "DELETE", repoPath+"/kv/del/k", nil, nil, 200)
+	e.must("alice", "POST", first+"/commit", nil, nil, 200)
+	e.must("bob", "PUT", repoPath+"/kv/drop/k", "2", nil, 200)
+
+	for _, c := range []struct {
+		name, tp, key, says string
+	}{
+		{"main changed the value", changed, "ch/k", `main changed "ch/k" to another value`},
+		{"main deleted the key", deleted, "del/k", `main deleted "del/k"`},
+		{"main created the key", created, "c/k", `main created "c/k" with another value`},
+		{"main changed what the transaction deletes", dropped, "drop/k", `main changed "drop/k" to another value`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, verb := range []string{"commit", "rebase"} {
+				status, er := e.send("alice", "POST", c.tp+"/"+verb, nil, nil)
+				if status != 409 || er.Code != "merge_conflict" || !slices.Equal(er.Keys, []string{c.key}) ||
+					er.Message != "1 key(s) conflict with main: "+c.says {
+					t.Errorf("%s: %d %+v, want 409 merge_conflict on %s saying %s", verb, status, er, c.key, c.says)
+				}
+			}
+		})
+	}
+}
+
+// TestTxnConflictPrefixLimited checks that a merge_conflict answered to a
+// token limited to prefixes names neither in its keys nor in its message
+// a key outside them (the transaction's, or one main put a value at above
+// it), while an administrator is told every one.
+func TestTxnConflictPrefixLimited(t *testing.T) {
+	e := newTxnEnv(t)
+	var tx, under wire.Txn
+	e.must("lim", "POST", repoPath+"/txns", map[string]any{}, &tx, 201)
+	e.must("lim", "POST", repoPath+"/txns", map[string]any{}, &under, 201)
+	tp, up := repoPath+"/txns/"+tx.ID, repoPath+"/txns/"+under.ID
+	e.must("lim", "PUT", tp+"/kv/app/x", "1", nil, 200)
+	// An administrator may write in anyone's transaction.
+	e.must("root", "PUT", tp+"/kv/secret/y", "1", nil, 200)
+	e.must("lim", "PUT", up+"/kv/app/n", "1", nil, 200)
+	e.must("root", "PUT", repoPath+"/kv/app/x", "main", nil, 200)
+	e.must("root", "PUT", repoPath+"/kv/secret/y", "main", nil, 200)
+
+	status, er := e.send("lim", "POST", tp+"/commit", nil, nil)
+	if status != 409 || er.Code != "merge_conflict" || !slices.Equal(er.Keys, []string{"app/x"}) ||
+		er.Message != `1 key(s) conflict with main: main created "app/x" with another value; and keys outside your token's prefixes conflict with main` {
+		t.Errorf("the limited token's commit: %d %+v", status, er)
+	}
+	status, er = e.send("root", "POST", tp+"/commit", nil, nil)
+	if status != 409 || !slices.Equal(er.Keys, []string{"app/x", "secret/y"}) || !strings.Contains(er.Message, `main created "secret/y"`) {
+		t.Errorf("the administrator's commit: %d %+v", status, er)
+	}
+
+	// main makes "app" a value: app/n cannot go under it, and "app" is
+	// not a key the limited token may read.
+	e.must("root", "DELETE", repoPath+"/kv/app/x", nil, nil, 200)
+	e.must("root", "PUT", repoPath+"/kv/app", "v", nil, 200)
+	status, er = e.send("lim", "POST", up+"/commit", nil, nil)
+	if status != 409 || !slices.Equal(er.Keys, []string{"app/n"}) ||
+		er.Message != `1 key(s) conflict with main: main made a directory of "app/n" a key with a value, so "app/n" cannot be written under it` {
+		t.Errorf("the limited token's commit under a value: %d %+v", status, er)
+	}
+	status, er = e.send("root", "POST", up+"/commit", nil, nil)
+	if status != 409 || !strings.Contains(er.Message, `main made "app" a key with a value`) {
+		t.Errorf("the administrator's commit under a value: %d %+v", status, er)
+	}
+}
+
 // TestTxnViewPrefixLimited checks that a token limited to prefixes is not
 // told, by a transaction's description (GET, and the answer to a report),
 // the names of its keys outside them: not in keys, not in conflicts, not in

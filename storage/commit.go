@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gitstate/gitstate"
@@ -649,7 +648,7 @@ func (r *Repo) applyMerge(g *groupState, ed *treeEditor, m *Merge) error {
 	// A key's value on ed's ref is its blob; a directory there holds no
 	// value (keys under it are other keys). A change conflicts when that
 	// value is neither the change's old one nor its new one.
-	why := map[string]string{}
+	why := map[string]MergeConflict{}
 	var conflicts []string
 	for _, c := range changes {
 		cur, ok, err := ed.get(c.Key)
@@ -662,13 +661,20 @@ func (r *Repo) applyMerge(g *groupState, ed *treeEditor, m *Merge) error {
 		}
 		if curHash != c.From.Hash && curHash != c.To.Hash {
 			conflicts = append(conflicts, c.Key)
-			why[c.Key] = fmt.Sprintf("%q changed on both sides with different values", c.Key)
+			main := MainChanged
+			switch {
+			case curHash.IsZero():
+				main = MainDeleted
+			case c.From.Hash.IsZero():
+				main = MainCreated
+			}
+			why[c.Key] = MergeConflict{Key: c.Key, Main: main}
 		}
 	}
 	// Deletions first: a value may replace a directory whose keys the
 	// source removed, and keys may go under a removed value.
 	for _, c := range changes {
-		if c.Op == Deleted && why[c.Key] == "" {
+		if _, conflicting := why[c.Key]; c.Op == Deleted && !conflicting {
 			if _, err := ed.delete(c.Key); err != nil {
 				return err
 			}
@@ -684,15 +690,19 @@ func (r *Repo) applyMerge(g *groupState, ed *treeEditor, m *Merge) error {
 		if err != nil {
 			return err
 		}
-		if clash != "" {
-			if why[c.Key] == "" {
+		if clash.Main != "" {
+			if _, conflicting := why[c.Key]; !conflicting {
 				conflicts = append(conflicts, c.Key)
 			}
 			why[c.Key] = clash
 		}
 	}
 	if len(conflicts) > 0 {
-		return mergeConflict(conflicts, why)
+		cs := make(MergeConflicts, len(conflicts))
+		for i, k := range conflicts {
+			cs[i] = why[k]
+		}
+		return mergeConflictError(cs)
 	}
 	for _, c := range changes {
 		if c.Op == Deleted {
@@ -705,60 +715,29 @@ func (r *Repo) applyMerge(g *groupState, ed *treeEditor, m *Merge) error {
 	return nil
 }
 
-// keyDirClash says why key cannot hold a value in ed's tree ("" when it
-// can): a directory is there, or a value above it. O(depth²) lookups.
-func keyDirClash(ed *treeEditor, key string) (string, error) {
+// keyDirClash says why key cannot hold a value in ed's tree (no Main when
+// it can): a directory is there, or a value above it. O(depth²) lookups.
+func keyDirClash(ed *treeEditor, key string) (MergeConflict, error) {
 	for i := range len(key) {
 		if key[i] != '/' {
 			continue
 		}
 		ent, ok, err := ed.get(key[:i])
 		if err != nil {
-			return "", err
+			return MergeConflict{}, err
 		}
 		if ok && !ent.IsDir() {
-			return underValueClash(key, key[:i]), nil
+			return MergeConflict{Key: key, Main: MainValueAbove, Above: key[:i]}, nil
 		}
 		if !ok {
-			return "", nil
+			return MergeConflict{}, nil
 		}
 	}
 	ent, ok, err := ed.get(key)
 	if err != nil || !ok || !ent.IsDir() {
-		return "", err
+		return MergeConflict{}, err
 	}
-	return dirClash(key), nil
-}
-
-// dirClash describes the conflict of a value written to key where
-// main has a directory (keys under key/).
-func dirClash(key string) string {
-	return fmt.Sprintf("main made %q a directory (it holds keys under %q), so it cannot hold a value", key, key+"/")
-}
-
-// underValueClash describes the conflict of a value written to key where
-// main has a value at above, a directory of key.
-func underValueClash(key, above string) string {
-	return fmt.Sprintf("main made %q a key with a value, so %q cannot be written under it", above, key)
-}
-
-// mergeConflict is the merge_conflict error of the keys that conflict, in
-// order, why each does.
-func mergeConflict(keys []string, why map[string]string) error {
-	same := true
-	for _, k := range keys {
-		same = same && why[k] == fmt.Sprintf("%q changed on both sides with different values", k)
-	}
-	if same {
-		return gitstate.Errorf(gitstate.KindConflict, "merge_conflict",
-			"%d key(s) changed on both sides with different values", len(keys)).WithKeys(keys...)
-	}
-	reasons := make([]string, len(keys))
-	for i, k := range keys {
-		reasons[i] = why[k]
-	}
-	return gitstate.Errorf(gitstate.KindConflict, "merge_conflict",
-		"%d key(s) conflict with main: %s", len(keys), strings.Join(reasons, "; ")).WithKeys(keys...)
+	return MergeConflict{Key: key, Main: MainMadeDir}, nil
 }
 
 // applyOp applies one op and returns the trailers that record it.
