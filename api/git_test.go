@@ -716,3 +716,59 @@ func TestImportAPI(t *testing.T) {
 		t.Errorf("status of a repo never imported: %d", code)
 	}
 }
+
+// TestImportSubmodules checks, over HTTP, that the submodules of an
+// imported repo stay in Git and are not keys: not read (404, not 500), not
+// listed, not in diffs nor in commits' changes; a put replaces one with a
+// value.
+func TestImportSubmodules(t *testing.T) {
+	gs := newGitServer(t)
+	src := filepath.Join(t.TempDir(), "src")
+	gs.mustGit("", "init", "-q", src)
+	writeFile(t, src, "a", "1")
+	gs.mustGit(src, "add", "a")
+	// A gitlink to a commit that is not here, then one to a commit that is.
+	gs.mustGit(src, "update-index", "--add", "--cacheinfo", "160000,1234567890abcdef1234567890abcdef12345678,vendor/lib")
+	gs.mustGit(src, "commit", "-qm", "a and vendor/lib")
+	first := strings.TrimSpace(gs.mustGit(src, "rev-parse", "HEAD"))
+	gs.mustGit(src, "update-index", "--add", "--cacheinfo", "160000,"+first+",vendor/own")
+	gs.mustGit(src, "commit", "-qm", "vendor/own")
+
+	req := wire.CreateRepoRequest{Name: "subs", ImportFrom: "file://" + src}
+	if code := gs.api("root-token", "POST", "/v1/repos", req, nil); code != http.StatusAccepted {
+		t.Fatalf("import: %d", code)
+	}
+	if st := gs.waitImport("subs"); st.State != "done" || st.Report.SubmoduleCount != 2 {
+		t.Fatalf("import: %+v", st)
+	}
+	for _, key := range []string{"vendor/lib", "vendor/own"} {
+		for _, rev := range []string{"", "?revision=1"} {
+			if code := gs.api("reader-token", "GET", "/v1/repos/subs/kv/"+key+rev, nil, nil); code != http.StatusNotFound {
+				t.Errorf("GET %s%s: %d, want 404", key, rev, code)
+			}
+		}
+	}
+	for _, q := range []string{"?prefix=", "?values=true", "?revision=1&values=true"} {
+		var l wire.ListResponse
+		if code := gs.api("reader-token", "GET", "/v1/repos/subs/kv"+q, nil, &l); code != 200 || len(l.Items) != 1 || l.Items[0].Key != "a" {
+			t.Errorf("list %s: %d %+v", q, code, l.Items)
+		}
+	}
+	var d wire.DiffResponse
+	if code := gs.api("reader-token", "GET", "/v1/repos/subs/diff?from=0", nil, &d); code != 200 || len(d.Changes) != 1 || d.Changes[0].Key != "a" {
+		t.Errorf("diff: %d %+v", code, d.Changes)
+	}
+	var cl wire.CommitList
+	if code := gs.api("reader-token", "GET", "/v1/repos/subs/commits", nil, &cl); code != 200 || len(cl.Commits) != 2 ||
+		len(cl.Commits[0].Changes) != 0 || len(cl.Commits[1].Changes) != 1 || cl.Commits[1].Changes[0].Key != "a" {
+		t.Errorf("commits: %d %+v", code, cl.Commits)
+	}
+	var res wire.WriteResult
+	if code := gs.api("alice-token", "PUT", "/v1/repos/subs/kv/vendor/lib", "now a value", &res); code != 200 {
+		t.Fatalf("put vendor/lib: %d", code)
+	}
+	var v string
+	if code := gs.api("reader-token", "GET", "/v1/repos/subs/kv/vendor/lib", nil, &v); code != 200 || v != "now a value" {
+		t.Errorf("vendor/lib after the put: %q (%d)", v, code)
+	}
+}

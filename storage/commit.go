@@ -558,8 +558,8 @@ func checkPreconditions(ed *treeEditor, ps []Precondition) error {
 		if err != nil {
 			return err
 		}
-		if ok && ent.IsDir() {
-			ok = false
+		if ok && (ent.IsDir() || ent.Mode == ModeSubmodule) {
+			ok = false // not a key
 		}
 		switch {
 		case p.Absent && ok,
@@ -771,7 +771,7 @@ func (r *Repo) applyOp(g *groupState, ed *treeEditor, op Op) ([]Trailer, error) 
 		if err != nil {
 			return nil, err
 		}
-		if !ok || ent.IsDir() {
+		if !ok || ent.IsDir() || ent.Mode == ModeSubmodule {
 			return nil, keyNotFound(op.From)
 		}
 		if _, exists, err := ed.get(op.Key); err != nil {
@@ -923,20 +923,31 @@ func hasMoves(trailers []Trailer) bool {
 }
 
 // keyChanges turns tree changes into key changes, pairing the deletes and
-// adds that the trailers record as moves.
+// adds that the trailers record as moves. Submodules are not keys (see
+// keyChange).
 func keyChanges(changes []Change, trailers []Trailer) []KeyChange {
 	if !hasMoves(trailers) {
 		// Most commits move nothing: no pairing to do.
-		out := make([]KeyChange, len(changes))
-		for i, c := range changes {
-			if c.Op == Deleted {
-				out[i] = KeyChange{Key: c.Key, Op: "delete"}
-			} else {
-				out[i] = KeyChange{Key: c.Key, Op: "put", ETag: c.To.Hash.String()}
+		out := make([]KeyChange, 0, len(changes))
+		for _, c := range changes {
+			c, ok := keyChange(c)
+			switch {
+			case !ok:
+			case c.Op == Deleted:
+				out = append(out, KeyChange{Key: c.Key, Op: "delete"})
+			default:
+				out = append(out, KeyChange{Key: c.Key, Op: "put", ETag: c.To.Hash.String()})
 			}
 		}
 		return out
 	}
+	keyed := make([]Change, 0, len(changes))
+	for _, c := range changes {
+		if c, ok := keyChange(c); ok {
+			keyed = append(keyed, c)
+		}
+	}
+	changes = keyed
 	moveTo := map[string]string{} // to -> from
 	var from string
 	for _, t := range trailers {

@@ -190,3 +190,22 @@ func walkDir(read treeReader, h Hash, dir, prefix, after string, fn func(string,
 	}
 	return true, nil
 }
+
+// keyChange returns a tree change as a change of keys, and false when it
+// changes none. A submodule (a commit of another repository) is not a key:
+// a value it replaces reads as deleted, a value that replaces it as added,
+// and a submodule added, changed or removed as nothing. diffTrees itself
+// reports submodules, for the pushes that must refuse them.
+func keyChange(c Change) (Change, bool) {
+	from, to := c.From.Mode == ModeSubmodule, c.To.Mode == ModeSubmodule
+	if !from && !to {
+		return c, true
+	}
+	if from {
+		c.From, c.Op = TreeEntry{}, Added
+	}
+	if to {
+		c.To, c.Op = TreeEntry{}, Deleted
+	}
+	return c, !c.From.Hash.IsZero() || !c.To.Hash.IsZero()
+}

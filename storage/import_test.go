@@ -567,3 +567,156 @@ func TestImportHeadRead(t *testing.T) {
 		t.Errorf("read after Close: %q, %v", b, err)
 	}
 }
+
+// TestImportSubmodulesAreNotKeys checks that a submodule of an imported
+// repo is no key anywhere a client sees keys: reads at head and at older
+// revisions, listings (with values too), revisions' changes and diffs. A
+// value it replaces reads as deleted, a value that replaces it as put.
+func TestImportSubmodulesAreNotKeys(t *testing.T) {
+	ctx := context.Background()
+	src := filepath.Join(t.TempDir(), "src")
+	git(t, filepath.Dir(src), "init", "-q", "-b", "main", src)
+	git(t, src, "config", "user.name", "T")
+	git(t, src, "config", "user.email", "t@example.com")
+	blob := func(content string) string {
+		f := filepath.Join(t.TempDir(), "blob")
+		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(git(t, src, "hash-object", "-w", f))
+	}
+	set := func(mode, hash, path string) {
+		git(t, src, "update-index", "--add", "--cacheinfo", mode+","+hash+","+path)
+	}
+	commit := func(msg string) string {
+		git(t, src, "commit", "-q", "--allow-empty", "-m", msg)
+		return strings.TrimSpace(git(t, src, "rev-parse", "HEAD"))
+	}
+	set("100644", blob("1"), "a")
+	set("100644", blob("x"), "x")
+	c1 := commit("files")
+	// A gitlink to a commit of this very repository (its object is here),
+	// and one to a commit that is not.
+	set("160000", c1, "vendor/lib")
+	set("160000", "1234567890abcdef1234567890abcdef12345678", "sub/other")
+	c2 := commit("submodules")
+	git(t, src, "rm", "-q", "--cached", "x")
+	set("160000", c1, "x")
+	set("160000", c2, "vendor/lib")
+	commit("x becomes a submodule, vendor/lib moves")
+	git(t, src, "rm", "-q", "--cached", "vendor/lib", "sub/other")
+	set("100644", blob("lib"), "vendor/lib")
+	commit("vendor/lib becomes a value, sub/other goes")
+
+	s := newTestStore(t)
+	im, err := s.Import(ctx, "subs", ImportOptions{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := im.Wait(ctx); err != nil || st.Report.SubmoduleCount != 1 {
+		t.Fatalf("import: %+v, %v", st, err)
+	}
+	r, err := s.Repo("subs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Head().Revision != 4 {
+		t.Fatalf("head at revision %d", r.Head().Revision)
+	}
+
+	// Reads: a submodule is absent, at head (the index) and before.
+	for _, rd := range []struct {
+		key string
+		rev int64
+	}{{"x", 0}, {"x", 3}, {"vendor/lib", 2}, {"vendor/lib", 3}, {"sub/other", 2}} {
+		v, err := r.Get(ctx, rd.key, rd.rev)
+		if !errors.Is(err, gitstate.ErrKeyNotFound) {
+			t.Errorf("get %s@%d: %+v, %v; want key_not_found", rd.key, rd.rev, v, err)
+		}
+		if v, err := r.Lookup(ctx, rd.key, rd.rev); v != nil || err != nil {
+			t.Errorf("lookup %s@%d: %+v, %v", rd.key, rd.rev, v, err)
+		}
+	}
+	if got := get(t, r, "vendor/lib", 0); got != "lib" {
+		t.Errorf("vendor/lib = %q", got)
+	}
+	// Listings, with and without values.
+	for _, tc := range []struct {
+		rev  int64
+		want []string
+	}{{0, []string{"a", "vendor/lib"}}, {4, []string{"a", "vendor/lib"}}, {3, []string{"a"}}, {2, []string{"a", "x"}}} {
+		for _, values := range []bool{false, true} {
+			l, err := r.List(ctx, ListOptions{Revision: tc.rev, Values: values})
+			if err != nil {
+				t.Fatalf("list at %d (values %v): %v", tc.rev, values, err)
+			}
+			var keys []string
+			for _, it := range l.Items {
+				keys = append(keys, it.Key)
+			}
+			if !slices.Equal(keys, tc.want) {
+				t.Errorf("list at %d (values %v): %q, want %q", tc.rev, values, keys, tc.want)
+			}
+		}
+	}
+	// Revisions' changes (what watchers and the history see).
+	wantChanges := map[int64]string{1: "put a, put x", 2: "", 3: "delete x", 4: "put vendor/lib"}
+	for rev, want := range wantChanges {
+		ri, err := r.Revision(rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range ri.Changes {
+			got = append(got, c.Op+" "+c.Key)
+		}
+		if strings.Join(got, ", ") != want {
+			t.Errorf("revision %d changes: %q, want %q", rev, got, want)
+		}
+	}
+	// Diffs.
+	commitOf := func(rev int64) Hash {
+		h, err := r.RevisionCommit(rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	for _, tc := range []struct {
+		from, to int64
+		want     string
+	}{{0, 4, "added a, added vendor/lib"}, {1, 3, "deleted x"}, {3, 1, "added x"}, {2, 3, "deleted x"}, {3, 4, "added vendor/lib"}, {4, 3, "deleted vendor/lib"}} {
+		changes, err := r.Diff(ctx, commitOf(tc.from), commitOf(tc.to), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, c := range changes {
+			got = append(got, c.Op.String()+" "+c.Key)
+		}
+		if strings.Join(got, ", ") != tc.want {
+			t.Errorf("diff %d..%d: %q, want %q", tc.from, tc.to, got, tc.want)
+		}
+	}
+	// Writes: there is no x to delete or move, and a put that requires x
+	// absent finds it absent and replaces the submodule with a value.
+	for _, op := range []Op{{Kind: OpDelete, Key: "x", MustExist: true}, {Kind: OpMove, From: "x", Key: "y"}} {
+		if _, err := r.WriteOne(ctx, &Batch{Ops: []Op{op}}); !errors.Is(err, gitstate.ErrKeyNotFound) {
+			t.Errorf("op %d on x: %v, want key_not_found", op.Kind, err)
+		}
+	}
+	if res, err := r.WriteOne(ctx, &Batch{Ops: []Op{{Kind: OpDelete, Key: "x"}}}); err != nil || res.Changed {
+		t.Errorf("delete x: %+v, %v; want no change", res, err)
+	}
+	res, err := r.WriteOne(ctx, &Batch{Ops: []Op{{Kind: OpPut, Key: "x", Value: []byte("back")}},
+		Preconditions: []Precondition{{Key: "x", Absent: true}}})
+	if err != nil {
+		t.Fatalf("put x if absent: %v", err)
+	}
+	if v, err := r.Get(ctx, "x", 0); err != nil || string(v.Data) != "back" || v.Mode != ModeFile || res.Revision != 5 {
+		t.Errorf("x after the put: %+v, %v at revision %d", v, err, res.Revision)
+	}
+	if ri, err := r.Revision(5); err != nil || len(ri.Changes) != 1 || ri.Changes[0].Op != "put" {
+		t.Errorf("revision 5: %+v, %v", ri, err)
+	}
+}

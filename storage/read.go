@@ -184,6 +184,10 @@ func (r *Repo) Get(ctx context.Context, key string, rev int64) (*Value, error) {
 			r.hot.put(key, &e)
 		}
 		r.viewMu.RUnlock()
+		if e.Mode == ModeSubmodule {
+			// Indexed (as older indexes and imports do), yet not a key.
+			return nil, keyNotFound(key)
+		}
 		var err error
 		v := &Value{Key: key, Blob: e.Blob, Mode: e.Mode, Size: e.Size, ModRevision: e.ModRev,
 			Revision: head.Revision, Commit: head.Commit}
@@ -238,14 +242,12 @@ func (r *Repo) getAt(commit Hash, rev int64, key string) (*Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !ok || ent.IsDir() {
+	if !ok || ent.IsDir() || ent.Mode == ModeSubmodule {
 		return nil, keyNotFound(key)
 	}
 	v := &Value{Key: key, Blob: ent.Hash, Mode: ent.Mode, Revision: rev, Commit: commit}
-	if ent.Mode != ModeSubmodule {
-		if v.Data, err = r.readBlob(ent.Hash); err != nil {
-			return nil, err
-		}
+	if v.Data, err = r.readBlob(ent.Hash); err != nil {
+		return nil, err
 	}
 	v.Size = int64(len(v.Data))
 	if rev > 0 {
@@ -317,7 +319,7 @@ func (r *Repo) listIndex(snap *pebble.Snapshot, head Head, o ListOptions) (*List
 	res := &ListResult{Revision: head.Revision, Commit: head.Commit}
 	var ferr error
 	err := scanEntries(snap, r.name, o.Prefix, o.After, func(key string, e IndexEntry) bool {
-		if !listable(key) {
+		if e.Mode == ModeSubmodule || !listable(key) {
 			return true
 		}
 		if len(res.Items) == o.Limit {
@@ -352,7 +354,7 @@ func (r *Repo) listAt(commit Hash, rev int64, o ListOptions) (*ListResult, error
 	res := &ListResult{Revision: rev, Commit: commit}
 	var ferr error
 	err = walkTree(r.readTree, tree, o.Prefix, o.After, func(key string, e TreeEntry) bool {
-		if !listable(key) {
+		if e.Mode == ModeSubmodule || !listable(key) {
 			return true
 		}
 		if len(res.Items) == o.Limit {
@@ -360,15 +362,13 @@ func (r *Repo) listAt(commit Hash, rev int64, o ListOptions) (*ListResult, error
 			return false
 		}
 		it := ListItem{Key: key, Blob: e.Hash, Mode: e.Mode}
-		if e.Mode != ModeSubmodule {
-			var data []byte
-			if data, ferr = r.readBlob(e.Hash); ferr != nil {
-				return false
-			}
-			it.Size = int64(len(data))
-			if o.Values {
-				it.Value = data
-			}
+		var data []byte
+		if data, ferr = r.readBlob(e.Hash); ferr != nil {
+			return false
+		}
+		it.Size = int64(len(data))
+		if o.Values {
+			it.Value = data
 		}
 		if rev > 0 {
 			if it.ModRevision, ferr = r.modRevisionAt(key, rev); ferr != nil {
@@ -388,7 +388,8 @@ func (r *Repo) listAt(commit Hash, rev int64, o ListOptions) (*ListResult, error
 }
 
 // listable reports whether a path of a tree is listed: whether it is a key
-// the API can address. An imported repo may hold paths that are not (a
+// the API can address (a submodule, whatever its path, is not: callers
+// check its mode). An imported repo may hold paths that are not (a
 // backslash, a control character...): they stay in Git, named in the
 // import's report, and out of listings, since no read, write or delete
 // could name them. A path with none of the bytes that can make a key
@@ -408,7 +409,8 @@ func listable(key string) bool {
 
 // Diff returns the keys that differ between the commits from and to (either
 // may be ZeroHash, the empty state), limited to keys starting with prefix,
-// in key order.
+// in key order. Submodules are not keys: they are left out, a value
+// replaced by one reading as deleted (see keyChange).
 func (r *Repo) Diff(ctx context.Context, from, to Hash, prefix string) ([]Change, error) {
 	ft, err := r.commitTree(from)
 	if err != nil {
@@ -420,7 +422,9 @@ func (r *Repo) Diff(ctx context.Context, from, to Hash, prefix string) ([]Change
 	}
 	var out []Change
 	err = diffTrees(r.readTree, ft, tt, prefix, func(c Change) bool {
-		out = append(out, c)
+		if c, ok := keyChange(c); ok {
+			out = append(out, c)
+		}
 		return ctx.Err() == nil
 	})
 	if err == nil {

@@ -430,8 +430,8 @@ func (e *treeEditor) put(key string, h Hash, mode uint32) (bool, error) {
 		}
 		if mode == 0 {
 			mode = cur.Mode
-			if cur.IsDir() {
-				mode = ModeFile
+			if cur.IsDir() || cur.Mode == ModeSubmodule {
+				mode = ModeFile // a value replaces it
 			}
 		}
 		if cur.Hash == h && cur.Mode == mode {
@@ -457,15 +457,15 @@ func keyIsDir(key string) error {
 		"%q holds keys under it, so it cannot hold a value", key).WithKeys(key)
 }
 
-// delete removes key (a value, not a directory). It reports whether it was
-// there.
+// delete removes key (a value, not a directory nor a submodule, which is
+// not a key). It reports whether it was there.
 func (e *treeEditor) delete(key string) (bool, error) {
 	n, name, err := e.dirFor(key, false)
 	if err != nil || n == nil {
 		return false, err
 	}
 	i := n.find(name)
-	if i < 0 || n.entries[i].IsDir() {
+	if i < 0 || n.entries[i].IsDir() || n.entries[i].Mode == ModeSubmodule {
 		return false, nil
 	}
 	n.remove(i)
