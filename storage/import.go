@@ -221,6 +221,12 @@ func (s *Store) Import(ctx context.Context, name string, opts ImportOptions) (*I
 	go func() {
 		defer s.wg.Done()
 		report, err := s.runImport(s.bg, name, tmp, im, opts)
+		if err != nil && s.bg.Err() != nil {
+			// The store's stop cut it short (git killed, a context
+			// canceled...), and runImport removed what it had made:
+			// say so as the clean-up after a crash does.
+			err = errors.New(errImportInterrupted)
+		}
 		im.mu.Lock()
 		im.st.Finished = time.Now().UTC()
 		if err != nil {
@@ -622,8 +628,8 @@ func (r *Repo) inventory() (*ImportReport, error) {
 	return rep, walk(head.Tree, "")
 }
 
-// errImportInterrupted is the error of an import a crash or a stop cut
-// short before its repo was in place.
+// errImportInterrupted is the error of an import a crash cut short before
+// its repo was in place, or a stop before it was done.
 const errImportInterrupted = "interrupted: the server stopped before the import finished; import the repo again"
 
 // removeRepoLeftovers removes what imports and repo creations interrupted

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -718,5 +720,64 @@ func TestImportSubmodulesAreNotKeys(t *testing.T) {
 	}
 	if ri, err := r.Revision(5); err != nil || len(ri.Changes) != 1 || ri.Changes[0].Op != "put" {
 		t.Errorf("revision 5: %+v, %v", ri, err)
+	}
+}
+
+// TestImportStopped checks an import the store's stop cuts short: it
+// fails as interrupted (as after a crash), leaves nothing behind, and says
+// so after the restart too.
+func TestImportStopped(t *testing.T) {
+	// A source that answers nothing until the store stops (git's helper,
+	// which the stop does not kill, would hold the connection for
+	// GitCommand's WaitDelay).
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	stopping := s.bg.Done()
+	hit := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case hit <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-stopping:
+		}
+	}))
+	defer srv.Close()
+	im, err := s.Import(ctx, "stopped", ImportOptions{Source: srv.URL + "/src.git"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hit:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the import never reached the source")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, st ImportStatus) {
+		t.Helper()
+		if st.State != ImportFailed || !strings.HasPrefix(st.Error, "interrupted") || st.Finished.IsZero() {
+			t.Errorf("%s: %+v, want failed, interrupted", when, st)
+		}
+	}
+	check("at the stop", im.Status())
+	left, _ := filepath.Glob(filepath.Join(dir, "repos", "*"))
+	if len(left) != 1 || filepath.Base(left[0]) != DefaultRepo+".git" {
+		t.Errorf("left in repos: %v", left)
+	}
+
+	s = openTestStore(t, dir)
+	defer s.Close()
+	st, err := s.ImportStatus("stopped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("after the restart", st)
+	if got := s.Repos(); !slices.Equal(got, []string{DefaultRepo}) {
+		t.Errorf("repos %v", got)
 	}
 }
