@@ -772,3 +772,58 @@ func TestImportSubmodules(t *testing.T) {
 		t.Errorf("vendor/lib after the put: %q (%d)", v, code)
 	}
 }
+
+// TestImportRollback checks, over HTTP, that a revert and a rollback
+// across an import keep the paths the API cannot address (a path that is
+// not a valid key, a submodule) as they are rather than failing on them.
+func TestImportRollback(t *testing.T) {
+	gs := newGitServer(t)
+	src := filepath.Join(t.TempDir(), "src")
+	gs.mustGit("", "init", "-q", src)
+	writeFile(t, src, "a", "1")
+	gs.mustGit(src, "add", "a")
+	gs.mustGit(src, "commit", "-qm", "a")
+	writeFile(t, src, "b", "1")
+	gs.mustGit(src, "add", "b")
+	blob := strings.TrimSpace(gs.mustGit(src, "hash-object", "-w", filepath.Join(src, "b")))
+	gs.mustGit(src, "update-index", "--add", "--cacheinfo", "100644,"+blob+`,bad\key`)
+	gs.mustGit(src, "update-index", "--add", "--cacheinfo", "160000,1234567890abcdef1234567890abcdef12345678,vendor/lib")
+	gs.mustGit(src, "commit", "-qm", "b, bad\\key and vendor/lib")
+
+	req := wire.CreateRepoRequest{Name: "imp", ImportFrom: "file://" + src}
+	if code := gs.api("root-token", "POST", "/v1/repos", req, nil); code != http.StatusAccepted {
+		t.Fatalf("import: %d", code)
+	}
+	if st := gs.waitImport("imp"); st.State != "done" || st.Report.InvalidKeyCount != 1 {
+		t.Fatalf("import: %+v", st)
+	}
+	// Revision 2 added b and the paths that are not keys.
+	if code := gs.api("alice-token", "POST", "/v1/repos/imp/revert", map[string]any{"revision": 2}, nil); code != 200 {
+		t.Fatalf("revert 2: %d", code)
+	}
+	if _, code := gs.kv("imp", "b"); code != http.StatusNotFound {
+		t.Errorf("b after the revert: %d", code)
+	}
+	if code := gs.api("alice-token", "PUT", "/v1/repos/imp/kv/a", "2", nil); code != 200 {
+		t.Fatalf("put a: %d", code)
+	}
+	if code := gs.api("alice-token", "POST", "/v1/repos/imp/rollback", map[string]any{"to": 1}, nil); code != 200 {
+		t.Fatalf("rollback to 1: %d", code)
+	}
+	if v, code := gs.kv("imp", "a"); code != 200 || v != "1" {
+		t.Errorf("a after the rollback: %q (%d)", v, code)
+	}
+	dir := gs.clone("imp", "alice-token", "--no-checkout")
+	names := strings.Split(gs.mustGit(dir, "ls-tree", "-r", "-z", "--name-only", "HEAD"), "\x00")
+	if !slices.Contains(names, `bad\key`) || !slices.Contains(names, "vendor/lib") || slices.Contains(names, "b") {
+		t.Errorf("paths at head: %q, want bad\\key and vendor/lib kept, b gone", names)
+	}
+}
+
+// kv returns a key's value in repo, as a reader, and the status.
+func (gs *gitServer) kv(repo, key string) (string, int) {
+	gs.t.Helper()
+	var v string
+	code := gs.api("reader-token", "GET", "/v1/repos/"+repo+"/kv/"+key, nil, &v)
+	return v, code
+}

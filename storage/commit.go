@@ -923,8 +923,8 @@ func hasMoves(trailers []Trailer) bool {
 }
 
 // keyChanges turns tree changes into key changes, pairing the deletes and
-// adds that the trailers record as moves. Submodules are not keys (see
-// keyChange).
+// adds that the trailers record as moves. Paths that are not keys are left
+// out (see keyChange).
 func keyChanges(changes []Change, trailers []Trailer) []KeyChange {
 	if !hasMoves(trailers) {
 		// Most commits move nothing: no pairing to do.

@@ -191,15 +191,18 @@ func walkDir(read treeReader, h Hash, dir, prefix, after string, fn func(string,
 	return true, nil
 }
 
-// keyChange returns a tree change as a change of keys, and false when it
-// changes none. A submodule (a commit of another repository) is not a key:
-// a value it replaces reads as deleted, a value that replaces it as added,
-// and a submodule added, changed or removed as nothing. diffTrees itself
-// reports submodules, for the pushes that must refuse them.
+// keyChange returns a tree change as a change of keys, the paths the API
+// can address, and false when it changes none. A submodule (a commit of
+// another repository) is not a key: a value it replaces reads as deleted,
+// a value that replaces it as added, and a submodule added, changed or
+// removed as nothing. Nor is a path that is not a valid key (see listable),
+// which only an import brings: its changes are left out, so that a
+// rollback or a revert keeps it as it is. diffTrees itself reports both,
+// for the pushes that must refuse them.
 func keyChange(c Change) (Change, bool) {
 	from, to := c.From.Mode == ModeSubmodule, c.To.Mode == ModeSubmodule
 	if !from && !to {
-		return c, true
+		return c, listable(c.Key)
 	}
 	if from {
 		c.From, c.Op = TreeEntry{}, Added
@@ -207,5 +210,5 @@ func keyChange(c Change) (Change, bool) {
 	if to {
 		c.To, c.Op = TreeEntry{}, Deleted
 	}
-	return c, !c.From.Hash.IsZero() || !c.To.Hash.IsZero()
+	return c, (!c.From.Hash.IsZero() || !c.To.Hash.IsZero()) && listable(c.Key)
 }

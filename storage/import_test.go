@@ -781,3 +781,68 @@ func TestImportStopped(t *testing.T) {
 		t.Errorf("repos %v", got)
 	}
 }
+
+// TestRevertKeepsUnaddressablePaths checks that a rollback or a revert
+// across an import leaves the paths that are not keys (a submodule, a path
+// that is not a valid key) as they are, and changes the keys as asked.
+func TestRevertKeepsUnaddressablePaths(t *testing.T) {
+	ctx := context.Background()
+	src, _ := oddSource(t)
+	for _, tc := range []struct {
+		name string
+		undo func(r *Repo) (*Result, error)
+		// The keys at head after it.
+		want []string
+	}{
+		{"rollback to revision 1", func(r *Repo) (*Result, error) { return r.Rollback(ctx, 1, "", nil, Batch{}) },
+			[]string{"README", "apps/web/replicas"}},
+		{"rollback to revision 3", func(r *Repo) (*Result, error) { return r.Rollback(ctx, 3, "", nil, Batch{}) },
+			[]string{"README", "apps/api/replicas", "apps/web/replicas"}},
+		// Revision 4 added the odd entries.
+		{"revert", func(r *Repo) (*Result, error) { return r.Revert(ctx, 4, false, Batch{}) },
+			[]string{"README", "apps/api/replicas", "apps/web/replicas", "x"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newTestStore(t)
+			im, err := s.Import(ctx, "odd", ImportOptions{Source: src})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := im.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r, err := s.Repo("odd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ri, err := r.Revision(4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range ri.Changes {
+				if c.Key == `bad\key` || c.Key == "vendor/lib" {
+					t.Errorf("revision 4 changes %s, which is not a key", c.Key)
+				}
+			}
+			put(t, r, "x", "1")
+			if _, err := tc.undo(r); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			l, err := r.List(ctx, ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for _, it := range l.Items {
+				keys = append(keys, it.Key)
+			}
+			if !slices.Equal(keys, tc.want) {
+				t.Errorf("keys %q, want %q", keys, tc.want)
+			}
+			s.Flush()
+			if out := git(t, s.repoDir("odd"), "ls-tree", "main", "vendor/lib", `bad\key`); strings.Count(out, "\n") != 2 {
+				t.Errorf("paths that are not keys lost:\n%s", out)
+			}
+		})
+	}
+}

@@ -409,8 +409,8 @@ func listable(key string) bool {
 
 // Diff returns the keys that differ between the commits from and to (either
 // may be ZeroHash, the empty state), limited to keys starting with prefix,
-// in key order. Submodules are not keys: they are left out, a value
-// replaced by one reading as deleted (see keyChange).
+// in key order. Paths that are not keys (submodules, invalid keys) are left
+// out, a value replaced by a submodule reading as deleted (see keyChange).
 func (r *Repo) Diff(ctx context.Context, from, to Hash, prefix string) ([]Change, error) {
 	ft, err := r.commitTree(from)
 	if err != nil {

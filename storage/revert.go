@@ -9,7 +9,8 @@ import (
 )
 
 // Revert makes a commit on main that undoes revision rev: every key rev
-// changed goes back to its value before rev. Unless force is set, it fails
+// changed goes back to its value before rev (paths that are not keys, which
+// Diff leaves out, stay as they are). Unless force is set, it fails
 // with revert_conflict (naming the keys) when one of those keys has changed
 // since rev. tmpl gives the author, message and trailers.
 //
@@ -164,8 +165,8 @@ func (r *Repo) movesBack(ctx context.Context, moves []move) (map[string]string, 
 
 // Rollback makes a commit on main that sets every key under prefix back to
 // what it was at revision to (keys added since are deleted). Keys outside the
-// prefix, and keys for which keep (when not nil) returns false, keep their
-// current values.
+// prefix, keys for which keep (when not nil) returns false, and paths that
+// are not keys (see Diff) keep their current values.
 //
 // A key b that the rollback would delete, whose value the moves recorded
 // since revision to brought there from a key a (through one move or a
