@@ -6,8 +6,11 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/gitstate/gitstate"
 )
 
 // GitEnv is how GitCommand runs the git CLI.
@@ -123,6 +126,56 @@ func RedactURL(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+// RedactText returns text (git's messages, which quote the URLs they
+// fail on) fit to be stored, shown and logged: every URL in it through
+// RedactURL, and the secrets of src (the password of its user, the values
+// of its query), wherever else they appear (git:// quotes the host it
+// cannot find, user and password included), replaced by REDACTED. Secrets
+// shorter than 4 bytes are not looked for outside URLs.
+func RedactText(text, src string) string {
+	text = urlInText.ReplaceAllStringFunc(text, RedactURL)
+	u, err := url.Parse(src)
+	if err != nil {
+		return text
+	}
+	var secrets []string
+	if u.User != nil {
+		pw, _ := u.User.Password()
+		secrets = append(secrets, pw)
+	}
+	for _, vs := range u.Query() {
+		secrets = append(secrets, vs...)
+	}
+	for _, v := range secrets {
+		if len(v) >= 4 {
+			text = strings.ReplaceAll(text, v, "REDACTED")
+		}
+	}
+	return text
+}
+
+// urlInText matches a URL in a message, up to a space or a quote.
+var urlInText = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.-]*://[^\s'"<>]+`)
+
+// CheckSourceQuery refuses an http(s) URL with a query string or a
+// fragment, as an import source: the source is stored and shown, and a
+// credential in its query (GitLab's ?private_token=...) would leak with
+// it. The message does not quote the URL, lest it carry the credential on.
+func CheckSourceQuery(src string) error {
+	u, err := url.Parse(src)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return gitstate.Errorf(gitstate.KindInvalid, "invalid_source",
+			"source must not have a query string: it is stored and shown as it is; give a credential as user:password@ in the URL, which is kept secret")
+	}
+	if u.Fragment != "" {
+		return gitstate.Errorf(gitstate.KindInvalid, "invalid_source", "source must not have a fragment")
+	}
+	return nil
 }
 
 // ValidateSource checks a Git URL or local path given as an import source

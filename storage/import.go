@@ -178,6 +178,9 @@ func (s *Store) Import(ctx context.Context, name string, opts ImportOptions) (*I
 	if err := ValidateSource(clean); err != nil {
 		return nil, err
 	}
+	if err := CheckSourceQuery(clean); err != nil {
+		return nil, err
+	}
 	if opts.Header == "" {
 		opts.Header = header
 	}
@@ -198,7 +201,7 @@ func (s *Store) Import(ctx context.Context, name string, opts ImportOptions) (*I
 	}
 	s.repos[name] = nil
 	im := &Import{done: make(chan struct{}), st: ImportStatus{
-		Repo: name, Source: clean, Branch: opts.Branch, State: ImportRunning, Phase: "connecting", Started: time.Now().UTC(),
+		Repo: name, Source: RedactURL(clean), Branch: opts.Branch, State: ImportRunning, Phase: "connecting", Started: time.Now().UTC(),
 	}}
 	s.imports[name] = im
 	s.wg.Add(1)
@@ -424,9 +427,9 @@ func remoteHead(ctx context.Context, env GitEnv, src string) (string, error) {
 }
 
 // sourceError turns a failed git command against a source into an error
-// that says why, without credentials.
+// that says why, without credentials (git quotes the URL it fails on).
 func sourceError(src, what string, err error, stderr string) error {
-	msg := lastLines(stderr, 3)
+	msg := RedactText(lastLines(stderr, 3), src)
 	if msg == "" {
 		msg = err.Error()
 	}
