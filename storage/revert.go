@@ -152,11 +152,11 @@ func (r *Repo) movesBack(ctx context.Context, moves []move) (map[string]string, 
 		if dst == nil || dst.Blob != m.entry.Hash || dst.Mode != m.entry.Mode {
 			continue
 		}
-		src, err := r.Lookup(ctx, m.from, 0)
+		free, err := r.pathFree(m.from)
 		if err != nil {
-			return nil, fmt.Errorf("look up %s: %w", m.from, err)
+			return nil, err
 		}
-		if src == nil {
+		if free {
 			out[m.to] = m.from
 		}
 	}
@@ -270,6 +270,11 @@ func (r *Repo) rollbackMoves(changes []Change, to, head int64) (map[string]strin
 		if !ok || a.To.Hash != d.From.Hash || a.To.Mode != d.From.Mode {
 			continue
 		}
+		if free, err := r.pathFree(origin); err != nil {
+			return nil, err
+		} else if !free {
+			continue // a directory now: the put refuses it with key_conflict
+		}
 		if out == nil {
 			out = map[string]string{}
 		}
@@ -311,4 +316,19 @@ func (r *Repo) moveOrigin(key string, since, before int64) (string, error) {
 		}
 		key, before = from, last
 	}
+}
+
+// pathFree reports whether nothing is at key in main's head tree: no
+// value, and no directory or submodule either, which a move there would
+// find in its way (a precondition that the key is absent does not).
+func (r *Repo) pathFree(key string) (bool, error) {
+	tree, err := r.commitTree(r.Head().Commit)
+	if err != nil {
+		return false, err
+	}
+	_, ok, err := lookupPath(r.readTree, tree, key)
+	if err != nil {
+		return false, fmt.Errorf("look up %s: %w", key, err)
+	}
+	return !ok, nil
 }

@@ -156,3 +156,37 @@ func TestRevertMoveConflict(t *testing.T) {
 		t.Fatalf("revert: %v, want revert_conflict on mv/new", err)
 	}
 }
+
+// TestUndoMoveOntoDirectory: undoing a move m→c after m became a directory
+// (m/x was written) is refused as a put of m would be, key_conflict naming
+// m, not as a move that finds something in its way (key_exists, though m
+// is no key).
+func TestUndoMoveOntoDirectory(t *testing.T) {
+	tests := []struct {
+		name string
+		undo func(ctx context.Context, r *Repo) error
+	}{
+		{"revert", func(ctx context.Context, r *Repo) error { _, err := r.Revert(ctx, 2, false, Batch{}); return err }},
+		{"revert with force", func(ctx context.Context, r *Repo) error { _, err := r.Revert(ctx, 2, true, Batch{}); return err }},
+		{"rollback", func(ctx context.Context, r *Repo) error { _, err := r.Rollback(ctx, 1, "", nil, Batch{}); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			r := defaultRepo(t, newTestStore(t))
+			for _, b := range []*Batch{putOp("m", "v"), moveOp("m", "c"), putOp("m/x", "w")} {
+				if _, err := r.WriteOne(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := tt.undo(ctx, r)
+			var ge *gitstate.Error
+			if !errors.As(err, &ge) || ge.Code != "key_conflict" {
+				t.Fatalf("%s: %v, want key_conflict", tt.name, err)
+			}
+			if head := r.Head().Revision; head != 3 {
+				t.Errorf("head %d after a refused %s, want 3", head, tt.name)
+			}
+		})
+	}
+}
