@@ -567,6 +567,37 @@ func TestRequestIDWithoutRoute(t *testing.T) {
 	}
 }
 
+// TestMetricsMethodLabel: a request's method reaches the metrics only as
+// one of the methods the API serves, or OTHER: requests no route serves are
+// measured, before their token is checked, so any other method would add a
+// series per distinct method a client makes up.
+func TestMetricsMethodLabel(t *testing.T) {
+	ts := newTestServer(t)
+	for i := range 20 {
+		for _, target := range []string{"/v1/nope", "/v1/repos/default/kv/a"} {
+			ts.send(t, request{method: "X" + strconv.Itoa(i), target: target, token: noToken})
+		}
+	}
+	r := ts.send(t, request{method: "GET", target: "/metrics", token: noToken})
+	methods := map[string]bool{}
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if !strings.HasPrefix(line, "gitstate_http_request_duration_seconds_count{") {
+			continue
+		}
+		_, rest, _ := strings.Cut(line, `method="`)
+		m, _, _ := strings.Cut(rest, `"`)
+		methods[m] = true
+	}
+	if !methods["OTHER"] {
+		t.Errorf("no OTHER series among the methods %v", methods)
+	}
+	for m := range methods {
+		if strings.HasPrefix(m, "X") {
+			t.Errorf("a series for the made-up method %q", m)
+		}
+	}
+}
+
 func TestOpenRoutes(t *testing.T) {
 	ts := newTestServer(t)
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {

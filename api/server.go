@@ -383,7 +383,7 @@ func (s *Server) serve(rt Route, w http.ResponseWriter, r *http.Request, vars *k
 			}
 		}
 		d := time.Since(start)
-		s.reqDuration.WithLabelValues(rt.Path, r.Method, strconv.Itoa(sw.status)).Observe(d.Seconds())
+		s.reqDuration.WithLabelValues(rt.Path, methodLabel(r.Method), strconv.Itoa(sw.status)).Observe(d.Seconds())
 		if s.log.Enabled(r.Context(), slog.LevelDebug) {
 			s.log.Debug("request", "method", r.Method, "route", rt.Path, "status", sw.status, "took", d, "request_id", id)
 		}
@@ -485,6 +485,19 @@ func refused(r *http.Request, info *reqInfo, err error) {
 	}
 }
 
+// methodLabel is a request's method as a metric label: one of the methods
+// the API serves, else "OTHER", so that a client cannot add series at will
+// (a request no route serves is measured too, and may come before its
+// token is checked).
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodDelete, http.MethodPatch, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
+}
+
 // failed counts err against r's client address when it is a failed
 // authentication.
 func (s *Server) failed(r *http.Request, err error) {
@@ -499,7 +512,10 @@ func (s *Server) audit(r *http.Request, info *reqInfo, status int) {
 	if s.opts.Auditor == nil {
 		return
 	}
-	denied := status == http.StatusUnauthorized || status == http.StatusForbidden
+	// A 429 about a token (its rate, its streams) is a denial too; that of
+	// an address blocked before any token is looked at is quiet (below).
+	denied := status == http.StatusUnauthorized || status == http.StatusForbidden ||
+		(status == http.StatusTooManyRequests && (info.refused != nil || info.principal != nil))
 	if (!isMutating(r.Method) || info.readOnly) && !denied && !info.secretRead {
 		return
 	}

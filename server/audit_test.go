@@ -375,6 +375,21 @@ func TestAuditOfRefusedTokens(t *testing.T) {
 			t.Errorf("PUT %d's audit line: %+v", i, e)
 		}
 	}
+	// Reads past the limit are refusals too, a secret's included.
+	for _, tt := range []struct{ path, action, key string }{
+		{"/v1/repos/default/kv/c/new", "kv.get", "c/new"},
+		{"/v1/repos/default/secrets/db/pw", "secret.get", "db/pw.sops.json"},
+	} {
+		id := "req-busy-" + tt.action
+		if resp, b := ts.do(t, http.MethodGet, tt.path, limited.Secret, nil, "X-Request-Id", id); resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("GET %s: %d %s, want 429", tt.path, resp.StatusCode, b)
+		}
+		e := findAudit(ts.auditLines(t), id)
+		if e == nil || e.Status != http.StatusTooManyRequests || e.Identity != "busy" || e.TokenID != limited.ID ||
+			e.Action != tt.action || len(e.Keys) != 1 || e.Keys[0] != tt.key {
+			t.Errorf("GET %s's audit line: %+v", tt.path, e)
+		}
+	}
 
 	time.Sleep(time.Until(*expired.ExpiresAt) + 10*time.Millisecond)
 	for _, tt := range []struct {
