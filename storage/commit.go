@@ -433,6 +433,19 @@ func (r *Repo) applyBatch(g *groupState, b *Batch) (*Result, error) {
 	if b.ExpectRef != nil && st.commit != *b.ExpectRef {
 		return nil, gitstate.Errorf(gitstate.KindConflict, "ref_changed", "%s moved", ref)
 	}
+	if b.Unchanged != nil {
+		h, err := subtreeOf(g.readTree, st.tree, b.Unchanged.Dir)
+		if err != nil {
+			return nil, err
+		}
+		if h != b.Unchanged.Tree {
+			what := b.Unchanged.Dir
+			if what == "" {
+				what = "the repo"
+			}
+			return nil, gitstate.Errorf(gitstate.KindConflict, "changed_concurrently", "%s changed while the change was being prepared: try again", what)
+		}
+	}
 	if b.RequireRef && st.commit.IsZero() {
 		return nil, gitstate.Errorf(gitstate.KindNotFound, "ref_not_found", "%s does not exist", ref)
 	}
@@ -993,4 +1006,20 @@ func keyChanges(changes []Change, trailers []Trailer) []KeyChange {
 		}
 	}
 	return out
+}
+
+// subtreeOf returns the id of the directory dir ("" for the root) in the
+// tree root, ZeroHash when there is no such directory.
+func subtreeOf(read treeReader, root Hash, dir string) (Hash, error) {
+	if dir == "" {
+		if root == EmptyTreeHash {
+			return ZeroHash, nil
+		}
+		return root, nil
+	}
+	ent, ok, err := lookupPath(read, root, dir)
+	if err != nil || !ok || !ent.IsDir() {
+		return ZeroHash, err
+	}
+	return ent.Hash, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/gitstate/gitstate"
 )
@@ -178,8 +179,23 @@ func (r *Repo) Rollback(ctx context.Context, to int64, prefix string, keep func(
 	if err != nil {
 		return nil, err
 	}
+	// The directory holding every key under prefix: the commit applies
+	// only if it is still what the diff was made from, so that a key a
+	// concurrent write adds under prefix is not left behind.
+	dir := ""
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dir = prefix[:i]
+	}
 	for attempt := 0; ; attempt++ {
 		head := r.Head()
+		headTree, err := r.commitTree(head.Commit)
+		if err != nil {
+			return nil, err
+		}
+		guard, err := subtreeOf(r.readTree, headTree, dir)
+		if err != nil {
+			return nil, err
+		}
 		changes, err := r.Diff(ctx, head.Commit, target, prefix)
 		if err != nil {
 			return nil, err
@@ -210,6 +226,7 @@ func (r *Repo) Rollback(ctx context.Context, to int64, prefix string, keep func(
 			}
 		}
 		b.Ops, b.Preconditions = nil, nil
+		b.Unchanged = &TreeGuard{Dir: dir, Tree: guard}
 		for _, ch := range changes {
 			switch {
 			case restored[ch.Key]:
@@ -231,9 +248,9 @@ func (r *Repo) Rollback(ctx context.Context, to int64, prefix string, keep func(
 			}
 		}
 		res, err := r.WriteOne(ctx, &b)
-		// The preconditions only guard against a concurrent write between
-		// the diff and the commit: diff again and retry.
-		if errors.Is(err, gitstate.ErrPreconditionFailed) && attempt < 5 {
+		// A concurrent write between the diff and the commit: diff again
+		// and retry.
+		if attempt < maxRollbackAttempts && (errors.Is(err, gitstate.ErrPreconditionFailed) || isCode(err, "changed_concurrently")) {
 			continue
 		}
 		return res, err
@@ -331,4 +348,14 @@ func (r *Repo) pathFree(key string) (bool, error) {
 		return false, fmt.Errorf("look up %s: %w", key, err)
 	}
 	return !ok, nil
+}
+
+// maxRollbackAttempts bounds the retries of a rollback whose prefix keeps
+// changing between its diff and its commit.
+const maxRollbackAttempts = 10
+
+// isCode reports whether err is a gitstate error with code.
+func isCode(err error, code string) bool {
+	var ge *gitstate.Error
+	return errors.As(err, &ge) && ge.Code == code
 }

@@ -3,7 +3,9 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/gitstate/gitstate"
@@ -188,5 +190,85 @@ func TestUndoMoveOntoDirectory(t *testing.T) {
 				t.Errorf("head %d after a refused %s, want 3", head, tt.name)
 			}
 		})
+	}
+}
+
+// TestRollbackUnderConcurrentWrite: a key written under the prefix after
+// a rollback's diff and before its commit is not left behind: the commit
+// finds the prefix changed, and the rollback diffs again. The write is made
+// from the keep filter, which the rollback calls between the two.
+func TestRollbackUnderConcurrentWrite(t *testing.T) {
+	ctx := context.Background()
+	r := defaultRepo(t, newTestStore(t))
+	for _, b := range []*Batch{putOp("hot/base", "v"), putOp("hot/two", "w"), putOp("cold/k", "c")} {
+		if _, err := r.WriteOne(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, prefix, key string
+	}{
+		{"a new key under the prefix", "hot/", "hot/new"},
+		{"a new directory under the prefix", "hot/", "hot/sub/new"},
+		{"a new key beside a prefix that is no directory", "hot/t", "hot/tt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var once sync.Once
+			keep := func(string) bool {
+				once.Do(func() {
+					if _, err := r.WriteOne(ctx, putOp(tt.key, "x")); err != nil {
+						t.Error(err)
+					}
+				})
+				return true
+			}
+			res, err := r.Rollback(ctx, 1, tt.prefix, keep, Batch{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.ListAt(ctx, res.Commit, ListOptions{Prefix: tt.prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := r.List(ctx, ListOptions{Prefix: tt.prefix, Revision: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Items) != len(want.Items) {
+				t.Errorf("at the rollback's revision %d, %s holds %d keys, want %d (as at revision 1)", res.Revision, tt.prefix, len(got.Items), len(want.Items))
+			}
+			if v, err := r.GetAt(ctx, res.Commit, "cold/k"); err != nil || string(v.Data) != "c" {
+				t.Errorf("cold/k, outside the prefix: %v, %v", v, err)
+			}
+		})
+	}
+}
+
+// TestRollbackGivesUp: a rollback whose prefix changes before every commit
+// fails with changed_concurrently after its retries, having changed
+// nothing itself.
+func TestRollbackGivesUp(t *testing.T) {
+	ctx := context.Background()
+	r := defaultRepo(t, newTestStore(t))
+	for _, b := range []*Batch{putOp("hot/base", "v"), putOp("hot/two", "w")} {
+		if _, err := r.WriteOne(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writes := 0
+	keep := func(string) bool {
+		writes++
+		if _, err := r.WriteOne(ctx, putOp(fmt.Sprintf("hot/new%d", writes), "x")); err != nil {
+			t.Error(err)
+		}
+		return true
+	}
+	_, err := r.Rollback(ctx, 1, "hot/", keep, Batch{})
+	if !isCode(err, "changed_concurrently") {
+		t.Fatalf("rollback: %v, want changed_concurrently", err)
+	}
+	if head := r.Head().Revision; head != int64(2+writes) {
+		t.Errorf("head %d after %d writes and a failed rollback, want %d", head, writes, 2+writes)
 	}
 }

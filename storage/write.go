@@ -52,6 +52,14 @@ type Precondition struct {
 	Exists bool
 }
 
+// TreeGuard names the tree a directory must be (see Batch.Unchanged).
+type TreeGuard struct {
+	// Dir is the directory ("" for the root), without a trailing slash.
+	Dir string
+	// Tree is its tree id, ZeroHash when there was no such directory.
+	Tree Hash
+}
+
 // Merge makes a batch a key-level merge: the changes between the commits
 // Base and Source are applied on top of the batch's ref, and the new commit
 // has Source as its second parent. A key changed both by Source (since Base)
@@ -83,6 +91,13 @@ type Batch struct {
 	// PrepareAdvance) instead of making a commit; Advance.Old is the
 	// compare-and-swap. Ops must be empty.
 	Advance *Advance
+	// Unchanged, when set, fails the batch with changed_concurrently
+	// unless a directory of the ref's tree is still the tree it was when
+	// the batch was prepared: a batch made from a diff of that directory
+	// (a rollback) then applies to exactly what it was made from, new
+	// keys included, which preconditions on the keys it names cannot
+	// guard.
+	Unchanged *TreeGuard
 
 	Ops           []Op
 	Preconditions []Precondition
