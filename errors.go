@@ -137,18 +137,21 @@ func KindOf(err error) Kind {
 
 // Sentinels for matching with errors.Is. Each is matched by its Code.
 var (
-	ErrInvalidKey         = &Error{Kind: KindInvalid, Code: "invalid_key"}
-	ErrInvalidRepoName    = &Error{Kind: KindInvalid, Code: "invalid_repo_name"}
-	ErrInvalidRevision    = &Error{Kind: KindInvalid, Code: "invalid_revision"}
-	ErrInvalidRequest     = &Error{Kind: KindInvalid, Code: "invalid_request"}
-	ErrReservedKey        = &Error{Kind: KindForbidden, Code: "reserved_key"}
-	ErrRepoNotFound       = &Error{Kind: KindNotFound, Code: "repo_not_found"}
-	ErrKeyNotFound        = &Error{Kind: KindNotFound, Code: "key_not_found"}
-	ErrRevisionNotFound   = &Error{Kind: KindNotFound, Code: "revision_not_found"}
-	ErrRepoExists         = &Error{Kind: KindConflict, Code: "repo_exists"}
-	ErrKeyConflict        = &Error{Kind: KindConflict, Code: "key_conflict"}
-	ErrChangedSinceBase   = &Error{Kind: KindConflict, Code: "changed_since_base"}
-	ErrPreconditionFailed = &Error{Kind: KindPrecondition, Code: "precondition_failed"}
-	ErrValueTooLarge      = &Error{Kind: KindTooLarge, Code: "value_too_large"}
-	ErrUnavailable        = &Error{Kind: KindUnavailable, Code: "unavailable"}
+	ErrInvalidKey       = &Error{Kind: KindInvalid, Code: "invalid_key"}
+	ErrInvalidRepoName  = &Error{Kind: KindInvalid, Code: "invalid_repo_name"}
+	ErrInvalidRevision  = &Error{Kind: KindInvalid, Code: "invalid_revision"}
+	ErrInvalidRequest   = &Error{Kind: KindInvalid, Code: "invalid_request"}
+	ErrReservedKey      = &Error{Kind: KindForbidden, Code: "reserved_key"}
+	ErrRepoNotFound     = &Error{Kind: KindNotFound, Code: "repo_not_found"}
+	ErrKeyNotFound      = &Error{Kind: KindNotFound, Code: "key_not_found"}
+	ErrRevisionNotFound = &Error{Kind: KindNotFound, Code: "revision_not_found"}
+	ErrRepoExists       = &Error{Kind: KindConflict, Code: "repo_exists"}
+	ErrKeyConflict      = &Error{Kind: KindConflict, Code: "key_conflict"}
+	ErrChangedSinceBase = &Error{Kind: KindConflict, Code: "changed_since_base"}
+	// ErrChangedConcurrently: what a change was prepared from changed
+	// before it could apply (see storage.Batch.Unchanged).
+	ErrChangedConcurrently = &Error{Kind: KindConflict, Code: "changed_concurrently"}
+	ErrPreconditionFailed  = &Error{Kind: KindPrecondition, Code: "precondition_failed"}
+	ErrValueTooLarge       = &Error{Kind: KindTooLarge, Code: "value_too_large"}
+	ErrUnavailable         = &Error{Kind: KindUnavailable, Code: "unavailable"}
 )

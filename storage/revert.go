@@ -250,7 +250,7 @@ func (r *Repo) Rollback(ctx context.Context, to int64, prefix string, keep func(
 		res, err := r.WriteOne(ctx, &b)
 		// A concurrent write between the diff and the commit: diff again
 		// and retry.
-		if attempt < maxRollbackAttempts && (errors.Is(err, gitstate.ErrPreconditionFailed) || isCode(err, "changed_concurrently")) {
+		if attempt < maxRollbackAttempts && (errors.Is(err, gitstate.ErrPreconditionFailed) || errors.Is(err, gitstate.ErrChangedConcurrently)) {
 			continue
 		}
 		return res, err
@@ -353,9 +353,3 @@ func (r *Repo) pathFree(key string) (bool, error) {
 // maxRollbackAttempts bounds the retries of a rollback whose prefix keeps
 // changing between its diff and its commit.
 const maxRollbackAttempts = 10
-
-// isCode reports whether err is a gitstate error with code.
-func isCode(err error, code string) bool {
-	var ge *gitstate.Error
-	return errors.As(err, &ge) && ge.Code == code
-}

@@ -265,7 +265,7 @@ func TestRollbackGivesUp(t *testing.T) {
 		return true
 	}
 	_, err := r.Rollback(ctx, 1, "hot/", keep, Batch{})
-	if !isCode(err, "changed_concurrently") {
+	if !errors.Is(err, gitstate.ErrChangedConcurrently) {
 		t.Fatalf("rollback: %v, want changed_concurrently", err)
 	}
 	if head := r.Head().Revision; head != int64(2+writes) {
