@@ -639,6 +639,17 @@ func TestGitPushStale(t *testing.T) {
 	}
 }
 
+// importRepo starts an import of source as repo (it must be accepted) and
+// returns its status once it ends.
+func (gs *gitServer) importRepo(repo, source string) wire.ImportStatus {
+	gs.t.Helper()
+	req := wire.CreateRepoRequest{Name: repo, ImportFrom: source}
+	if code := gs.api("root-token", "POST", "/v1/repos", req, nil); code != http.StatusAccepted {
+		gs.t.Fatalf("import of %s: %d", source, code)
+	}
+	return gs.waitImport(repo)
+}
+
 // waitImport polls an import's status until it ends.
 func (gs *gitServer) waitImport(repo string) wire.ImportStatus {
 	gs.t.Helper()
@@ -703,10 +714,7 @@ func TestImportAPI(t *testing.T) {
 	if code := gs.api("alice-token", "POST", "/v1/repos", wire.CreateRepoRequest{Name: "x", ImportFrom: "/nowhere"}, nil); code != http.StatusForbidden {
 		t.Errorf("import without admin: %d", code)
 	}
-	if code := gs.api("root-token", "POST", "/v1/repos", wire.CreateRepoRequest{Name: "gone", ImportFrom: filepath.Join(t.TempDir(), "none")}, nil); code != http.StatusAccepted {
-		t.Fatalf("import of nothing: %d", code)
-	}
-	if st := gs.waitImport("gone"); st.State != "failed" || st.Error == "" {
+	if st := gs.importRepo("gone", filepath.Join(t.TempDir(), "none")); st.State != "failed" || st.Error == "" {
 		t.Errorf("import of nothing: %+v", st)
 	}
 	if code := gs.api("reader-token", "GET", "/v1/repos/gone", nil, nil); code != http.StatusNotFound {
@@ -734,11 +742,7 @@ func TestImportSubmodules(t *testing.T) {
 	gs.mustGit(src, "update-index", "--add", "--cacheinfo", "160000,"+first+",vendor/own")
 	gs.mustGit(src, "commit", "-qm", "vendor/own")
 
-	req := wire.CreateRepoRequest{Name: "subs", ImportFrom: "file://" + src}
-	if code := gs.api("root-token", "POST", "/v1/repos", req, nil); code != http.StatusAccepted {
-		t.Fatalf("import: %d", code)
-	}
-	if st := gs.waitImport("subs"); st.State != "done" || st.Report.SubmoduleCount != 2 {
+	if st := gs.importRepo("subs", "file://"+src); st.State != "done" || st.Report.SubmoduleCount != 2 {
 		t.Fatalf("import: %+v", st)
 	}
 	for _, key := range []string{"vendor/lib", "vendor/own"} {
@@ -790,11 +794,7 @@ func TestImportRollback(t *testing.T) {
 	gs.mustGit(src, "update-index", "--add", "--cacheinfo", "160000,1234567890abcdef1234567890abcdef12345678,vendor/lib")
 	gs.mustGit(src, "commit", "-qm", "b, bad\\key and vendor/lib")
 
-	req := wire.CreateRepoRequest{Name: "imp", ImportFrom: "file://" + src}
-	if code := gs.api("root-token", "POST", "/v1/repos", req, nil); code != http.StatusAccepted {
-		t.Fatalf("import: %d", code)
-	}
-	if st := gs.waitImport("imp"); st.State != "done" || st.Report.InvalidKeyCount != 1 {
+	if st := gs.importRepo("imp", "file://"+src); st.State != "done" || st.Report.InvalidKeyCount != 1 {
 		t.Fatalf("import: %+v", st)
 	}
 	// Revision 2 added b and the paths that are not keys.
