@@ -83,16 +83,20 @@ func visibleKeys(keys []string, see func(string) bool) []string {
 	return out
 }
 
-// conflictFor returns err as the caller p is told it: a merge_conflict
-// names, in its keys and its message, only the keys p may read, as the
-// transaction's description does (the others are said to exist, no
-// more). Other errors are err.
-func conflictFor(err error, p *Principal) error {
-	see := seeFor(p)
+// conflictFor returns err as r's caller is told it: a merge_conflict
+// names, in its keys and its message, only the keys the caller may read,
+// as the transaction's description does (the others are said to exist, no
+// more). The request's audit line, which only an administrator reads,
+// still names them all. Other errors are err.
+func conflictFor(r *http.Request, err error) error {
+	see := seeFor(PrincipalOf(r))
 	ge, ok := errors.AsType[*gitstate.Error](err)
 	cs, isConflict := errors.AsType[storage.MergeConflicts](err)
 	if see == nil || !ok || ge.Code != "merge_conflict" || !isConflict {
 		return err
+	}
+	if info := infoOf(r); info != nil && len(info.keys) == 0 {
+		info.keys = ge.Keys
 	}
 	c := *ge
 	c.Message, c.Keys = cs.Describe(see)
@@ -223,7 +227,7 @@ func (s *Server) commitTxn(w http.ResponseWriter, r *http.Request) {
 	a.Email = s.author(r).Email
 	_, res, err := m.Commit(r.Context(), repo, id, a)
 	if err != nil {
-		s.writeError(w, r, conflictFor(err, PrincipalOf(r)))
+		s.writeError(w, r, conflictFor(r, err))
 		return
 	}
 	made(r, res)
@@ -239,7 +243,7 @@ func (s *Server) rebaseTxn(w http.ResponseWriter, r *http.Request) {
 	a := actorOf(r)
 	a.Email = s.author(r).Email
 	if _, err := m.Rebase(r.Context(), repo, id, a); err != nil {
-		s.writeError(w, r, conflictFor(err, PrincipalOf(r)))
+		s.writeError(w, r, conflictFor(r, err))
 		return
 	}
 	s.getTxn(w, r)

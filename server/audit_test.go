@@ -3,11 +3,13 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -452,5 +454,32 @@ func TestBlockedAddressIsNotAudited(t *testing.T) {
 	}
 	if n := ts.auditedActions(t, "kv.put", http.StatusTooManyRequests); n != 0 {
 		t.Errorf("%d 429s of a blocked address audited, want none", n)
+	}
+}
+
+// TestAuditOfHiddenConflicts: a prefix-limited token's refused transaction
+// commit is told only the conflicting keys it may read, but its audit line
+// (which only an administrator reads) names every one.
+func TestAuditOfHiddenConflicts(t *testing.T) {
+	ts := startServer(t)
+	lim := ts.createToken(t, wire.CreateTokenRequest{Name: "lim", Scopes: []string{"read", "write", "txn"}, Prefixes: []string{"app/"}})
+	var tx wire.Txn
+	if err := json.Unmarshal(ts.mustDo(t, http.StatusCreated, http.MethodPost, "/v1/repos/default/txns", lim.Secret, []byte(`{}`)), &tx); err != nil {
+		t.Fatal(err)
+	}
+	tp := "/v1/repos/default/txns/" + tx.ID
+	ts.mustDo(t, http.StatusOK, http.MethodPut, tp+"/kv/app/x", lim.Secret, []byte("1"))
+	// An administrator may write in anyone's transaction.
+	ts.mustDo(t, http.StatusOK, http.MethodPut, tp+"/kv/secret/y", ts.admin, []byte("1"))
+	ts.mustDo(t, http.StatusOK, http.MethodPut, "/v1/repos/default/kv/app/x", ts.admin, []byte("main"))
+	ts.mustDo(t, http.StatusOK, http.MethodPut, "/v1/repos/default/kv/secret/y", ts.admin, []byte("main"))
+
+	resp, b := ts.do(t, http.MethodPost, tp+"/commit", lim.Secret, nil, "X-Request-Id", "req-hidden-conflict")
+	if resp.StatusCode != http.StatusConflict || strings.Contains(string(b), "secret/y") {
+		t.Fatalf("the limited token's commit: %d %s, want a 409 that does not name secret/y", resp.StatusCode, b)
+	}
+	e := findAudit(ts.auditLines(t), "req-hidden-conflict")
+	if e == nil || e.Status != http.StatusConflict || !slices.Equal(e.Keys, []string{"app/x", "secret/y"}) {
+		t.Errorf("its audit line: %+v, want both conflicting keys", e)
 	}
 }
